@@ -1,0 +1,60 @@
+/* Shared pieces of the akidb-embed subcommands. */
+#ifndef AKE_CLI_CLI_H
+#define AKE_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+#define AKE_VERSION "0.1.0"
+#define AKE_DEFAULT_MODEL "models/all-MiniLM-L6-v2"
+
+/* Subcommands: each takes argv after the subcommand name (argv[0] = name) and returns the exit code. */
+int ake_cmd_embed(int argc, char **argv);
+int ake_cmd_tokenize(int argc, char **argv);
+int ake_cmd_synth(int argc, char **argv);
+int ake_cmd_bench(int argc, char **argv);
+
+/* Parses a positive int flag value; prints an error naming the flag and returns false if bad. */
+bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, int32_t *out);
+
+/* Where texts come from: one per line, raw (plain) or as JSON string literals (jsonl,
+ * which can carry newlines and any code point, U+0000 included). */
+typedef struct {
+    FILE *f;
+    bool jsonl;
+    char *line;      /* owned getline buffer */
+    size_t line_cap;
+    char *text;      /* owned decoded text (jsonl) */
+    size_t text_cap;
+    int64_t line_no; /* 1-based number of the line last read */
+} ake_text_reader;
+
+/* Reads the next text. Returns 1 and sets *text and *len (valid until the next call) on
+ * success, 0 at end of input, -1 on a malformed jsonl line (message in err). */
+int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, char *err, size_t errlen);
+void ake_text_reader_release(ake_text_reader *r);
+
+/* A loaded model folder with its tokenizer, and the sequence limit they agree on. */
+typedef struct {
+    ake_model *model;        /* owned */
+    ake_tokenizer *tok;      /* owned */
+    int32_t max_seq_tokens;  /* sentence_bert_config max_seq_length, else the tokenizer's truncation
+                                length, else max_position_embeddings; never above max_position */
+} ake_pipeline;
+
+/* Loads model + tokenizer from dir; on failure prints nothing and fills err. */
+ake_status ake_pipeline_load(const char *dir, ake_pipeline *p, char *err, size_t errlen);
+void ake_pipeline_release(ake_pipeline *p);
+
+/* Writes a JSON array of floats, each printed round-trip exact (%.9g), then '\n'. */
+void ake_write_float_array(FILE *f, const float *v, int32_t n);
+
+/* Prints "akidb-embed <cmd>: <message>" to stderr. */
+void ake_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

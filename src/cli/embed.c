@@ -1,0 +1,210 @@
+/* `akidb-embed embed` and `akidb-embed tokenize`: texts in, one JSON array per text out. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *model_dir, *input, *output, *device;
+    bool jsonl;
+    int32_t batch_size, threads, max_tokens; /* max_tokens: -1 = the model's limit, 0 = none */
+} io_opts;
+
+static const char embed_help[] =
+    "usage: akidb-embed embed [options] < texts\n"
+    "  Embeds each input text and prints one JSON array of floats per text, in input order.\n"
+    "  Texts longer than the model's max sequence length are truncated (as sentence-transformers does).\n"
+    "  --model DIR       model folder (default " AKE_DEFAULT_MODEL ")\n"
+    "  --input FILE      read texts from FILE (default stdin); one text per line, empty lines included\n"
+    "  --output FILE     write vectors to FILE (default stdout)\n"
+    "  --jsonl           each input line is a JSON string literal (texts with newlines, any code point)\n"
+    "  --batch-size N    sequences per engine call (default 32)\n"
+    "  --threads N       CPU threads (default: all cores)\n"
+    "  --device D        cpu (default)\n"
+    "Invalid UTF-8 in a text is an error: the command stops with a message naming the line.\n";
+
+static const char tokenize_help[] =
+    "usage: akidb-embed tokenize [options] < texts\n"
+    "  Prints the token ids of each text ([CLS] ... [SEP]) as one JSON array per text.\n"
+    "  --model DIR       model folder (default " AKE_DEFAULT_MODEL ")\n"
+    "  --input FILE      read texts from FILE (default stdin); one text per line, empty lines included\n"
+    "  --output FILE     write ids to FILE (default stdout)\n"
+    "  --jsonl           each input line is a JSON string literal\n"
+    "  --max-tokens N    truncate to N tokens incl. [CLS]/[SEP]; 0 = no truncation\n"
+    "                    (default: the model's max sequence length)\n";
+
+/* Parses the shared flags; returns -1 to go on, else the exit code. */
+static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const char *help) {
+    enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_HELP };
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
+        {"output", required_argument, 0, O_OUTPUT},   {"jsonl", no_argument, 0, O_JSONL},
+        {"batch-size", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
+        {"max-tokens", required_argument, 0, O_MAXTOK}, {"device", required_argument, 0, O_DEVICE},
+        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
+    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1};
+    bool is_embed = !strcmp(cmd, "embed");
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: o->model_dir = optarg; break;
+        case O_INPUT: o->input = optarg; break;
+        case O_OUTPUT: o->output = optarg; break;
+        case O_JSONL: o->jsonl = true; break;
+        case O_BATCH:
+            if (!is_embed || !ake_cli_parse_int("--batch-size", optarg, 1, 4096, &o->batch_size)) return 2;
+            break;
+        case O_THREADS:
+            if (!is_embed || !ake_cli_parse_int("--threads", optarg, 1, 1024, &o->threads)) return 2;
+            break;
+        case O_DEVICE:
+            if (!is_embed) return 2;
+            o->device = optarg;
+            break;
+        case O_MAXTOK:
+            if (is_embed || !ake_cli_parse_int("--max-tokens", optarg, 0, 1 << 30, &o->max_tokens)) return 2;
+            break;
+        case O_HELP: fputs(help, stdout); return 0;
+        default: fputs(help, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        ake_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+typedef struct {
+    ake_text_reader in;
+    FILE *out;
+    ake_pipeline p;
+} io_ctx;
+
+static int open_io(const char *cmd, const io_opts *o, io_ctx *io) {
+    char err[512];
+    memset(io, 0, sizeof *io);
+    io->in.jsonl = o->jsonl;
+    io->in.f = o->input ? fopen(o->input, "rb") : stdin;
+    if (!io->in.f) {
+        ake_cli_error(cmd, "cannot open input file '%s'", o->input);
+        return 1;
+    }
+    if (ake_pipeline_load(o->model_dir, &io->p, err, sizeof err) != AKE_OK) {
+        ake_cli_error(cmd, "%s", err);
+        return 1;
+    }
+    io->out = o->output ? fopen(o->output, "wb") : stdout;
+    if (!io->out) {
+        ake_cli_error(cmd, "cannot open output file '%s'", o->output);
+        return 1;
+    }
+    return 0;
+}
+
+static int close_io(const char *cmd, io_ctx *io, int rc) {
+    if (io->in.f && io->in.f != stdin) fclose(io->in.f);
+    ake_text_reader_release(&io->in);
+    if (io->out && (fflush(io->out) != 0 || ferror(io->out)) && rc == 0) {
+        ake_cli_error(cmd, "error writing output");
+        rc = 1;
+    }
+    if (io->out && io->out != stdout) fclose(io->out);
+    ake_pipeline_release(&io->p);
+    return rc;
+}
+
+/* Reads the next text and tokenizes it into toks: 1 on success, 0 at end of input,
+ * -1 on bad input (already reported on stderr). */
+static int next_tokens(const char *cmd, io_ctx *io, int32_t max_tokens, ake_tokens *toks) {
+    char err[512];
+    const char *text;
+    size_t len;
+    int r = ake_text_reader_next(&io->in, &text, &len, err, sizeof err);
+    if (r < 0) {
+        ake_cli_error(cmd, "input line %lld: %s", (long long)io->in.line_no, err);
+        return -1;
+    }
+    if (r == 0) return 0;
+    if (ake_tokenizer_encode(io->p.tok, text, len, max_tokens, AKE_TRUNCATE_RIGHT, toks, err, sizeof err) != AKE_OK) {
+        ake_cli_error(cmd, "input line %lld: %s", (long long)io->in.line_no, err);
+        return -1;
+    }
+    return 1;
+}
+
+int ake_cmd_tokenize(int argc, char **argv) {
+    io_opts o;
+    io_ctx io;
+    int rc = parse_io("tokenize", argc, argv, &o, tokenize_help);
+    if (rc >= 0) return rc;
+    rc = open_io("tokenize", &o, &io);
+    if (rc) return close_io("tokenize", &io, rc);
+    int32_t max_tokens = o.max_tokens < 0 ? io.p.max_seq_tokens : o.max_tokens;
+    ake_tokens toks = {0};
+    int r;
+    while ((r = next_tokens("tokenize", &io, max_tokens, &toks)) == 1) {
+        fputc('[', io.out);
+        for (int32_t i = 0; i < toks.n; i++) fprintf(io.out, i ? ",%d" : "%d", toks.ids[i]);
+        fputs("]\n", io.out);
+    }
+    ake_tokens_release(&toks);
+    return close_io("tokenize", &io, r < 0 ? 1 : 0);
+}
+
+int ake_cmd_embed(int argc, char **argv) {
+    io_opts o;
+    io_ctx io;
+    char err[512];
+    int rc = parse_io("embed", argc, argv, &o, embed_help);
+    if (rc >= 0) return rc;
+    rc = open_io("embed", &o, &io);
+    if (rc) return close_io("embed", &io, rc);
+
+    const int32_t B = o.batch_size, S = io.p.max_seq_tokens, d = io.p.model->cfg.hidden;
+    ake_engine_opts eo = {.device = o.device, .max_tokens = B * S, .max_batch = B, .threads = o.threads};
+    ake_engine *engine = NULL;
+    int32_t *ids = malloc((size_t)B * S * sizeof *ids);      /* [B*S] packed batch */
+    int32_t *cu = malloc(((size_t)B + 1) * sizeof *cu);     /* [B+1] */
+    float *vecs = malloc((size_t)B * d * sizeof *vecs);      /* [B, d] */
+    ake_tokens toks = {0};
+    if (!ids || !cu || !vecs) {
+        ake_cli_error("embed", "out of memory");
+        rc = 1;
+        goto done;
+    }
+    if (ake_engine_create(io.p.model, &eo, &engine, err, sizeof err) != AKE_OK) {
+        ake_cli_error("embed", "%s", err);
+        rc = 1;
+        goto done;
+    }
+    /* Texts are read, packed B at a time and embedded; a batch is flushed before the next text is read. */
+    for (bool eof = false; !eof;) {
+        int32_t n = 0;
+        cu[0] = 0;
+        while (n < B) {
+            int r = next_tokens("embed", &io, S, &toks);
+            if (r < 0) { rc = 1; goto done; }
+            if (r == 0) { eof = true; break; }
+            memcpy(ids + cu[n], toks.ids, (size_t)toks.n * sizeof *ids);
+            cu[n + 1] = cu[n] + toks.n;
+            n++;
+        }
+        if (n == 0) break;
+        if (ake_engine_embed(engine, ids, cu, n, vecs, err, sizeof err) != AKE_OK) {
+            ake_cli_error("embed", "%s", err);
+            rc = 1;
+            goto done;
+        }
+        for (int32_t i = 0; i < n; i++) ake_write_float_array(io.out, vecs + (size_t)i * d, d);
+    }
+done:
+    ake_tokens_release(&toks);
+    ake_engine_free(engine);
+    free(ids);
+    free(cu);
+    free(vecs);
+    return close_io("embed", &io, rc);
+}

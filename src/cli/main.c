@@ -1,0 +1,35 @@
+/* akidb-embed: one binary, one subcommand per file in src/cli/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "akidb-embed " AKE_VERSION " — BERT-family sentence embeddings on the CPU\n"
+    "\n"
+    "usage: akidb-embed <command> [options]   (akidb-embed <command> --help for its options)\n"
+    "\n"
+    "commands:\n"
+    "  embed      embed texts (one per line, or JSON string literals with --jsonl) to JSON arrays\n"
+    "  tokenize   print the token ids of each text as a JSON array\n"
+    "  bench      time the engine alone over a (batch x seq) grid\n"
+    "  synth      write a random-weight model folder of a known architecture\n"
+    "  version    print the version\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "embed")) return ake_cmd_embed(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return ake_cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return ake_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "synth")) return ake_cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        puts("akidb-embed " AKE_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "akidb-embed: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
+}
