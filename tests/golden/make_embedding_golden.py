@@ -7,7 +7,7 @@ HF_HUB_OFFLINE=1); CI never runs this, it reads what this wrote:
   tests/golden/embeddings_all-MiniLM-L6-v2.jsonl      one line per text:
       {"text": str, "n_tokens": int, "embedding": [384 floats]}
       n_tokens: token count after truncation to max_seq_length, [CLS] and [SEP] included,
-      as model.tokenize() gives it (what encode() feeds the model).
+      as model.preprocess() gives it (what encode() feeds the model).
       embedding: float32 values printed with 9 significant digits (round-trips float32).
   tests/golden/embeddings_all-MiniLM-L6-v2.meta.json  versions, settings, counts.
 
@@ -234,11 +234,11 @@ def _random_words(seed, n_words):
 
 def _long_texts():
     out = []
-    # Exactly at and around the 256-token limit: "hello" is one token.
-    out += ["hello " * 254, "hello " * 255, ("hello " * 256).rstrip(), "hello " * 400]
     # Random prose of growing length, up to several thousand characters.
     for k, n in enumerate([260, 300, 400, 550, 700, 900, 1200, 1500]):
         out.append(_random_words(1000 + k, n))
+    # Exactly at and around the 256-token limit: "hello" is one token.
+    out[1:1] = ["hello " * 254, "hello " * 255, ("hello " * 256).rstrip(), "hello " * 400]
     # All the paragraphs together, and joined with newlines.
     out.append(" ".join(PARAGRAPHS))
     out.append("\n".join(PARAGRAPHS[::-1]))
@@ -259,7 +259,7 @@ def _long_texts():
 
 def _medium_texts():
     out = []
-    for k, n in enumerate([20, 35, 50, 75, 100, 130, 160, 190, 220]):
+    for k, n in enumerate([140, 30, 100, 60, 170, 45, 120, 80, 155, 70, 110, 90, 185, 130]):
         out.append(_random_words(2000 + k, n))
     return out
 
@@ -268,11 +268,11 @@ CATEGORIES = [
     ("words", WORDS),
     ("sentences", SENTENCES),
     ("long", _long_texts()),
+    ("medium", _medium_texts()),
     ("phrases", PHRASES),
     ("paragraphs", PARAGRAPHS),
     ("edge", EDGE),
     ("cjk", CJK),
-    ("medium", _medium_texts()),
     ("punct", PUNCT),
     ("accents", ACCENTS),
     ("code", CODE),
@@ -322,7 +322,9 @@ def main():
     dim = None
     with open(jsonl, "w", encoding="utf-8", newline="\n") as f:
         for i, text in enumerate(texts):
-            feats = model.tokenize([text])
+            # preprocess() is what encode() feeds the model (tokenize() in sentence-transformers < 6).
+            prep = getattr(model, "preprocess", None) or model.tokenize
+            feats = prep([text])
             n_tokens = int(feats["attention_mask"][0].sum())
             assert n_tokens == feats["input_ids"].shape[1]
             emb = model.encode([text], batch_size=1, convert_to_numpy=True,
@@ -346,7 +348,7 @@ def main():
         "dimension": dim,
         "count": len(texts),
         "count_truncated_at_max_seq_length": n_trunc,
-        "n_tokens": "len(model.tokenize([text])['input_ids'][0]): after truncation, "
+        "n_tokens": "len(model.preprocess([text])['input_ids'][0]): after truncation, "
                     "[CLS] and [SEP] included",
         "float_format": "float32 printed with 9 significant digits",
         "mixed_lengths_rule": "bench 'mixed' shape = n_tokens of lines 0..31 of the jsonl",
