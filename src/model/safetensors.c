@@ -45,6 +45,10 @@
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024) /* same order as the reference reader */
 #define ST_MAX_SAFE_INT 9007199254740992.0          /* 2^53: doubles are exact below it */
 
+typedef struct {
+    char *key, *value;
+} st_meta;
+
 struct ake_safetensors {
     char *label;      /* owned copy of the path or caller's label */
     void *map;        /* mmap of the whole file, or NULL */
@@ -54,7 +58,7 @@ struct ake_safetensors {
     ake_tensor *t;    /* [n] in header order; names owned (strdup) */
     int *by_name;     /* [n] indices into t sorted by strcmp of name, for find() */
     int n_meta;
-    char **meta;      /* [2 * n_meta] key, value pairs; owned */
+    st_meta *meta;    /* [n_meta] sorted by key; strings owned */
 };
 
 static const struct {
@@ -153,7 +157,10 @@ void ake_safetensors_close(ake_safetensors *st) {
     for (int i = 0; i < st->n; i++) free((char *)st->t[i].name);
     free(st->t);
     free(st->by_name);
-    for (int i = 0; i < 2 * st->n_meta; i++) free(st->meta[i]);
+    for (int i = 0; i < st->n_meta; i++) {
+        free(st->meta[i].key);
+        free(st->meta[i].value);
+    }
     free(st->meta);
     if (st->map) munmap(st->map, st->map_len);
     free(st->heap);
@@ -179,28 +186,34 @@ static int cmp_span(const void *a, const void *b) {
     return x->idx - y->idx;
 }
 
+static int cmp_meta(const void *a, const void *b) {
+    return strcmp(((const st_meta *)a)->key, ((const st_meta *)b)->key);
+}
+
+/* Copies "__metadata__" (string -> string) into st->meta, sorted by key, no duplicates. */
 static ake_status parse_metadata(ake_safetensors *st, const cJSON *meta, char *err, size_t errlen) {
     const char *L = st->label;
     if (!cJSON_IsObject(meta))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" in the header is not a JSON object.", L);
     int n = cJSON_GetArraySize(meta);
     if (n == 0) return AKE_OK;
-    st->meta = calloc((size_t)n * 2, sizeof *st->meta);
+    st->meta = calloc((size_t)n, sizeof *st->meta);
     if (!st->meta) return ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header metadata.", L);
     for (const cJSON *kv = meta->child; kv; kv = kv->next) {
         if (!cJSON_IsString(kv) || !kv->valuestring)
             return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" entry '%s' is not a string.", L,
                             kv->string ? kv->string : "");
-        for (int i = 0; i < st->n_meta; i++)
-            if (strcmp(st->meta[2 * i], kv->string) == 0)
-                return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" has the key '%s' twice.", L,
-                                kv->string);
-        st->meta[2 * st->n_meta] = strdup(kv->string);
-        st->meta[2 * st->n_meta + 1] = strdup(kv->valuestring);
-        st->n_meta++;
-        if (!st->meta[2 * st->n_meta - 2] || !st->meta[2 * st->n_meta - 1])
+        st_meta *m = &st->meta[st->n_meta++];
+        m->key = strdup(kv->string ? kv->string : "");
+        m->value = strdup(kv->valuestring);
+        if (!m->key || !m->value)
             return ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header metadata.", L);
     }
+    qsort(st->meta, (size_t)st->n_meta, sizeof *st->meta, cmp_meta);
+    for (int i = 1; i < st->n_meta; i++)
+        if (strcmp(st->meta[i - 1].key, st->meta[i].key) == 0)
+            return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" has the key '%s' twice.", L,
+                            st->meta[i].key);
     return AKE_OK;
 }
 
@@ -319,8 +332,6 @@ static ake_status parse_into(ake_safetensors *st, const unsigned char *buf, size
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     if (!root) {
         size_t at = end && end >= text && end <= text + hn ? (size_t)(end - text) : hn;
-        const char *ep = cJSON_GetErrorPtr();
-        if (!end && ep && ep >= text && ep <= text + hn) at = (size_t)(ep - text);
         free(text);
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header is not valid JSON (error near byte %zu).", L,
                         at);
@@ -571,10 +582,10 @@ const char *ake_safetensors_label(const ake_safetensors *st) {
 
 const char *ake_safetensors_metadata(const ake_safetensors *st, const char *key) {
     AKE_ASSERT(st);
-    if (!key) return NULL;
-    for (int i = 0; i < st->n_meta; i++)
-        if (strcmp(st->meta[2 * i], key) == 0) return st->meta[2 * i + 1];
-    return NULL;
+    if (!key || !st->n_meta) return NULL;
+    st_meta probe = {(char *)key, NULL};
+    const st_meta *m = bsearch(&probe, st->meta, (size_t)st->n_meta, sizeof *st->meta, cmp_meta);
+    return m ? m->value : NULL;
 }
 
 /* ---- writer ---------------------------------------------------------------------------- */
