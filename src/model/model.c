@@ -1,0 +1,592 @@
+/* Model folder loader: config.json, the sentence-transformers files and the
+ * weights in model.safetensors, checked against each other.
+ *
+ * What is read, and the choices made where files are silent:
+ *   config.json                 required. BertModel fields; type_vocab_size defaults
+ *                               to 2, layer_norm_eps to 1e-12, hidden_act to "gelu".
+ *                               hidden_act must be "gelu" (exact erf GELU) and
+ *                               position_embedding_type absent or "absolute";
+ *                               model_type, when present, must be "bert" (RoBERTa-style
+ *                               models share the tensor names but not the position
+ *                               ids, and would load and silently compute garbage).
+ *   modules.json                optional. Only the sentence-transformers modules
+ *                               Transformer, Pooling and Normalize are implemented;
+ *                               any other (Dense, ...) is AKE_EUNSUPPORTED rather
+ *                               than silently skipped. When present it must list a
+ *                               Pooling module; normalize = a Normalize module is
+ *                               listed (its folder need not exist, it holds nothing).
+ *                               When ABSENT: pooling comes from 1_Pooling/config.json
+ *                               if that file exists, else mean pooling; normalize is
+ *                               false (plain Hugging Face models are not normalized).
+ *   <pooling>/config.json       exactly one of pooling_mode_cls_token / _mean_tokens /
+ *                               _max_tokens true; mean_sqrt_len, weightedmean,
+ *                               lasttoken, or several modes at once: AKE_EUNSUPPORTED.
+ *   sentence_bert_config.json   optional max_seq_length, clamped to max_position.
+ *   model.safetensors           required; see load_weights().
+ */
+#include "model/model.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CFG_MAX_FILE ((size_t)16 << 20) /* a JSON config bigger than this is not a config */
+
+/* Sane upper bounds: well above every BERT-family model, low enough that shape
+ * products cannot overflow and a forged config cannot ask for absurd buffers. */
+#define MAX_VOCAB (1 << 24)
+#define MAX_HIDDEN 16384
+#define MAX_LAYERS 256
+#define MAX_INTER 262144
+#define MAX_POSITION (1 << 20)
+#define MAX_TYPE_VOCAB 1024
+
+const char *ake_pooling_name(ake_pooling p) {
+    switch (p) {
+    case AKE_POOL_MEAN: return "mean";
+    case AKE_POOL_CLS: return "cls";
+    case AKE_POOL_MAX: return "max";
+    }
+    return "?";
+}
+
+/* "dir/rel" in a malloc'd string (caller frees); NULL when out of memory. */
+static char *path_join(const char *dir, const char *rel) {
+    size_t a = strlen(dir), b = strlen(rel);
+    while (a > 1 && dir[a - 1] == '/') a--;
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, rel, b + 1);
+    return p;
+}
+
+static bool file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* Reads a small file whole into a NUL-terminated malloc'd buffer (caller frees).
+ * AKE_ENOTFOUND when it does not exist. */
+static ake_status read_small(const char *path, char **out, size_t *len, char *err, size_t errlen) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        return ake_errf(err, errlen, e == ENOENT ? AKE_ENOTFOUND : AKE_EIO, "cannot open %s: %s.", path,
+                        strerror(e));
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap > CFG_MAX_FILE) {
+                free(buf);
+                fclose(f);
+                return ake_errf(err, errlen, AKE_ETOOLONG, "%s is larger than %zu bytes, too big for a config file.",
+                                path, CFG_MAX_FILE);
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (!buf) {
+        fclose(f);
+        return ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %s.", path);
+    }
+    if (ferror(f)) {
+        free(buf);
+        fclose(f);
+        return ake_errf(err, errlen, AKE_EIO, "cannot read %s.", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return AKE_OK;
+}
+
+/* Parses a JSON file. AKE_ENOTFOUND (message filled) when the file is absent, so
+ * callers decide whether that is an error. Free *out with cJSON_Delete. */
+static ake_status load_json(const char *path, cJSON **out, char *err, size_t errlen) {
+    *out = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    ake_status rc = read_small(path, &buf, &len, err, errlen);
+    if (rc != AKE_OK) return rc;
+    if (strlen(buf) != len) {
+        free(buf);
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s is not valid JSON (it contains a NUL byte).", path);
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(buf, &end, 1);
+    if (!root) {
+        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < at; i++) {
+            if (buf[i] == '\n') { line++; col = 1; }
+            else col++;
+        }
+        free(buf);
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s is not valid JSON (error at line %d, column %d).", path, line,
+                        col);
+    }
+    free(buf);
+    *out = root;
+    return AKE_OK;
+}
+
+/* An integer field in [lo, hi]. Absent: AKE_ENOTFOUND when required, else *out = def. */
+static ake_status get_int(const cJSON *root, const char *path, const char *key, bool required, int32_t def, int64_t lo,
+                          int64_t hi, int32_t *out, char *err, size_t errlen) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) {
+        if (required) return ake_errf(err, errlen, AKE_ENOTFOUND, "%s has no \"%s\".", path, key);
+        *out = def;
+        return AKE_OK;
+    }
+    if (!cJSON_IsNumber(it))
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not a number.", path, key);
+    double v = it->valuedouble;
+    if (!isfinite(v) || v != floor(v) || v < (double)lo || v > (double)hi)
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is %g; expected an integer from %lld to %lld.", path,
+                        key, v, (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return AKE_OK;
+}
+
+/* A string field that, when present, must equal one of the allowed values. */
+static ake_status check_str(const cJSON *root, const char *path, const char *key, const char *allowed,
+                            const char *why, char *err, size_t errlen) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it || cJSON_IsNull(it)) return AKE_OK;
+    if (!cJSON_IsString(it) || !it->valuestring)
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not a string.", path, key);
+    if (strcmp(it->valuestring, allowed) != 0)
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s: %s '%s' is not supported; %s.", path, key,
+                        it->valuestring, why);
+    return AKE_OK;
+}
+
+static ake_status parse_config(const char *dir, ake_model_config *c, char *err, size_t errlen) {
+    char *path = path_join(dir, "config.json");
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    if (rc == AKE_ENOTFOUND) rc = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has no config.json.", dir);
+    if (rc != AKE_OK) goto out;
+    if (!cJSON_IsObject(root)) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
+        goto out;
+    }
+    if ((rc = check_str(root, path, "model_type", "bert", "only BERT encoders (model_type 'bert') are implemented", err,
+                        errlen)) ||
+        (rc = check_str(root, path, "hidden_act", "gelu", "only 'gelu' (exact erf GELU) is implemented", err,
+                        errlen)) ||
+        (rc = check_str(root, path, "position_embedding_type", "absolute",
+                        "only 'absolute' position embeddings are implemented", err, errlen)))
+        goto out;
+    if ((rc = get_int(root, path, "vocab_size", true, 0, 1, MAX_VOCAB, &c->vocab_size, err, errlen)) ||
+        (rc = get_int(root, path, "hidden_size", true, 0, 1, MAX_HIDDEN, &c->hidden, err, errlen)) ||
+        (rc = get_int(root, path, "num_hidden_layers", true, 0, 1, MAX_LAYERS, &c->layers, err, errlen)) ||
+        (rc = get_int(root, path, "num_attention_heads", true, 0, 1, MAX_HIDDEN, &c->heads, err, errlen)) ||
+        (rc = get_int(root, path, "intermediate_size", true, 0, 1, MAX_INTER, &c->intermediate, err, errlen)) ||
+        (rc = get_int(root, path, "max_position_embeddings", true, 0, 1, MAX_POSITION, &c->max_position, err,
+                      errlen)) ||
+        (rc = get_int(root, path, "type_vocab_size", false, 2, 1, MAX_TYPE_VOCAB, &c->type_vocab_size, err, errlen)))
+        goto out;
+    if (c->hidden % c->heads != 0) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d.", path,
+                      c->hidden, c->heads);
+        goto out;
+    }
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    c->layer_norm_eps = 1e-12f;
+    if (eps && !cJSON_IsNull(eps)) {
+        if (!cJSON_IsNumber(eps) || !isfinite(eps->valuedouble) || eps->valuedouble <= 0 || eps->valuedouble >= 1) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"layer_norm_eps\" must be a number between 0 and 1.", path);
+            goto out;
+        }
+        c->layer_norm_eps = (float)eps->valuedouble;
+    }
+out:
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* A modules.json "path" must stay inside the model folder. */
+static bool safe_rel_path(const char *p) {
+    if (!*p || p[0] == '/') return false;
+    for (const char *s = p; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.') return false;
+        if (!e) break;
+        s = e + 1;
+    }
+    return true;
+}
+
+/* Reads modules.json. *pool_rel (malloc'd, caller frees) gets the Pooling module's
+ * folder; *normalize whether a Normalize module is listed. AKE_ENOTFOUND when absent. */
+static ake_status parse_modules(const char *dir, char **pool_rel, bool *normalize, char *err, size_t errlen) {
+    *pool_rel = NULL;
+    *normalize = false;
+    char *path = path_join(dir, "modules.json");
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    if (rc != AKE_OK) goto out;
+    if (!cJSON_IsArray(root)) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is not a JSON array of modules.", path);
+        goto out;
+    }
+    int i = 0;
+    for (const cJSON *m = root->child; m; m = m->next, i++) {
+        const cJSON *type = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "type") : NULL;
+        const cJSON *mp = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "path") : NULL;
+        if (!cJSON_IsString(type) || !type->valuestring) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: module #%d has no string \"type\".", path, i);
+            goto out;
+        }
+        const char *t = type->valuestring;
+        if (strcmp(t, "sentence_transformers.models.Transformer") == 0) {
+            continue;
+        } else if (strcmp(t, "sentence_transformers.models.Pooling") == 0) {
+            if (*pool_rel) {
+                rc = ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s lists more than one Pooling module.", path);
+                goto out;
+            }
+            if (!cJSON_IsString(mp) || !mp->valuestring || !safe_rel_path(mp->valuestring)) {
+                rc = ake_errf(err, errlen, AKE_EFORMAT,
+                              "%s: the Pooling module's \"path\" is missing or leaves the model folder.", path);
+                goto out;
+            }
+            if (!(*pool_rel = strdup(mp->valuestring))) {
+                rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %s.", path);
+                goto out;
+            }
+        } else if (strcmp(t, "sentence_transformers.models.Normalize") == 0) {
+            if (!*pool_rel) {
+                rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                              "%s lists Normalize before any Pooling module; only Pooling then Normalize is "
+                              "implemented.",
+                              path);
+                goto out;
+            }
+            *normalize = true;
+        } else {
+            rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                          "%s lists module type '%s'; only Transformer, Pooling and Normalize are implemented.", path,
+                          t);
+            goto out;
+        }
+    }
+    if (!*pool_rel)
+        rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                      "%s lists no Pooling module; akidb-embed produces pooled sentence vectors only.", path);
+out:
+    if (rc != AKE_OK) {
+        free(*pool_rel);
+        *pool_rel = NULL;
+    }
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* Reads <dir>/<rel>/config.json of a Pooling module into c->pooling. */
+static ake_status parse_pooling(const char *dir, const char *rel, ake_model_config *c, bool required, char *err,
+                                size_t errlen) {
+    char *folder = path_join(dir, rel);
+    char *path = folder ? path_join(folder, "config.json") : NULL;
+    free(folder);
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    if (rc == AKE_ENOTFOUND && !required) {
+        rc = AKE_OK;
+        goto out;
+    }
+    if (rc == AKE_ENOTFOUND)
+        rc = ake_errf(err, errlen, AKE_ENOTFOUND, "%s/modules.json lists a Pooling module in '%s', but %s does not exist.",
+                      dir, rel, path);
+    if (rc != AKE_OK) goto out;
+    if (!cJSON_IsObject(root)) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
+        goto out;
+    }
+    static const struct {
+        const char *key;
+        int mode; /* ake_pooling, or -1 for modes we do not implement */
+    } modes[] = {
+        {"pooling_mode_cls_token", AKE_POOL_CLS},
+        {"pooling_mode_mean_tokens", AKE_POOL_MEAN},
+        {"pooling_mode_max_tokens", AKE_POOL_MAX},
+        {"pooling_mode_mean_sqrt_len_tokens", -1},
+        {"pooling_mode_weightedmean_tokens", -1},
+        {"pooling_mode_lasttoken", -1},
+    };
+    int n_on = 0, chosen = -1;
+    char on[256] = "";
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, modes[i].key);
+        if (!it || cJSON_IsNull(it)) continue;
+        if (!cJSON_IsBool(it)) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not true or false.", path, modes[i].key);
+            goto out;
+        }
+        if (!cJSON_IsTrue(it)) continue;
+        if (modes[i].mode < 0) {
+            rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                          "%s sets %s, which is not implemented (only cls, mean or max pooling).", path, modes[i].key);
+            goto out;
+        }
+        n_on++;
+        chosen = modes[i].mode;
+        size_t l = strlen(on);
+        snprintf(on + l, sizeof on - l, "%s%s", l ? " and " : "", modes[i].key);
+    }
+    if (n_on == 0) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s sets no pooling mode (expected one of cls, mean or max).", path);
+        goto out;
+    }
+    if (n_on > 1) {
+        rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                      "%s sets several pooling modes (%s); only one pooling mode at a time is implemented.", path, on);
+        goto out;
+    }
+    const cJSON *wd = cJSON_GetObjectItemCaseSensitive(root, "word_embedding_dimension");
+    if (wd && cJSON_IsNumber(wd) && wd->valuedouble != (double)c->hidden) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: word_embedding_dimension %g does not match hidden_size %d.", path,
+                      wd->valuedouble, c->hidden);
+        goto out;
+    }
+    c->pooling = (ake_pooling)chosen;
+out:
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, size_t errlen) {
+    char *path = path_join(dir, "sentence_bert_config.json");
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    c->max_seq_length = 0;
+    if (rc == AKE_ENOTFOUND) {
+        rc = AKE_OK;
+        goto out;
+    }
+    if (rc != AKE_OK) goto out;
+    if (!cJSON_IsObject(root)) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
+        goto out;
+    }
+    int32_t msl = 0;
+    if ((rc = get_int(root, path, "max_seq_length", false, 0, 1, INT32_MAX, &msl, err, errlen)) != AKE_OK) goto out;
+    c->max_seq_length = msl > c->max_position ? c->max_position : msl;
+out:
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+typedef struct {
+    ake_model *m;
+    const char *prefix; /* "" or "bert." */
+    char *err;
+    size_t errlen;
+} wctx;
+
+/* Finds prefix+name and checks its shape (d1 < 0 for 1-D) and dtype. */
+static ake_status need(wctx *w, const char *name, int64_t d0, int64_t d1, const ake_tensor **out) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", w->prefix, name);
+    const ake_tensor *t = ake_safetensors_find(w->m->st, full);
+    if (!t)
+        return ake_errf(w->err, w->errlen, AKE_ENOTFOUND, "model.safetensors in %s has no tensor '%s'.", w->m->dir,
+                        full);
+    int nd = d1 < 0 ? 1 : 2;
+    if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
+        char found[160] = "[";
+        size_t l = 1;
+        for (int i = 0; i < t->ndim && l < sizeof found; i++)
+            l += (size_t)snprintf(found + l, sizeof found - l, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        if (l < sizeof found) snprintf(found + l, sizeof found - l, "]");
+        char want[64];
+        if (nd == 1) snprintf(want, sizeof want, "[%lld]", (long long)d0);
+        else snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
+        return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                        "model.safetensors in %s: tensor '%s' has shape %s, but config.json implies %s.", w->m->dir,
+                        full, found, want);
+    }
+    if (t->dtype != AKE_DT_F32 && t->dtype != AKE_DT_F16 && t->dtype != AKE_DT_BF16)
+        return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
+                        "model.safetensors in %s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16.",
+                        w->m->dir, full, ake_dtype_name(t->dtype));
+    if ((uintptr_t)t->data % ake_dtype_size(t->dtype) != 0)
+        return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
+                        "model.safetensors in %s: tensor '%s' is not aligned to its %zu-byte element size in the file.",
+                        w->m->dir, full, ake_dtype_size(t->dtype));
+    *out = t;
+    return AKE_OK;
+}
+
+/* A LayerNorm pair: X.weight/X.bias, or the older X.gamma/X.beta spelling. */
+static ake_status need_ln(wctx *w, const char *base, int64_t d, const ake_tensor **g, const ake_tensor **b) {
+    char n1[200], n2[200], probe[256];
+    snprintf(probe, sizeof probe, "%s%s.gamma", w->prefix, base);
+    bool old = ake_safetensors_find(w->m->st, probe) != NULL;
+    snprintf(n1, sizeof n1, "%s.%s", base, old ? "gamma" : "weight");
+    snprintf(n2, sizeof n2, "%s.%s", base, old ? "beta" : "bias");
+    ake_status rc = need(w, n1, d, -1, g);
+    return rc ? rc : need(w, n2, d, -1, b);
+}
+
+/* Tensor names as BertModel saves them, with an optional "bert." prefix (BertFor*
+ * checkpoints) detected once from the word embeddings. embeddings.position_ids,
+ * pooler.* and any other extra tensors are allowed and ignored. */
+static ake_status load_weights(ake_model *m, char *err, size_t errlen) {
+    const ake_model_config *c = &m->cfg;
+    wctx w = {m, "", err, errlen};
+    if (!ake_safetensors_find(m->st, "embeddings.word_embeddings.weight") &&
+        ake_safetensors_find(m->st, "bert.embeddings.word_embeddings.weight"))
+        w.prefix = "bert.";
+    const int64_t d = c->hidden, ff = c->intermediate;
+    ake_status rc;
+    if ((rc = need(&w, "embeddings.word_embeddings.weight", c->vocab_size, d, &m->word_emb)) ||
+        (rc = need(&w, "embeddings.position_embeddings.weight", c->max_position, d, &m->pos_emb)) ||
+        (rc = need(&w, "embeddings.token_type_embeddings.weight", c->type_vocab_size, d, &m->type_emb)) ||
+        (rc = need_ln(&w, "embeddings.LayerNorm", d, &m->emb_ln_g, &m->emb_ln_b)))
+        return rc;
+    m->layer = calloc((size_t)c->layers, sizeof *m->layer);
+    if (!m->layer) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
+    for (int i = 0; i < c->layers; i++) {
+        ake_layer_weights *L = &m->layer[i];
+        char n[160];
+#define NEED(suffix, d0, d1, dst)                                                                                      \
+    do {                                                                                                               \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                                                       \
+        if ((rc = need(&w, n, d0, d1, dst)) != AKE_OK) return rc;                                                      \
+    } while (0)
+        NEED("attention.self.query.weight", d, d, &L->q_w);
+        NEED("attention.self.query.bias", d, -1, &L->q_b);
+        NEED("attention.self.key.weight", d, d, &L->k_w);
+        NEED("attention.self.key.bias", d, -1, &L->k_b);
+        NEED("attention.self.value.weight", d, d, &L->v_w);
+        NEED("attention.self.value.bias", d, -1, &L->v_b);
+        NEED("attention.output.dense.weight", d, d, &L->o_w);
+        NEED("attention.output.dense.bias", d, -1, &L->o_b);
+        NEED("intermediate.dense.weight", ff, d, &L->ff1_w);
+        NEED("intermediate.dense.bias", ff, -1, &L->ff1_b);
+        NEED("output.dense.weight", d, ff, &L->ff2_w);
+        NEED("output.dense.bias", d, -1, &L->ff2_b);
+#undef NEED
+        snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm", i);
+        if ((rc = need_ln(&w, n, d, &L->ln1_g, &L->ln1_b)) != AKE_OK) return rc;
+        snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm", i);
+        if ((rc = need_ln(&w, n, d, &L->ln2_g, &L->ln2_b)) != AKE_OK) return rc;
+    }
+    return AKE_OK;
+}
+
+/* Last path component without trailing slashes; falls back to realpath for "." etc. */
+static char *folder_name(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t s = n;
+    while (s > 0 && dir[s - 1] != '/') s--;
+    size_t len = n - s;
+    if ((len == 1 && dir[s] == '.') || (len == 2 && dir[s] == '.' && dir[s + 1] == '.') || len == 0) {
+        char *rp = realpath(dir, NULL);
+        if (rp) {
+            char *slash = strrchr(rp, '/');
+            char *name = strdup(slash && slash[1] ? slash + 1 : rp);
+            free(rp);
+            return name;
+        }
+    }
+    return strndup(dir + s, len);
+}
+
+void ake_model_free(ake_model *m) {
+    if (!m) return;
+    ake_safetensors_close(m->st);
+    free(m->layer);
+    free(m->name);
+    free(m->dir);
+    free(m);
+}
+
+ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t errlen) {
+    AKE_ASSERT(out);
+    *out = NULL;
+    if (!dir || !*dir) return ake_errf(err, errlen, AKE_EINVAL, "no model folder given.");
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        int e = errno;
+        return ake_errf(err, errlen, e == ENOENT ? AKE_ENOTFOUND : AKE_EIO, "cannot open model folder %s: %s.", dir,
+                        strerror(e));
+    }
+    if (!S_ISDIR(sb.st_mode)) return ake_errf(err, errlen, AKE_EINVAL, "model path %s is not a folder.", dir);
+
+    ake_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(dir)) || !(m->name = folder_name(dir))) {
+        ake_model_free(m);
+        return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+    }
+    ake_model_config *c = &m->cfg;
+    char *pool_rel = NULL, *st_path = NULL;
+    ake_status rc;
+    if ((rc = parse_config(dir, c, err, errlen)) != AKE_OK) goto fail;
+
+    c->pooling = AKE_POOL_MEAN;
+    c->normalize = false;
+    rc = parse_modules(dir, &pool_rel, &c->normalize, err, errlen);
+    if (rc == AKE_OK) rc = parse_pooling(dir, pool_rel, c, true, err, errlen);
+    else if (rc == AKE_ENOTFOUND) rc = parse_pooling(dir, "1_Pooling", c, false, err, errlen);
+    if (rc != AKE_OK) goto fail;
+    if ((rc = parse_sbert(dir, c, err, errlen)) != AKE_OK) goto fail;
+
+    if (!(st_path = path_join(dir, "model.safetensors"))) {
+        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
+        goto fail;
+    }
+    if (!file_exists(st_path)) {
+        char *bin = path_join(dir, "pytorch_model.bin");
+        bool has_bin = bin && file_exists(bin);
+        free(bin);
+        rc = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has no model.safetensors%s.", dir,
+                      has_bin ? " (pytorch_model.bin is not read; convert it to safetensors)" : "");
+        goto fail;
+    }
+    if ((rc = ake_safetensors_open(st_path, &m->st, err, errlen)) != AKE_OK) goto fail;
+    if ((rc = load_weights(m, err, errlen)) != AKE_OK) goto fail;
+    free(pool_rel);
+    free(st_path);
+    *out = m;
+    return AKE_OK;
+fail:
+    free(pool_rel);
+    free(st_path);
+    ake_model_free(m);
+    return rc;
+}
