@@ -453,7 +453,7 @@ static void test_write_rejects(void **state) {
     ake_tensor one = {.name = "x", .dtype = AKE_DT_U8, .ndim = 1, .shape = {100}, .nbytes = 100};
     ake_tensor many[100];
     for (int i = 0; i < 100; i++) many[i] = one;
-    char names[100][8];
+    char names[100][16];
     for (int i = 0; i < 100; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
         many[i].name = names[i];
