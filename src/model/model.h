@@ -3,10 +3,16 @@
  *   model.safetensors           weights (names with or without a "bert." prefix,
  *                               LayerNorm.weight/bias or LayerNorm.gamma/beta)
  *   modules.json                optional: which sentence-transformers modules apply
- *   1_Pooling/config.json       optional: mean / cls / max pooling (default mean)
- *   2_Normalize                 optional: L2-normalize the pooled vector
+ *                               (Transformer, Pooling, Normalize; any other module is
+ *                               AKE_EUNSUPPORTED). A listed Normalize module means
+ *                               L2-normalize; its 2_Normalize folder need not exist.
+ *   1_Pooling/config.json       mean / cls / max pooling: the Pooling module's folder
+ *                               when modules.json exists (then required), else read
+ *                               from 1_Pooling/ if present; default mean
  *   sentence_bert_config.json   optional: max_seq_length (wins over the tokenizer's truncation)
- * The tokenizer files are read by src/text/. */
+ * Without modules.json: mean pooling (unless 1_Pooling/config.json says otherwise) and
+ * no normalization. The tokenizer files are read by src/text/. src/model/model.c says
+ * what else is checked. */
 #ifndef AKE_MODEL_MODEL_H
 #define AKE_MODEL_MODEL_H
 
@@ -31,7 +37,7 @@ typedef struct {
     int32_t type_vocab_size;
     float layer_norm_eps;
     ake_pooling pooling;
-    bool normalize;        /* 2_Normalize present */
+    bool normalize;        /* modules.json lists a Normalize module */
     int32_t max_seq_length; /* from sentence_bert_config.json, clamped to max_position; 0 when absent */
 } ake_model_config;
 
@@ -58,7 +64,14 @@ typedef struct {
 } ake_model;
 
 /* Loads and validates a model folder: every tensor present with the shape the
- * config implies and a float dtype (F32, F16 or BF16). Free with ake_model_free. */
+ * config implies and a float dtype (F32, F16 or BF16; dtypes may differ between
+ * tensors), its data aligned to its element size. Tensors not needed (position_ids,
+ * pooler.*, MLM heads) are ignored. On failure *out is NULL and err names the file
+ * and field or tensor: AKE_ENOTFOUND (folder, config.json, model.safetensors or a
+ * tensor missing), AKE_EFORMAT (malformed or inconsistent), AKE_EUNSUPPORTED (valid
+ * but not implemented: hidden_act other than gelu, other pooling modes, Dense
+ * modules, I8 weights...), AKE_EIO, AKE_ETOOLONG, AKE_ENOMEM.
+ * Free with ake_model_free (NULL is fine); every ake_tensor dies with the model. */
 ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t errlen);
 void ake_model_free(ake_model *m);
 

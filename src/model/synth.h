@@ -10,7 +10,7 @@
  *   at least one of tokenizer.json and vocab.txt must).
  *
  * Architectures (vocab 30522, max_position 512, type_vocab 2, layer_norm_eps 1e-12):
- *   arch        layers hidden heads inter  pooling normalize  like
+ *   arch        layers hidden heads inter  pooling normalize  shapes of
  *   bert-base     12    768    12   3072   mean    no         bert-base-uncased + mean pooling
  *   bert-large    24   1024    16   4096   cls     yes        UAE-Large-V1
  *   bge-small     12    384    12   1536   cls     yes        BAAI/bge-small-en-v1.5
