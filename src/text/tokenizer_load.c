@@ -1,0 +1,605 @@
+/* Model folder -> ake_tokenizer: tokenizer.json (HF `tokenizers` format, see tokenizer_impl.h),
+ * or, when it is absent, vocab.txt with tokenizer_config.json / special_tokens_map.json as
+ * transformers' BertTokenizerFast would convert them. Every file is treated as hostile: each
+ * field is type-checked and every failure names the file and the field. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "text/tokenizer_impl.h"
+
+#define MAX_FILE_BYTES (1u << 30)         /* refuse tokenizer files over 1 GiB */
+#define MAX_CHARS_PER_WORD (1 << 20)      /* max_input_chars_per_word we accept */
+#define MAX_SANE_MODEL_LENGTH (1 << 24)   /* transformers writes 1e30 for "no limit" */
+
+typedef struct {
+    const char *path; /* file being read, for messages */
+    char *err;
+    size_t errlen;
+} ctx;
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static char *join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Reads a whole file (NUL-terminated, malloc'd into *buf, caller frees). */
+static ake_status read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen) {
+    *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return ake_errf(err, errlen, AKE_EIO, "%s: cannot open: %s", path, strerror(errno));
+    ake_status st = AKE_OK;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ake_errf(err, errlen, AKE_EIO, "%s: cannot read: %s", path, strerror(errno));
+    } else if ((unsigned long)n > MAX_FILE_BYTES) {
+        st = ake_errf(err, errlen, AKE_ETOOLONG, "%s: %ld bytes, more than the %u we accept", path, n, MAX_FILE_BYTES);
+    } else if (!(*buf = malloc((size_t)n + 1))) {
+        st = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading %ld bytes", path, n);
+    } else if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+        st = ake_errf(err, errlen, AKE_EIO, "%s: short read", path);
+    } else {
+        (*buf)[n] = 0;
+        *len = (size_t)n;
+    }
+    fclose(f);
+    if (st) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return st;
+}
+
+static ake_status read_json(const char *path, cJSON **out, char *err, size_t errlen) {
+    char *buf;
+    size_t len = 0;
+    *out = NULL;
+    ake_status st = read_file(path, &buf, &len, err, errlen);
+    if (st) return st;
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, false);
+    if (!j) {
+        size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
+        st = ake_errf(err, errlen, AKE_EFORMAT, "%s: not valid JSON (parse error near byte %zu)", path, at);
+    } else if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        j = NULL;
+        st = ake_errf(err, errlen, AKE_EFORMAT, "%s: top level is not a JSON object", path);
+    }
+    free(buf);
+    *out = j;
+    return st;
+}
+
+/* Field `key` of object o: NULL when absent or JSON null. */
+static const cJSON *field(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return v && !cJSON_IsNull(v) ? v : NULL;
+}
+
+static ake_status get_bool(ctx *c, const cJSON *o, const char *where, const char *key, bool dflt, bool *out) {
+    const cJSON *v = field(o, key);
+    if (!v) {
+        *out = dflt;
+        return AKE_OK;
+    }
+    if (!cJSON_IsBool(v)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not true or false", c->path, where, key);
+    *out = cJSON_IsTrue(v);
+    return AKE_OK;
+}
+
+/* A JSON number that is an integer in [lo, hi]. */
+static bool as_int(const cJSON *v, double lo, double hi, int32_t *out) {
+    if (!cJSON_IsNumber(v)) return false;
+    double d = v->valuedouble;
+    if (!(d >= lo && d <= hi) || d != (double)(int64_t)d) return false;
+    *out = (int32_t)d;
+    return true;
+}
+
+static ake_status get_int(ctx *c, const cJSON *o, const char *where, const char *key, int32_t lo, int32_t hi,
+                          int32_t dflt, int32_t *out) {
+    const cJSON *v = field(o, key);
+    if (!v) {
+        *out = dflt;
+        return AKE_OK;
+    }
+    if (!as_int(v, lo, hi, out))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not an integer in [%d, %d]", c->path, where, key,
+                        (int)lo, (int)hi);
+    return AKE_OK;
+}
+
+static ake_status get_str(ctx *c, const cJSON *o, const char *where, const char *key, const char *dflt,
+                          const char **out) {
+    const cJSON *v = field(o, key);
+    if (!v) {
+        *out = dflt;
+        if (!dflt) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is missing", c->path, where, key);
+        return AKE_OK;
+    }
+    if (!cJSON_IsString(v)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not a string", c->path, where, key);
+    *out = v->valuestring;
+    return AKE_OK;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s);
+    char *p = malloc(n + 1);
+    if (p) memcpy(p, s, n + 1);
+    return p;
+}
+
+static ake_status nomem(ctx *c) { return ake_errf(c->err, c->errlen, AKE_ENOMEM, "%s: out of memory", c->path); }
+
+/* ---- the tokenizer ----------------------------------------------------------------------- */
+
+void ake_tokenizer_free(ake_tokenizer *tok) {
+    if (!tok) return;
+    ake_vocab_free(&tok->vocab);
+    for (size_t i = 0; i < tok->n_raw; i++) free(tok->raw[i].content);
+    for (size_t i = 0; i < tok->n_norm; i++) {
+        free(tok->norm[i].content);
+        free(tok->norm[i].ncps);
+    }
+    free(tok->raw);
+    free(tok->norm);
+    free(tok->cont_prefix);
+    free(tok);
+}
+
+static ake_tokenizer *tok_new(void) {
+    ake_tokenizer *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->unk_id = t->cls_id = t->sep_id = t->pad_id = -1;
+    return t;
+}
+
+/* Adds an added token (content copied). Duplicate contents keep the first, as HF ignores a
+ * token it already has. Normalized ones get their normalized form now: the normalizer flags
+ * must be set before. */
+static ake_status add_token(ctx *c, ake_tokenizer *t, const char *content, int32_t id, bool single_word, bool lstrip,
+                            bool rstrip, bool normalized, bool special) {
+    size_t len = strlen(content);
+    if (len == 0) return AKE_OK; /* HF ignores empty added tokens */
+    for (size_t i = 0; i < t->n_raw; i++)
+        if (t->raw[i].len == len && memcmp(t->raw[i].content, content, len) == 0) return AKE_OK;
+    for (size_t i = 0; i < t->n_norm; i++)
+        if (t->norm[i].len == len && memcmp(t->norm[i].content, content, len) == 0) return AKE_OK;
+    ake_added_token a = {.len = len, .id = id, .single_word = single_word, .lstrip = lstrip, .rstrip = rstrip,
+                         .normalized = normalized, .special = special};
+    /* HF gives an added token the id the model vocab has for it, if any */
+    int32_t vid = ake_vocab_get(&t->vocab, content, len);
+    if (vid >= 0) a.id = vid;
+    if (!(a.content = dup_str(content))) return nomem(c);
+    if (normalized) {
+        ake_status st = ake_tokenizer_normalize_cps(t, content, len, &a.ncps, &a.nlen);
+        if (st == AKE_EINVAL) {
+            free(a.content);
+            return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: added token \"%s\" is not valid UTF-8", c->path, content);
+        }
+        if (st) {
+            free(a.content);
+            return nomem(c);
+        }
+    }
+    ake_added_token **list = normalized ? &t->norm : &t->raw;
+    size_t *n = normalized ? &t->n_norm : &t->n_raw;
+    ake_added_token *p = realloc(*list, (*n + 1) * sizeof *p);
+    if (!p) {
+        free(a.content);
+        free(a.ncps);
+        return nomem(c);
+    }
+    /* keep sorted by decreasing length, stable: the first match at a position is the longest */
+    size_t at = *n;
+    while (at > 0 && (normalized ? p[at - 1].nlen < a.nlen : p[at - 1].len < a.len)) {
+        p[at] = p[at - 1];
+        at--;
+    }
+    p[at] = a;
+    *list = p;
+    (*n)++;
+    if (!normalized) t->raw_first[(uint8_t)content[0] >> 3] |= (uint8_t)(1u << ((uint8_t)content[0] & 7));
+    if (a.id >= t->vocab_size) t->vocab_size = a.id + 1;
+    return AKE_OK;
+}
+
+/* Common checks once a tokenizer is assembled. */
+static ake_status finish(ctx *c, ake_tokenizer *t) {
+    if (t->n_prefix > 0) t->cls_id = t->prefix_ids[0];
+    if (t->n_suffix > 0) t->sep_id = t->suffix_ids[t->n_suffix - 1];
+    if (t->unk_id < 0) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: no unknown token in the vocabulary", c->path);
+    return AKE_OK;
+}
+
+/* ---- tokenizer.json ---------------------------------------------------------------------- */
+
+static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
+    const cJSON *m = field(root, "model");
+    if (!cJSON_IsObject(m)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"model\" is missing or not an object", c->path);
+    const char *type, *unk, *prefix;
+    ake_status st;
+    if ((st = get_str(c, m, "model", "type", "WordPiece", &type))) return st;
+    if (strcmp(type, "WordPiece") != 0)
+        return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED, "%s: model type \"%s\" is not supported (only WordPiece)",
+                        c->path, type);
+    if ((st = get_str(c, m, "model", "unk_token", "[UNK]", &unk))) return st;
+    if ((st = get_str(c, m, "model", "continuing_subword_prefix", "##", &prefix))) return st;
+    if ((st = get_int(c, m, "model", "max_input_chars_per_word", 0, MAX_CHARS_PER_WORD, 100,
+                      &t->max_input_chars_per_word)))
+        return st;
+    if (!(t->cont_prefix = dup_str(prefix))) return nomem(c);
+    t->cont_prefix_len = strlen(prefix);
+
+    const cJSON *vocab = field(m, "vocab");
+    if (!cJSON_IsObject(vocab)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab is missing or not an object", c->path);
+    size_t k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, vocab) {
+        int32_t id;
+        if (!e->string || !as_int(e, 0, INT32_MAX - 1, &id))
+            return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab entry %zu (\"%s\") is not an id in [0, 2^31-2]",
+                            c->path, k, e->string ? e->string : "");
+        if ((st = ake_vocab_put(&t->vocab, e->string, strlen(e->string), id)))
+            return ake_errf(c->err, c->errlen, st, "%s: model.vocab: %s", c->path, ake_status_str(st));
+        if (id >= t->vocab_size) t->vocab_size = id + 1;
+        k++;
+    }
+    t->unk_id = ake_vocab_get(&t->vocab, unk, strlen(unk));
+    if (t->unk_id < 0)
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.unk_token \"%s\" is not in model.vocab", c->path, unk);
+    return AKE_OK;
+}
+
+static ake_status parse_normalizer(ctx *c, ake_tokenizer *t, const cJSON *root) {
+    const cJSON *n = field(root, "normalizer");
+    if (!n) return AKE_OK; /* no normalizer: text goes to the pre-tokenizer as it is */
+    if (!cJSON_IsObject(n)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"normalizer\" is not an object", c->path);
+    const char *type;
+    ake_status st;
+    if ((st = get_str(c, n, "normalizer", "type", NULL, &type))) return st;
+    if (strcmp(type, "BertNormalizer") != 0)
+        return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
+                        "%s: normalizer type \"%s\" is not supported (only BertNormalizer)", c->path, type);
+    if ((st = get_bool(c, n, "normalizer", "clean_text", true, &t->clean_text))) return st;
+    if ((st = get_bool(c, n, "normalizer", "handle_chinese_chars", true, &t->handle_chinese_chars))) return st;
+    if ((st = get_bool(c, n, "normalizer", "lowercase", true, &t->lowercase))) return st;
+    /* strip_accents: null means "as lowercase" (HF BertNormalizer) */
+    return get_bool(c, n, "normalizer", "strip_accents", t->lowercase, &t->strip_accents);
+}
+
+static ake_status parse_pre_tokenizer(ctx *c, const cJSON *root) {
+    const cJSON *p = field(root, "pre_tokenizer");
+    const char *type = "null";
+    if (p) {
+        if (!cJSON_IsObject(p)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"pre_tokenizer\" is not an object", c->path);
+        ake_status st = get_str(c, p, "pre_tokenizer", "type", NULL, &type);
+        if (st) return st;
+        if (strcmp(type, "BertPreTokenizer") == 0) return AKE_OK;
+    }
+    return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
+                    "%s: pre_tokenizer \"%s\" is not supported (only BertPreTokenizer)", c->path, type);
+}
+
+static ake_status push_id(ctx *c, ake_tokenizer *t, bool before, int32_t id) {
+    int32_t *n = before ? &t->n_prefix : &t->n_suffix;
+    if (*n >= AKE_TOK_MAX_TEMPLATE)
+        return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED, "%s: post_processor adds more than %d tokens on a side", c->path,
+                        AKE_TOK_MAX_TEMPLATE);
+    (before ? t->prefix_ids : t->suffix_ids)[(*n)++] = id;
+    if (id >= t->vocab_size) t->vocab_size = id + 1;
+    return AKE_OK;
+}
+
+static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *root) {
+    const cJSON *p = field(root, "post_processor");
+    if (!cJSON_IsObject(p))
+        return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
+                        "%s: post_processor is missing; a BERT tokenizer needs its [CLS] ... [SEP] template", c->path);
+    const char *type;
+    ake_status st;
+    if ((st = get_str(c, p, "post_processor", "type", NULL, &type))) return st;
+    if (strcmp(type, "BertProcessing") == 0) {
+        const char *keys[2] = {"cls", "sep"};
+        for (int i = 0; i < 2; i++) {
+            const cJSON *pair = field(p, keys[i]);
+            int32_t id;
+            if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !as_int(cJSON_GetArrayItem(pair, 1), 0, INT32_MAX - 1, &id))
+                return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.%s is not [token, id]", c->path, keys[i]);
+            if ((st = push_id(c, t, i == 0, id))) return st;
+        }
+        return AKE_OK;
+    }
+    if (strcmp(type, "TemplateProcessing") != 0)
+        return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
+                        "%s: post_processor type \"%s\" is not supported (TemplateProcessing, BertProcessing)", c->path,
+                        type);
+    const cJSON *single = field(p, "single"), *specials = field(p, "special_tokens");
+    if (!cJSON_IsArray(single))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single is not an array", c->path);
+    bool seen_a = false;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, single) {
+        const cJSON *sp = field(item, "SpecialToken"), *seq = field(item, "Sequence");
+        if (seq) {
+            const char *id;
+            if ((st = get_str(c, seq, "post_processor.single[].Sequence", "id", NULL, &id))) return st;
+            if (strcmp(id, "A") != 0 || seen_a)
+                return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
+                                "%s: post_processor.single must hold sequence A once", c->path);
+            seen_a = true;
+            continue;
+        }
+        const char *name;
+        if (!sp) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single has an item that is neither SpecialToken nor Sequence", c->path);
+        if ((st = get_str(c, sp, "post_processor.single[].SpecialToken", "id", NULL, &name))) return st;
+        const cJSON *def = specials ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
+        const cJSON *ids = def ? field(def, "ids") : NULL;
+        if (!cJSON_IsArray(ids))
+            return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.special_tokens has no ids for \"%s\"",
+                            c->path, name);
+        const cJSON *idv;
+        cJSON_ArrayForEach(idv, ids) {
+            int32_t id;
+            if (!as_int(idv, 0, INT32_MAX - 1, &id))
+                return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.special_tokens.%s.ids has a bad id",
+                                c->path, name);
+            if ((st = push_id(c, t, !seen_a, id))) return st;
+        }
+    }
+    if (!seen_a) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single has no sequence A", c->path);
+    return AKE_OK;
+}
+
+static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root) {
+    const cJSON *arr = field(root, "added_tokens");
+    if (!arr) return AKE_OK;
+    if (!cJSON_IsArray(arr)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: added_tokens is not an array", c->path);
+    const cJSON *a;
+    int i = 0;
+    cJSON_ArrayForEach(a, arr) {
+        char where[48];
+        snprintf(where, sizeof where, "added_tokens[%d]", i++);
+        if (!cJSON_IsObject(a)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s is not an object", c->path, where);
+        const char *content;
+        int32_t id;
+        bool sw, ls, rs, norm, special;
+        ake_status st;
+        if ((st = get_str(c, a, where, "content", NULL, &content)) || (st = get_int(c, a, where, "id", 0, INT32_MAX - 1, -1, &id)) ||
+            (st = get_bool(c, a, where, "special", false, &special)) || (st = get_bool(c, a, where, "single_word", false, &sw)) ||
+            (st = get_bool(c, a, where, "lstrip", false, &ls)) || (st = get_bool(c, a, where, "rstrip", false, &rs)) ||
+            (st = get_bool(c, a, where, "normalized", !special, &norm)))
+            return st;
+        if (id < 0) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.id is missing", c->path, where);
+        if ((st = add_token(c, t, content, id, sw, ls, rs, norm, special))) return st;
+    }
+    return AKE_OK;
+}
+
+/* Optional tokenizer_config.json next to tokenizer.json: only model_max_length and pad_token are used. */
+static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
+    ctx c = {.path = path, .err = err, .errlen = errlen};
+    cJSON *root;
+    ake_status st = read_json(path, &root, err, errlen);
+    if (st) return st;
+    if ((st = parse_model(&c, t, root)) || (st = parse_normalizer(&c, t, root)) || (st = parse_pre_tokenizer(&c, root)) ||
+        (st = parse_post_processor(&c, t, root)) || (st = parse_added_tokens(&c, t, root)))
+        goto out;
+    const cJSON *trunc = field(root, "truncation"), *pad = field(root, "padding");
+    if (trunc && (st = get_int(&c, trunc, "truncation", "max_length", 0, INT32_MAX, 0, &t->max_length))) goto out;
+    if (pad && (st = get_int(&c, pad, "padding", "pad_id", 0, INT32_MAX - 1, -1, &t->pad_id))) goto out;
+    if ((st = finish(&c, t))) goto out;
+
+    /* tokenizer_config.json: fill what tokenizer.json left open */
+    char *cfg_path = join(dir, "tokenizer_config.json");
+    if (!cfg_path) {
+        st = nomem(&c);
+        goto out;
+    }
+    if ((t->max_length == 0 || t->pad_id < 0) && file_exists(cfg_path)) {
+        cJSON *cfg;
+        if (!(st = read_json(cfg_path, &cfg, err, errlen))) {
+            const cJSON *ml = field(cfg, "model_max_length");
+            int32_t v;
+            if (t->max_length == 0 && ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
+            const cJSON *pt = field(cfg, "pad_token");
+            if (pt && cJSON_IsObject(pt)) pt = field(pt, "content");
+            if (t->pad_id < 0 && cJSON_IsString(pt)) t->pad_id = ake_vocab_get(&t->vocab, pt->valuestring, strlen(pt->valuestring));
+            cJSON_Delete(cfg);
+        }
+    }
+    free(cfg_path);
+out:
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ---- vocab.txt fallback ------------------------------------------------------------------- */
+
+/* Token name from tokenizer_config.json / special_tokens_map.json: a string, or an AddedToken
+ * object with "content". NULL if absent. */
+static const char *special_name(const cJSON *cfg, const char *key) {
+    const cJSON *v = cfg ? field(cfg, key) : NULL;
+    if (v && cJSON_IsObject(v)) v = field(v, "content");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Length of line s[0..n) without trailing White_Space (Rust str::trim_end). */
+static size_t trim_end(const char *s, size_t n) {
+    while (n > 0) {
+        size_t i = n - 1;
+        while (i > 0 && ((uint8_t)s[i] & 0xC0) == 0x80) i--;
+        const uint8_t *u = (const uint8_t *)s + i;
+        int32_t cp;
+        size_t k = n - i;
+        if (k == 1) cp = u[0];
+        else if (k == 2) cp = ((u[0] & 0x1F) << 6) | (u[1] & 0x3F);
+        else if (k == 3) cp = ((u[0] & 0x0F) << 12) | ((u[1] & 0x3F) << 6) | (u[2] & 0x3F);
+        else cp = ((u[0] & 0x07) << 18) | ((u[1] & 0x3F) << 12) | ((u[2] & 0x3F) << 6) | (u[3] & 0x3F);
+        if (!ake_text_is_white_space(cp)) break;
+        n = i;
+    }
+    return n;
+}
+
+static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
+    ctx c = {.path = path, .err = err, .errlen = errlen};
+    char *buf = NULL, *cfg_path = join(dir, "tokenizer_config.json"), *map_path = join(dir, "special_tokens_map.json");
+    cJSON *cfg = NULL, *map = NULL;
+    size_t len = 0;
+    ake_status st = AKE_OK;
+    if (!cfg_path || !map_path) {
+        st = nomem(&c);
+        goto out;
+    }
+    if ((st = read_file(path, &buf, &len, err, errlen))) goto out;
+    if (file_exists(cfg_path) && (st = read_json(cfg_path, &cfg, err, errlen))) goto out;
+    if (file_exists(map_path) && (st = read_json(map_path, &map, err, errlen))) goto out;
+
+    /* one token per line, id = line number; lines end at \n or \r\n (Rust BufRead::lines) */
+    int32_t id = 0;
+    for (size_t i = 0; i < len; id++) {
+        const char *line = buf + i;
+        const char *nl = memchr(line, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - line) : len - i;
+        i += n + (nl ? 1 : 0);
+        if (n > 0 && line[n - 1] == '\r') n--;
+        /* each line must be UTF-8, as HF reads it into a String */
+        size_t bad = ake_text_utf8_invalid_at((const uint8_t *)line, n);
+        if (bad < n) {
+            st = ake_errf(err, errlen, AKE_EFORMAT, "%s: line %d is not valid UTF-8 (byte %zu of the line)", path,
+                          (int)id + 1, bad);
+            goto out;
+        }
+        if (id == INT32_MAX - 1) {
+            st = ake_errf(err, errlen, AKE_ETOOLONG, "%s: more than 2^31-1 lines", path);
+            goto out;
+        }
+        n = trim_end(line, n);
+        if ((st = ake_vocab_put(&t->vocab, line, n, id))) {
+            st = ake_errf(err, errlen, st, "%s: line %d: %s", path, (int)id + 1, ake_status_str(st));
+            goto out;
+        }
+    }
+    t->vocab_size = id;
+
+    /* BertTokenizerFast defaults, overridden by tokenizer_config.json */
+    ctx cc = {.path = cfg_path, .err = err, .errlen = errlen};
+    bool strip_set = false;
+    t->clean_text = t->handle_chinese_chars = t->lowercase = true;
+    t->max_input_chars_per_word = 100;
+    if (!(t->cont_prefix = dup_str("##"))) {
+        st = nomem(&c);
+        goto out;
+    }
+    t->cont_prefix_len = 2;
+    if (cfg) {
+        if ((st = get_bool(&cc, cfg, "tokenizer_config", "do_lower_case", true, &t->lowercase)) ||
+            (st = get_bool(&cc, cfg, "tokenizer_config", "tokenize_chinese_chars", true, &t->handle_chinese_chars)))
+            goto out;
+        if (field(cfg, "strip_accents")) {
+            if ((st = get_bool(&cc, cfg, "tokenizer_config", "strip_accents", false, &t->strip_accents))) goto out;
+            strip_set = true;
+        }
+        const cJSON *ml = field(cfg, "model_max_length");
+        int32_t v;
+        if (ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
+    }
+    if (!strip_set) t->strip_accents = t->lowercase;
+
+    /* special tokens: tokenizer_config.json, then special_tokens_map.json, then BERT's names
+     * (only when neither file exists) */
+    static const char *const keys[] = {"unk_token", "sep_token", "pad_token", "cls_token", "mask_token"};
+    static const char *const dflt[] = {"[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"};
+    int32_t ids[5];
+    for (int k = 0; k < 5; k++) {
+        const char *name = special_name(cfg, keys[k]);
+        const char *from = cfg_path;
+        if (!name) {
+            name = special_name(map, keys[k]);
+            from = map_path;
+        }
+        if (!name && !cfg && !map) {
+            name = dflt[k];
+            from = "the BERT defaults";
+        }
+        ids[k] = -1;
+        if (!name) continue;
+        ids[k] = ake_vocab_get(&t->vocab, name, strlen(name));
+        if (ids[k] < 0) {
+            st = ake_errf(err, errlen, AKE_EFORMAT, "%s: %s \"%s\" (from %s) is not in the vocabulary", path, keys[k], name,
+                          from);
+            goto out;
+        }
+        if ((st = add_token(&c, t, name, ids[k], false, false, false, false, true))) goto out;
+    }
+    const cJSON *extra = cfg ? field(cfg, "additional_special_tokens") : NULL;
+    if (!extra && map) extra = field(map, "additional_special_tokens");
+    const cJSON *x;
+    if (cJSON_IsArray(extra)) {
+        cJSON_ArrayForEach(x, extra) {
+            const char *name = cJSON_IsString(x) ? x->valuestring : NULL;
+            if (!name && cJSON_IsObject(x)) name = special_name(x, "content");
+            if (!name) continue;
+            if ((st = add_token(&c, t, name, t->vocab_size, false, false, false, false, true))) goto out;
+        }
+    }
+    t->unk_id = ids[0];
+    t->pad_id = ids[2];
+    if (ids[3] < 0 || ids[1] < 0) {
+        st = ake_errf(err, errlen, AKE_EFORMAT, "%s: no cls_token / sep_token named in %s or %s", path, cfg_path, map_path);
+        goto out;
+    }
+    t->prefix_ids[t->n_prefix++] = ids[3];
+    t->suffix_ids[t->n_suffix++] = ids[1];
+    st = finish(&c, t);
+out:
+    cJSON_Delete(cfg);
+    cJSON_Delete(map);
+    free(buf);
+    free(cfg_path);
+    free(map_path);
+    return st;
+}
+
+ake_status ake_tokenizer_load(const char *model_dir, ake_tokenizer **out, char *err, size_t errlen) {
+    if (!out) return ake_errf(err, errlen, AKE_EINVAL, "ake_tokenizer_load: out is NULL");
+    *out = NULL;
+    if (!model_dir || !*model_dir) return ake_errf(err, errlen, AKE_EINVAL, "ake_tokenizer_load: no model folder given");
+    struct stat sb;
+    if (stat(model_dir, &sb) != 0)
+        return ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s: %s", model_dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s is not a folder", model_dir);
+    char *json = join(model_dir, "tokenizer.json"), *txt = join(model_dir, "vocab.txt");
+    ake_tokenizer *t = tok_new();
+    ake_status st;
+    if (!json || !txt || !t) st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading the tokenizer of %s", model_dir);
+    else if (file_exists(json)) st = load_json(model_dir, json, t, err, errlen);
+    else if (file_exists(txt)) st = load_vocab_txt(model_dir, txt, t, err, errlen);
+    else st = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has neither tokenizer.json nor vocab.txt", model_dir);
+    free(json);
+    free(txt);
+    if (st) {
+        ake_tokenizer_free(t);
+        return st;
+    }
+    *out = t;
+    return AKE_OK;
+}
