@@ -527,7 +527,7 @@ static void split_normalized(enc *e, const int32_t *s, size_t n) {
         for (size_t k = from; k < start; k++) pt_push(e, s[k]);
         word_end(e);
         emit(e, m->id);
-        from = i = stop;
+        from = stop; /* the search goes on at the match's end (i), as HF's, even if rstrip took more */
     }
     for (size_t k = from; k < n; k++) pt_push(e, s[k]);
     word_end(e);
@@ -552,7 +552,9 @@ static void segment(enc *e, const uint8_t *s, size_t len) {
 
 /* HF AddedVocabulary::find_matches with the normalized=false tokens, on the raw bytes:
  * leftmost-longest, non-overlapping; a single_word match that is not a word is skipped (and
- * its bytes stay text); lstrip / rstrip take the whitespace beside the token with it. */
+ * its bytes stay text); lstrip / rstrip take the whitespace beside the token with it. As in
+ * HF, the search resumes where the match ended, not after the whitespace rstrip took, so a
+ * token that starts with whitespace can still match there. */
 static void split_added(enc *e, const uint8_t *s, size_t len) {
     const ake_tokenizer *t = e->tok;
     size_t from = 0, i = 0;
@@ -594,9 +596,9 @@ static void split_added(enc *e, const uint8_t *s, size_t len) {
                 stop = q;
             }
         }
-        segment(e, s + from, start - from);
+        if (start > from) segment(e, s + from, start - from);
         emit(e, m->id);
-        from = i = stop;
+        from = stop; /* the search goes on at the match's end (i), as HF's, even if rstrip took more */
     }
     segment(e, s + from, len - from);
 }

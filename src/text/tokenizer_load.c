@@ -171,22 +171,38 @@ static ake_tokenizer *tok_new(void) {
     return t;
 }
 
+/* Largest id among the added tokens so far, -1 if none. */
+static int32_t max_added_id(const ake_tokenizer *t) {
+    int32_t m = -1;
+    for (size_t i = 0; i < t->n_raw; i++)
+        if (t->raw[i].id > m) m = t->raw[i].id;
+    for (size_t i = 0; i < t->n_norm; i++)
+        if (t->norm[i].id > m) m = t->norm[i].id;
+    return m;
+}
+
 /* Adds an added token (content copied). Duplicate contents keep the first, as HF ignores a
- * token it already has. Normalized ones get their normalized form now: the normalizer flags
- * must be set before. */
-static ake_status add_token(ctx *c, ake_tokenizer *t, const char *content, int32_t id, bool single_word, bool lstrip,
-                            bool rstrip, bool normalized, bool special) {
+ * token it already has. The id is the one HF's AddedVocabulary gives, whatever the file
+ * says: the model vocab's id for that content, else the next id after the model vocab
+ * (counted in distinct tokens) and the added tokens so far. Normalized tokens get their
+ * normalized form now: the normalizer flags must be set before. */
+static ake_status add_token(ctx *c, ake_tokenizer *t, const char *content, bool single_word, bool lstrip, bool rstrip,
+                            bool normalized, bool special) {
     size_t len = strlen(content);
     if (len == 0) return AKE_OK; /* HF ignores empty added tokens */
     for (size_t i = 0; i < t->n_raw; i++)
         if (t->raw[i].len == len && memcmp(t->raw[i].content, content, len) == 0) return AKE_OK;
     for (size_t i = 0; i < t->n_norm; i++)
         if (t->norm[i].len == len && memcmp(t->norm[i].content, content, len) == 0) return AKE_OK;
-    ake_added_token a = {.len = len, .id = id, .single_word = single_word, .lstrip = lstrip, .rstrip = rstrip,
+    ake_added_token a = {.len = len, .single_word = single_word, .lstrip = lstrip, .rstrip = rstrip,
                          .normalized = normalized, .special = special};
-    /* HF gives an added token the id the model vocab has for it, if any */
-    int32_t vid = ake_vocab_get(&t->vocab, content, len);
-    if (vid >= 0) a.id = vid;
+    a.id = ake_vocab_get(&t->vocab, content, len);
+    if (a.id < 0) {
+        int32_t nv = (int32_t)t->vocab.n, m = max_added_id(t);
+        a.id = m < 0 ? nv : (m >= nv || nv == 0) ? m + 1 : nv;
+        if (a.id < 0 || a.id == INT32_MAX)
+            return ake_errf(c->err, c->errlen, AKE_ETOOLONG, "%s: too many added tokens", c->path);
+    }
     if (!(a.content = dup_str(content))) return nomem(c);
     if (normalized) {
         ake_status st = ake_tokenizer_normalize_cps(t, content, len, &a.ncps, &a.nlen);
@@ -388,7 +404,7 @@ static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root
             (st = get_bool(c, a, where, "normalized", !special, &norm)))
             return st;
         if (id < 0) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.id is missing", c->path, where);
-        if ((st = add_token(c, t, content, id, sw, ls, rs, norm, special))) return st;
+        if ((st = add_token(c, t, content, sw, ls, rs, norm, special))) return st;
     }
     return AKE_OK;
 }
@@ -548,7 +564,7 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
                           from);
             goto out;
         }
-        if ((st = add_token(&c, t, name, ids[k], false, false, false, false, true))) goto out;
+        if ((st = add_token(&c, t, name, false, false, false, false, true))) goto out;
     }
     const cJSON *extra = cfg ? field(cfg, "additional_special_tokens") : NULL;
     if (!extra && map) extra = field(map, "additional_special_tokens");
@@ -558,7 +574,7 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
             const char *name = cJSON_IsString(x) ? x->valuestring : NULL;
             if (!name && cJSON_IsObject(x)) name = special_name(x, "content");
             if (!name) continue;
-            if ((st = add_token(&c, t, name, t->vocab_size, false, false, false, false, true))) goto out;
+            if ((st = add_token(&c, t, name, false, false, false, false, true))) goto out;
         }
     }
     t->unk_id = ids[0];
