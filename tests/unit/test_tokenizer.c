@@ -1,0 +1,643 @@
+/* Tokenizer tests: golden ids from HF `tokenizers` (tests/golden/make_tokenizer_golden.py),
+ * plus the contract of tokenizer.h: UTF-8 errors, empty text, truncation, broken or missing
+ * files, the vocab.txt fallback, and concurrent use of one tokenizer. */
+#include "test_util.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "text/tokenizer.h"
+#include "text/tokenizer_impl.h"
+
+#define GOLDEN "tests/golden/tokenizer_golden.jsonl"
+#define GOLDEN_ADDED "tests/golden/tokenizer_golden_added.jsonl"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static char *model_file(const char *name) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", test_model_dir(), name);
+    return path;
+}
+
+/* Decodes the JSON string literal at *p (which points at its opening quote) into a malloc'd
+ * buffer with its length: unlike cJSON it keeps an escaped U+0000. Returns NULL on bad input. */
+static char *json_string(const char *p, size_t *len) {
+    if (*p != '"') return NULL;
+    char *out = malloc(strlen(p) + 1), *o = out;
+    for (p++; *p && *p != '"'; p++) {
+        if (*p != '\\') {
+            *o++ = *p;
+            continue;
+        }
+        p++;
+        switch (*p) {
+        case 'n': *o++ = '\n'; break;
+        case 't': *o++ = '\t'; break;
+        case 'r': *o++ = '\r'; break;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case '"': case '\\': case '/': *o++ = *p; break;
+        case 'u': {
+            unsigned cp = 0, lo = 0;
+            if (sscanf(p + 1, "%4x", &cp) != 1) goto bad;
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (p[1] != '\\' || p[2] != 'u' || sscanf(p + 3, "%4x", &lo) != 1) goto bad;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                p += 6;
+            }
+            if (cp < 0x80) *o++ = (char)cp;
+            else if (cp < 0x800) { *o++ = (char)(0xC0 | cp >> 6); *o++ = (char)(0x80 | (cp & 0x3F)); }
+            else if (cp < 0x10000) {
+                *o++ = (char)(0xE0 | cp >> 12); *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *o++ = (char)(0x80 | (cp & 0x3F));
+            } else {
+                *o++ = (char)(0xF0 | cp >> 18); *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *o++ = (char)(0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default: goto bad;
+        }
+    }
+    if (*p != '"') goto bad;
+    *len = (size_t)(o - out);
+    return out;
+bad:
+    free(out);
+    return NULL;
+}
+
+typedef struct {
+    char *text;      /* decoded, [len] bytes */
+    size_t len;
+    char *literal;   /* the JSON literal as in the file, for messages */
+    int32_t max_tokens;
+    int32_t *ids;
+    int32_t n;
+} golden_case;
+
+typedef struct {
+    golden_case *c;
+    size_t n;
+    cJSON *head; /* first line of the added-tokens file */
+} golden_set;
+
+static void golden_free(golden_set *g) {
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->c[i].text);
+        free(g->c[i].literal);
+        free(g->c[i].ids);
+    }
+    free(g->c);
+    cJSON_Delete(g->head);
+    memset(g, 0, sizeof *g);
+}
+
+/* Reads a golden file: lines {"text": "...", "max_tokens": N, "ids": [...]}, the first line
+ * kept apart as `head` when it has no "text". */
+static void golden_load(const char *path, golden_set *g) {
+    memset(g, 0, sizeof *g);
+    size_t size;
+    char *buf = test_read_file(path, &size);
+    if (!buf) fail_msg("cannot read %s (run from the repository root)", path);
+    size_t cap = 0;
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        cJSON *j = cJSON_Parse(line);
+        if (!j) fail_msg("%s: bad JSON line: %.80s", path, line);
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+        if (!t) {
+            assert_null(g->head);
+            g->head = j;
+            continue;
+        }
+        const char *lit = strstr(line, "\"text\": \"");
+        assert_non_null(lit);
+        lit += strlen("\"text\": ");
+        if (g->n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            g->c = realloc(g->c, cap * sizeof *g->c);
+        }
+        golden_case *c = &g->c[g->n++];
+        memset(c, 0, sizeof *c);
+        c->text = json_string(lit, &c->len);
+        if (!c->text) fail_msg("%s: cannot decode %.80s", path, lit);
+        const char *end = lit + 1;
+        while (*end && !(*end == '"' && end[-1] != '\\')) end++; /* good enough for messages */
+        c->literal = strndup(lit, (size_t)(end - lit + 1));
+        c->max_tokens = cJSON_GetObjectItemCaseSensitive(j, "max_tokens")->valueint;
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids"), *id;
+        c->ids = malloc(((size_t)cJSON_GetArraySize(ids) + 1) * sizeof *c->ids);
+        cJSON_ArrayForEach(id, ids) c->ids[c->n++] = id->valueint;
+        cJSON_Delete(j);
+    }
+    free(buf);
+}
+
+static void print_ids(const char *label, const int32_t *ids, int32_t n) {
+    char line[8192];
+    size_t o = (size_t)snprintf(line, sizeof line, "  %s [", label);
+    for (int32_t i = 0; i < n && o < sizeof line - 16; i++) o += (size_t)snprintf(line + o, sizeof line - o, i ? ", %d" : "%d", ids[i]);
+    print_message("%s]\n", line);
+}
+
+/* Encodes every case; prints the first mismatches and fails if there is any. */
+static void check_golden(const ake_tokenizer *tok, const golden_set *g, const char *what) {
+    ake_tokens out = {0};
+    char err[256];
+    size_t bad = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const golden_case *c = &g->c[i];
+        ake_status st = ake_tokenizer_encode(tok, c->text, c->len, c->max_tokens, AKE_TRUNCATE_RIGHT, &out, err, sizeof err);
+        bool ok = st == AKE_OK && out.n == c->n && memcmp(out.ids, c->ids, (size_t)c->n * sizeof *c->ids) == 0 &&
+                  (c->max_tokens > 0 ? out.n_untruncated >= out.n : out.n_untruncated == out.n);
+        if (ok) continue;
+        if (++bad <= 10) {
+            print_message("%s: case %zu differs from HF: text %s (max_tokens %d)\n", what, i, c->literal, c->max_tokens);
+            if (st) print_message("  error: %s\n", err);
+            print_ids("hf:  ", c->ids, c->n);
+            print_ids("ours:", out.ids, st ? 0 : out.n);
+        }
+    }
+    ake_tokens_release(&out);
+    if (bad) fail_msg("%s: %zu of %zu golden texts differ from HF", what, bad, g->n);
+    print_message("%s: %zu of %zu golden texts equal to HF\n", what, g->n, g->n);
+}
+
+static ake_tokenizer *load_ok(const char *dir) {
+    ake_tokenizer *tok = NULL;
+    char err[512];
+    ake_status st = ake_tokenizer_load(dir, &tok, err, sizeof err);
+    if (st) fail_msg("ake_tokenizer_load(%s): %s", dir, err);
+    assert_non_null(tok);
+    return tok;
+}
+
+static void encode_ok(const ake_tokenizer *tok, const char *s, int32_t max_tokens, ake_truncation_dir dir, ake_tokens *out) {
+    char err[256];
+    ake_status st = ake_tokenizer_encode(tok, s, strlen(s), max_tokens, dir, out, err, sizeof err);
+    if (st) fail_msg("encode(\"%s\"): %s", s, err);
+}
+
+/* A fresh temporary folder; rm_dir removes it with its files (no subfolders). */
+static char *make_dir(void) {
+    char *d = strdup("/tmp/ake_tok_test_XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rm_dir(char *d) {
+    static const char *const names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
+    char p[4096];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", d, names[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(d), 0);
+    free(d);
+}
+
+static void write_file(const char *dir, const char *name, const char *data, size_t len) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void copy_model_file(const char *dir, const char *name) {
+    size_t n;
+    char *data = test_read_file(model_file(name), &n);
+    if (!data) fail_msg("cannot read %s", model_file(name));
+    write_file(dir, name, data, n);
+    free(data);
+}
+
+/* ---- golden ------------------------------------------------------------------------------- */
+
+static void test_golden(void **state) {
+    (void)state;
+    golden_set g;
+    golden_load(GOLDEN, &g);
+    assert_true(g.n >= 2000);
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    check_golden(tok, &g, GOLDEN);
+    ake_tokenizer_free(tok);
+    golden_free(&g);
+}
+
+/* Added tokens with lstrip / rstrip / single_word / normalized, appended to the model's file. */
+static void test_golden_added_tokens(void **state) {
+    (void)state;
+    golden_set g;
+    golden_load(GOLDEN_ADDED, &g);
+    assert_non_null(g.head);
+    char *json = test_read_file(model_file("tokenizer.json"), NULL);
+    assert_non_null(json);
+    cJSON *spec = cJSON_Parse(json);
+    free(json);
+    cJSON *added = cJSON_GetObjectItemCaseSensitive(spec, "added_tokens"), *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(g.head, "added_tokens"))
+        cJSON_AddItemToArray(added, cJSON_Duplicate(a, true));
+    char *text = cJSON_PrintUnformatted(spec);
+    char *dir = make_dir();
+    write_file(dir, "tokenizer.json", text, strlen(text));
+    ake_tokenizer *tok = load_ok(dir);
+    check_golden(tok, &g, GOLDEN_ADDED);
+    ake_tokenizer_free(tok);
+    rm_dir(dir);
+    free(text);
+    cJSON_Delete(spec);
+    golden_free(&g);
+}
+
+/* ---- encode contract ---------------------------------------------------------------------- */
+
+static void test_invalid_utf8(void **state) {
+    (void)state;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    static const struct { const char *s; size_t len, at; } bad[] = {
+        {"\xff", 1, 0},                 /* never valid */
+        {"abc\xc3", 4, 3},              /* truncated 2-byte sequence */
+        {"ok \xc0\xaf", 5, 3},          /* overlong '/' */
+        {"x\xe0\x80\xaf", 4, 1},        /* overlong 3-byte */
+        {"hi\xed\xa0\x80", 5, 2},       /* UTF-16 surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4, 0},     /* past U+10FFFF */
+        {"caf\xc3\xa9 \x80", 7, 6},     /* lone continuation byte after valid é */
+        {"[SEP]\xe2\x82", 7, 5},        /* truncated at the end, after a special token */
+        {"a\xf0\x9f\x98", 4, 1},        /* truncated emoji */
+    };
+    ake_tokens out = {0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "", want[64];
+        ake_status st = ake_tokenizer_encode(tok, bad[i].s, bad[i].len, 0, AKE_TRUNCATE_RIGHT, &out, err, sizeof err);
+        assert_int_equal(st, AKE_EINVAL);
+        snprintf(want, sizeof want, "byte offset %zu", bad[i].at);
+        if (!strstr(err, want)) fail_msg("case %zu: error \"%s\" does not name %s", i, err, want);
+        assert_int_equal(out.n, 0);
+    }
+    /* valid edge cases: U+10FFFF, U+FFFF, U+0000 inside the text */
+    static const char ok[] = "\xf4\x8f\xbf\xbf \xef\xbf\xbf a\0b";
+    char err[256];
+    assert_int_equal(ake_tokenizer_encode(tok, ok, sizeof ok - 1, 0, AKE_TRUNCATE_RIGHT, &out, err, sizeof err), AKE_OK);
+    ake_tokens_release(&out);
+    ake_tokenizer_free(tok);
+}
+
+static void test_empty(void **state) {
+    (void)state;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    ake_tokens out = {0};
+    char err[256];
+    assert_int_equal(ake_tokenizer_encode(tok, "", 0, 0, AKE_TRUNCATE_RIGHT, &out, err, sizeof err), AKE_OK);
+    assert_int_equal(out.n, 2);
+    assert_int_equal(out.n_untruncated, 2);
+    assert_int_equal(out.ids[0], ake_tokenizer_cls_id(tok));
+    assert_int_equal(out.ids[1], ake_tokenizer_sep_id(tok));
+    /* NULL with length 0 is the empty text too; whitespace and controls only normalize to it */
+    assert_int_equal(ake_tokenizer_encode(tok, NULL, 0, 16, AKE_TRUNCATE_LEFT, &out, err, sizeof err), AKE_OK);
+    assert_int_equal(out.n, 2);
+    encode_ok(tok, " \t\n\xe3\x80\x80\xe2\x80\x8b\xef\xbb\xbf", 0, AKE_TRUNCATE_RIGHT, &out);
+    assert_int_equal(out.n, 2);
+    /* bad arguments */
+    assert_int_equal(ake_tokenizer_encode(tok, NULL, 3, 0, AKE_TRUNCATE_RIGHT, &out, err, sizeof err), AKE_EINVAL);
+    assert_int_equal(ake_tokenizer_encode(tok, "a", 1, 0, (ake_truncation_dir)7, &out, err, sizeof err), AKE_EINVAL);
+    ake_tokens_release(&out);
+    assert_null(out.ids);
+    ake_tokens_release(&out); /* twice is fine */
+    ake_tokenizer_free(tok);
+}
+
+static void test_truncation(void **state) {
+    (void)state;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    const char *text = "The quick brown fox jumps over the lazy dog, unbelievably quickly [SEP] and again.";
+    ake_tokens full = {0}, out = {0};
+    encode_ok(tok, text, 0, AKE_TRUNCATE_RIGHT, &full);
+    int32_t n = full.n;
+    assert_true(n > 12);
+    assert_int_equal(full.n_untruncated, n);
+    for (int32_t max = 2; max <= n + 3; max++) {
+        int32_t keep = (max < n ? max : n) - 2; /* content tokens kept */
+        encode_ok(tok, text, max, AKE_TRUNCATE_RIGHT, &out);
+        assert_int_equal(out.n, keep + 2);
+        assert_int_equal(out.n_untruncated, n);
+        assert_int_equal(out.ids[0], full.ids[0]);
+        assert_int_equal(out.ids[out.n - 1], full.ids[n - 1]);
+        assert_memory_equal(out.ids + 1, full.ids + 1, (size_t)keep * sizeof *out.ids);
+        encode_ok(tok, text, max, AKE_TRUNCATE_LEFT, &out);
+        assert_int_equal(out.n, keep + 2);
+        assert_int_equal(out.n_untruncated, n);
+        assert_int_equal(out.ids[0], full.ids[0]);
+        assert_int_equal(out.ids[out.n - 1], full.ids[n - 1]);
+        assert_memory_equal(out.ids + 1, full.ids + 1 + (n - 2 - keep), (size_t)keep * sizeof *out.ids);
+    }
+    /* fewer tokens than the template's specials: refused (HF would silently not truncate) */
+    char err[256];
+    assert_int_equal(ake_tokenizer_encode(tok, text, strlen(text), 1, AKE_TRUNCATE_RIGHT, &out, err, sizeof err), AKE_EINVAL);
+    assert_non_null(strstr(err, "max_tokens 1"));
+    /* a long text through one reused ake_tokens, then a short one */
+    size_t big_len = 200000;
+    char *big = malloc(big_len + 1);
+    for (size_t i = 0; i < big_len; i++) big[i] = "ab cd, "[i % 7];
+    big[big_len] = 0;
+    encode_ok(tok, big, 0, AKE_TRUNCATE_RIGHT, &out);
+    int32_t big_n = out.n;
+    assert_true(big_n > 50000 && out.cap >= big_n);
+    encode_ok(tok, big, 128, AKE_TRUNCATE_LEFT, &out);
+    assert_int_equal(out.n, 128);
+    assert_int_equal(out.n_untruncated, big_n);
+    encode_ok(tok, big, 128, AKE_TRUNCATE_RIGHT, &out);
+    assert_int_equal(out.n, 128);
+    assert_int_equal(out.n_untruncated, big_n);
+    encode_ok(tok, "hi", 0, AKE_TRUNCATE_RIGHT, &out);
+    assert_int_equal(out.n, 3);
+    free(big);
+    ake_tokens_release(&full);
+    ake_tokens_release(&out);
+    ake_tokenizer_free(tok);
+}
+
+/* Values the accessors must give, read from the model's tokenizer.json (not typed here). */
+static void test_accessors(void **state) {
+    (void)state;
+    char *json = test_read_file(model_file("tokenizer.json"), NULL);
+    assert_non_null(json);
+    cJSON *spec = cJSON_Parse(json);
+    free(json);
+    int32_t cls = -1, sep = -1, pad = -1, unk = -1;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(spec, "added_tokens")) {
+        const char *c = cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring;
+        int id = cJSON_GetObjectItemCaseSensitive(a, "id")->valueint;
+        if (!strcmp(c, "[CLS]")) cls = id;
+        if (!strcmp(c, "[SEP]")) sep = id;
+        if (!strcmp(c, "[PAD]")) pad = id;
+        if (!strcmp(c, "[UNK]")) unk = id;
+    }
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
+    int vocab = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "vocab"));
+    int max_len = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "truncation"), "max_length")->valueint;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    assert_int_equal(ake_tokenizer_cls_id(tok), cls);
+    assert_int_equal(ake_tokenizer_sep_id(tok), sep);
+    assert_int_equal(ake_tokenizer_pad_id(tok), pad);
+    assert_int_equal(ake_tokenizer_unk_id(tok), unk);
+    assert_int_equal(ake_tokenizer_vocab_size(tok), vocab);
+    assert_int_equal(ake_tokenizer_max_length(tok), max_len);
+    ake_tokenizer_free(tok);
+    ake_tokenizer_free(NULL);
+    cJSON_Delete(spec);
+}
+
+/* Normalizer details the ids of this vocabulary cannot show (values from HF normalize_str). */
+static void test_normalizer_details(void **state) {
+    (void)state;
+    static const struct { const char *in; int32_t want[8]; size_t n; } cases[] = {
+        {"A\xcc\x81\xcc\x96", {'a'}, 1},                                            /* NFD, Mn dropped */
+        {"\xc4\xb0", {'i'}, 1},                                                     /* İ: NFD first, so no U+0307 */
+        {"x\xf0\x9d\x85\xad\xf0\x9d\x85\xa5", {'x', 0x1D165, 0x1D16D}, 3},          /* canonical order 216 < 226 */
+        {"x\xf0\x9d\x85\xad\xf0\x96\xbf\xb0\xf0\x9d\x85\xa5", {'x', 0x1D16D, 0x16FF0, 0x1D165}, 4}, /* U+16FF0: class 0 to HF */
+        {"\xe4\xb8\xad", {' ', 0x4E2D, ' '}, 3},                                    /* CJK spacing */
+        {"a\0b\xef\xbf\xbd\xe2\x80\x8b" "c\xc2\x85", {'a', 'b', 'c'}, 3},           /* U+0000 U+FFFD Cf Cc removed */
+        {"\t\n\xe3\x80\x80\xe2\x80\xa8", {' ', ' ', ' ', ' '}, 4},                  /* whitespace to ' ' */
+        {"\xe1\x9c\xb4\xe1\x99\xad", {0x166D}, 1},                                  /* U+1734 Mn to HF; U+166D kept */
+        {"\xef\xbc\xa1\xc3\x9f", {0xFF41, 0xDF}, 2},                                /* no NFKC: full-width stays, ß stays */
+    };
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t *cps = NULL;
+        size_t n = 0;
+        size_t len = i == 5 ? 12 : strlen(cases[i].in);
+        assert_int_equal(ake_tokenizer_normalize_cps(tok, cases[i].in, len, &cps, &n), AKE_OK);
+        if (n != cases[i].n || memcmp(cps, cases[i].want, n * sizeof *cps) != 0) {
+            print_message("case %zu: got", i);
+            for (size_t k = 0; k < n; k++) print_message(" U+%04X", (unsigned)cps[k]);
+            print_message("\n");
+            fail_msg("normalizer case %zu differs from HF", i);
+        }
+        free(cps);
+    }
+    ake_tokenizer_free(tok);
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static void test_missing_folder(void **state) {
+    (void)state;
+    ake_tokenizer *tok = (ake_tokenizer *)0x1;
+    char err[512] = "";
+    assert_int_equal(ake_tokenizer_load("/nonexistent/akidb-model", &tok, err, sizeof err), AKE_ENOTFOUND);
+    assert_null(tok);
+    assert_non_null(strstr(err, "/nonexistent/akidb-model"));
+    /* a folder without tokenizer files */
+    char *dir = make_dir();
+    assert_int_equal(ake_tokenizer_load(dir, &tok, err, sizeof err), AKE_ENOTFOUND);
+    assert_null(tok);
+    assert_non_null(strstr(err, "tokenizer.json"));
+    assert_non_null(strstr(err, "vocab.txt"));
+    rm_dir(dir);
+    /* a file where the folder should be */
+    assert_int_equal(ake_tokenizer_load(model_file("tokenizer.json"), &tok, err, sizeof err), AKE_ENOTFOUND);
+    assert_int_equal(ake_tokenizer_load(NULL, &tok, err, sizeof err), AKE_EINVAL);
+}
+
+static void expect_bad_json(const char *dir, const char *json, ake_status want, const char *needle) {
+    write_file(dir, "tokenizer.json", json, strlen(json));
+    ake_tokenizer *tok = NULL;
+    char err[512] = "";
+    ake_status st = ake_tokenizer_load(dir, &tok, err, sizeof err);
+    if (st != want || tok || !strstr(err, "tokenizer.json") || !strstr(err, needle))
+        fail_msg("tokenizer.json %.60s...: got status %d, error \"%s\"; want %d naming \"%s\"", json, st, err, want,
+                 needle);
+}
+
+static void test_corrupt_tokenizer_json(void **state) {
+    (void)state;
+    char *dir = make_dir();
+    /* the real file cut in half */
+    size_t n;
+    char *real = test_read_file(model_file("tokenizer.json"), &n);
+    assert_non_null(real);
+    real[n / 2] = 0;
+    expect_bad_json(dir, real, AKE_EFORMAT, "not valid JSON");
+    free(real);
+    const char *wp = "\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}";
+    char buf[2048];
+    expect_bad_json(dir, "", AKE_EFORMAT, "not valid JSON");
+    expect_bad_json(dir, "[1, 2]", AKE_EFORMAT, "not a JSON object");
+    expect_bad_json(dir, "{}", AKE_EFORMAT, "model");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}", AKE_EUNSUPPORTED, "BPE");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": \"x\"}}}", AKE_EFORMAT, "model.vocab");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": -3}}}", AKE_EFORMAT, "model.vocab");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 1.5}}}", AKE_EFORMAT, "model.vocab");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": [1]}}", AKE_EFORMAT, "model.vocab");
+    expect_bad_json(dir, "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"a\": 0}}}",
+                    AKE_EFORMAT, "unk_token");
+    snprintf(buf, sizeof buf, "{%s, \"normalizer\": {\"type\": \"NFKC\"}}", wp);
+    expect_bad_json(dir, buf, AKE_EUNSUPPORTED, "NFKC");
+    snprintf(buf, sizeof buf, "{%s, \"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": \"yes\"}}", wp);
+    expect_bad_json(dir, buf, AKE_EFORMAT, "lowercase");
+    snprintf(buf, sizeof buf, "{%s, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}", wp);
+    expect_bad_json(dir, buf, AKE_EUNSUPPORTED, "Whitespace");
+    snprintf(buf, sizeof buf, "{%s, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}", wp);
+    expect_bad_json(dir, buf, AKE_EUNSUPPORTED, "post_processor");
+    snprintf(buf, sizeof buf,
+             "{%s, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": "
+             "\"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"[CLS]\"}}, {\"Sequence\": {\"id\": "
+             "\"A\"}}], \"special_tokens\": {}}}",
+             wp);
+    expect_bad_json(dir, buf, AKE_EFORMAT, "[CLS]");
+    snprintf(buf, sizeof buf,
+             "{%s, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": "
+             "\"BertProcessing\", \"cls\": [\"[CLS]\", 0], \"sep\": [\"[SEP]\", 0]}, \"added_tokens\": [{\"id\": 0}]}",
+             wp);
+    expect_bad_json(dir, buf, AKE_EFORMAT, "added_tokens[0].content");
+    /* and the smallest file that loads */
+    snprintf(buf, sizeof buf,
+             "{%s, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": "
+             "\"BertProcessing\", \"cls\": [\"[CLS]\", 7], \"sep\": [\"[SEP]\", 8]}}",
+             wp);
+    write_file(dir, "tokenizer.json", buf, strlen(buf));
+    ake_tokenizer *tok = load_ok(dir);
+    ake_tokens out = {0};
+    encode_ok(tok, "a b c", 0, AKE_TRUNCATE_RIGHT, &out);
+    int32_t want[] = {7, 1, 0, 0, 8}; /* no normalizer; "b", "c" are not in the vocab: [UNK] = 0 */
+    assert_int_equal(out.n, 5);
+    assert_memory_equal(out.ids, want, sizeof want);
+    assert_int_equal(ake_tokenizer_pad_id(tok), -1);
+    ake_tokens_release(&out);
+    ake_tokenizer_free(tok);
+    rm_dir(dir);
+}
+
+/* vocab.txt + tokenizer_config.json + special_tokens_map.json must tokenize as tokenizer.json. */
+static void test_vocab_txt_fallback(void **state) {
+    (void)state;
+    char *dir = make_dir();
+    copy_model_file(dir, "vocab.txt");
+    copy_model_file(dir, "tokenizer_config.json");
+    copy_model_file(dir, "special_tokens_map.json");
+    ake_tokenizer *json = load_ok(test_model_dir()), *txt = load_ok(dir);
+    assert_int_equal(ake_tokenizer_vocab_size(txt), ake_tokenizer_vocab_size(json));
+    assert_int_equal(ake_tokenizer_cls_id(txt), ake_tokenizer_cls_id(json));
+    assert_int_equal(ake_tokenizer_sep_id(txt), ake_tokenizer_sep_id(json));
+    assert_int_equal(ake_tokenizer_pad_id(txt), ake_tokenizer_pad_id(json));
+    assert_int_equal(ake_tokenizer_unk_id(txt), ake_tokenizer_unk_id(json));
+    assert_true(ake_tokenizer_max_length(txt) > 0); /* model_max_length of tokenizer_config.json */
+    golden_set g;
+    golden_load(GOLDEN, &g);
+    check_golden(txt, &g, "vocab.txt fallback, " GOLDEN);
+    golden_free(&g);
+    ake_tokenizer_free(txt);
+
+    /* vocab.txt alone: BERT's default special token names */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/special_tokens_map.json", dir);
+    unlink(p);
+    txt = load_ok(dir);
+    ake_tokens a = {0}, b = {0};
+    const char *s = "Héllo [MASK] wörld! 日本 [SEP]";
+    encode_ok(txt, s, 0, AKE_TRUNCATE_RIGHT, &a);
+    encode_ok(json, s, 0, AKE_TRUNCATE_RIGHT, &b);
+    assert_int_equal(a.n, b.n);
+    assert_memory_equal(a.ids, b.ids, (size_t)a.n * sizeof *a.ids);
+    assert_int_equal(ake_tokenizer_max_length(txt), 0);
+    ake_tokenizer_free(txt);
+
+    /* a vocab.txt without [MASK] and no config naming another: refused, naming the token */
+    const char small[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n";
+    write_file(dir, "vocab.txt", small, sizeof small - 1);
+    ake_tokenizer *bad = NULL;
+    char err[512] = "";
+    assert_int_equal(ake_tokenizer_load(dir, &bad, err, sizeof err), AKE_EFORMAT);
+    assert_null(bad);
+    assert_non_null(strstr(err, "[MASK]"));
+    /* ... unless tokenizer_config.json names the specials (lowercase off here) */
+    const char cfg[] = "{\"do_lower_case\": false, \"unk_token\": \"[UNK]\", \"cls_token\": \"[CLS]\", "
+                       "\"sep_token\": {\"content\": \"[SEP]\"}, \"pad_token\": \"[PAD]\"}";
+    write_file(dir, "tokenizer_config.json", cfg, sizeof cfg - 1);
+    txt = load_ok(dir);
+    encode_ok(txt, "hello Hello", 0, AKE_TRUNCATE_RIGHT, &a);
+    int32_t want[] = {2, 4, 1, 3};
+    assert_int_equal(a.n, 4);
+    assert_memory_equal(a.ids, want, sizeof want);
+    ake_tokenizer_free(txt);
+    /* invalid UTF-8 in vocab.txt names the line */
+    const char badtxt[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nh\xffllo\n";
+    write_file(dir, "vocab.txt", badtxt, sizeof badtxt - 1);
+    assert_int_equal(ake_tokenizer_load(dir, &bad, err, sizeof err), AKE_EFORMAT);
+    assert_non_null(strstr(err, "line 5"));
+
+    ake_tokens_release(&a);
+    ake_tokens_release(&b);
+    ake_tokenizer_free(json);
+    rm_dir(dir);
+}
+
+/* ---- threads ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const ake_tokenizer *tok;
+    const golden_set *g;
+    size_t first;
+    size_t bad;
+} thread_arg;
+
+static void *encode_all(void *p) {
+    thread_arg *a = p;
+    ake_tokens out = {0};
+    char err[256];
+    for (size_t k = 0; k < a->g->n; k++) {
+        const golden_case *c = &a->g->c[(a->first + k) % a->g->n];
+        if (ake_tokenizer_encode(a->tok, c->text, c->len, c->max_tokens, AKE_TRUNCATE_RIGHT, &out, err, sizeof err) ||
+            out.n != c->n || memcmp(out.ids, c->ids, (size_t)c->n * sizeof *c->ids) != 0)
+            a->bad++;
+    }
+    ake_tokens_release(&out);
+    return NULL;
+}
+
+/* One tokenizer, four threads encoding at once (the server's HTTP workers do this). */
+static void test_threads(void **state) {
+    (void)state;
+    golden_set g;
+    golden_load(GOLDEN, &g);
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){.tok = tok, .g = &g, .first = (size_t)i * g.n / 4};
+        assert_int_equal(pthread_create(&th[i], NULL, encode_all, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(args[i].bad, 0);
+    }
+    ake_tokenizer_free(tok);
+    golden_free(&g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_golden_added_tokens),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_accessors),
+        cmocka_unit_test(test_normalizer_details),
+        cmocka_unit_test(test_missing_folder),
+        cmocka_unit_test(test_corrupt_tokenizer_json),
+        cmocka_unit_test(test_vocab_txt_fallback),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
