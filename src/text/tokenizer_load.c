@@ -250,7 +250,7 @@ static ake_status finish(ctx *c, ake_tokenizer *t) {
 static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
     const cJSON *m = field(root, "model");
     if (!cJSON_IsObject(m)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"model\" is missing or not an object", c->path);
-    const char *type, *unk, *prefix;
+    const char *type = NULL, *unk = NULL, *prefix = NULL;
     ake_status st;
     if ((st = get_str(c, m, "model", "type", "WordPiece", &type))) return st;
     if (strcmp(type, "WordPiece") != 0)
@@ -269,7 +269,7 @@ static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
     size_t k = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab) {
-        int32_t id;
+        int32_t id = -1;
         if (!e->string || !as_int(e, 0, INT32_MAX - 1, &id))
             return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab entry %zu (\"%s\") is not an id in [0, 2^31-2]",
                             c->path, k, e->string ? e->string : "");
@@ -288,7 +288,7 @@ static ake_status parse_normalizer(ctx *c, ake_tokenizer *t, const cJSON *root) 
     const cJSON *n = field(root, "normalizer");
     if (!n) return AKE_OK; /* no normalizer: text goes to the pre-tokenizer as it is */
     if (!cJSON_IsObject(n)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"normalizer\" is not an object", c->path);
-    const char *type;
+    const char *type = NULL;
     ake_status st;
     if ((st = get_str(c, n, "normalizer", "type", NULL, &type))) return st;
     if (strcmp(type, "BertNormalizer") != 0)
@@ -329,14 +329,14 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
     if (!cJSON_IsObject(p))
         return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
                         "%s: post_processor is missing; a BERT tokenizer needs its [CLS] ... [SEP] template", c->path);
-    const char *type;
+    const char *type = NULL;
     ake_status st;
     if ((st = get_str(c, p, "post_processor", "type", NULL, &type))) return st;
     if (strcmp(type, "BertProcessing") == 0) {
         const char *keys[2] = {"cls", "sep"};
         for (int i = 0; i < 2; i++) {
             const cJSON *pair = field(p, keys[i]);
-            int32_t id;
+            int32_t id = -1;
             if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !as_int(cJSON_GetArrayItem(pair, 1), 0, INT32_MAX - 1, &id))
                 return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.%s is not [token, id]", c->path, keys[i]);
             if ((st = push_id(c, t, i == 0, id))) return st;
@@ -355,7 +355,7 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
     cJSON_ArrayForEach(item, single) {
         const cJSON *sp = field(item, "SpecialToken"), *seq = field(item, "Sequence");
         if (seq) {
-            const char *id;
+            const char *id = NULL;
             if ((st = get_str(c, seq, "post_processor.single[].Sequence", "id", NULL, &id))) return st;
             if (strcmp(id, "A") != 0 || seen_a)
                 return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
@@ -363,7 +363,7 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
             seen_a = true;
             continue;
         }
-        const char *name;
+        const char *name = NULL;
         if (!sp) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single has an item that is neither SpecialToken nor Sequence", c->path);
         if ((st = get_str(c, sp, "post_processor.single[].SpecialToken", "id", NULL, &name))) return st;
         const cJSON *def = specials ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
@@ -373,7 +373,7 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
                             c->path, name);
         const cJSON *idv;
         cJSON_ArrayForEach(idv, ids) {
-            int32_t id;
+            int32_t id = -1;
             if (!as_int(idv, 0, INT32_MAX - 1, &id))
                 return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.special_tokens.%s.ids has a bad id",
                                 c->path, name);
@@ -394,9 +394,9 @@ static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root
         char where[48];
         snprintf(where, sizeof where, "added_tokens[%d]", i++);
         if (!cJSON_IsObject(a)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s is not an object", c->path, where);
-        const char *content;
-        int32_t id;
-        bool sw, ls, rs, norm, special;
+        const char *content = NULL;
+        int32_t id = -1;
+        bool sw = false, ls = false, rs = false, norm = false, special = false;
         ake_status st;
         if ((st = get_str(c, a, where, "content", NULL, &content)) || (st = get_int(c, a, where, "id", 0, INT32_MAX - 1, -1, &id)) ||
             (st = get_bool(c, a, where, "special", false, &special)) || (st = get_bool(c, a, where, "single_word", false, &sw)) ||
@@ -433,7 +433,7 @@ static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t,
         cJSON *cfg;
         if (!(st = read_json(cfg_path, &cfg, err, errlen))) {
             const cJSON *ml = field(cfg, "model_max_length");
-            int32_t v;
+            int32_t v = 0;
             if (t->max_length == 0 && ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
             const cJSON *pt = field(cfg, "pad_token");
             if (pt && cJSON_IsObject(pt)) pt = field(pt, "content");
@@ -535,7 +535,7 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
             strip_set = true;
         }
         const cJSON *ml = field(cfg, "model_max_length");
-        int32_t v;
+        int32_t v = 0;
         if (ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
     }
     if (!strip_set) t->strip_accents = t->lowercase;

@@ -100,7 +100,7 @@ static void golden_free(golden_set *g) {
  * kept apart as `head` when it has no "text". */
 static void golden_load(const char *path, golden_set *g) {
     memset(g, 0, sizeof *g);
-    size_t size;
+    size_t size = 0;
     char *buf = test_read_file(path, &size);
     if (!buf) fail_msg("cannot read %s (run from the repository root)", path);
     size_t cap = 0;
@@ -211,7 +211,7 @@ static void write_file(const char *dir, const char *name, const char *data, size
 }
 
 static void copy_model_file(const char *dir, const char *name) {
-    size_t n;
+    size_t n = 0;
     char *data = test_read_file(model_file(name), &n);
     if (!data) fail_msg("cannot read %s", model_file(name));
     write_file(dir, name, data, n);
@@ -461,7 +461,7 @@ static void test_corrupt_tokenizer_json(void **state) {
     (void)state;
     char *dir = make_dir();
     /* the real file cut in half */
-    size_t n;
+    size_t n = 0;
     char *real = test_read_file(model_file("tokenizer.json"), &n);
     assert_non_null(real);
     real[n / 2] = 0;
