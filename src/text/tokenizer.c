@@ -605,6 +605,8 @@ static void split_added(enc *e, const uint8_t *s, size_t len) {
 
 /* ---- public API ------------------------------------------------------------------------- */
 
+const char *ake_text_unicode_compat_version(void) { return AKE_UC_COMPAT_UTF8PROC_UNICODE; }
+
 static void enc_init(enc *e, const ake_tokenizer *tok, ake_tokens *out) {
     memset(e, 0, offsetof(enc, wstack));
     e->tok = tok;

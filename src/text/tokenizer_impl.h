@@ -109,6 +109,11 @@ ake_status ake_tokenizer_normalize_cps(const ake_tokenizer *tok, const char *s, 
  * sequence (no overlongs, surrogates or code points past U+10FFFF); len if all is valid. */
 size_t ake_text_utf8_invalid_at(const uint8_t *s, size_t len);
 
+/* tokenizer.c: the Unicode version of the utf8proc that unicode_compat_impl.h was measured
+ * against. With another utf8proc the corrections may be incomplete: regenerate them
+ * (tests/golden/make_unicode_compat.py); test_tokenizer checks the two agree. */
+const char *ake_text_unicode_compat_version(void);
+
 /* tokenizer.c: Rust char::is_whitespace (Unicode White_Space). */
 bool ake_text_is_white_space(int32_t c);
 

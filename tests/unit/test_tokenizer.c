@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "text/tokenizer.h"
 #include "text/tokenizer_impl.h"
@@ -426,6 +427,15 @@ static void test_normalizer_details(void **state) {
     ake_tokenizer_free(tok);
 }
 
+/* The HF-vs-utf8proc corrections were measured against this utf8proc's Unicode version. */
+static void test_unicode_version(void **state) {
+    (void)state;
+    if (strcmp(utf8proc_unicode_version(), ake_text_unicode_compat_version()) != 0)
+        fail_msg("utf8proc has Unicode %s but src/text/unicode_compat_impl.h was made for %s: regenerate it with "
+                 "tests/golden/make_unicode_compat.py and rerun the tokenizer tests",
+                 utf8proc_unicode_version(), ake_text_unicode_compat_version());
+}
+
 /* ---- loading ------------------------------------------------------------------------------ */
 
 static void test_missing_folder(void **state) {
@@ -634,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_normalizer_details),
+        cmocka_unit_test(test_unicode_version),
         cmocka_unit_test(test_missing_folder),
         cmocka_unit_test(test_corrupt_tokenizer_json),
         cmocka_unit_test(test_vocab_txt_fallback),
