@@ -1,6 +1,6 @@
 # akidb-embed — one Makefile for the library, the CLI, tests and fuzzers.
 #   make            build build/akidb-embed
-#   make run        set up (packages, venv, default model), build, embed a sample
+#   make run        set up (packages, venv, default model), build, serve it on 127.0.0.1:8080
 #   make test       set up, build (also with ASan+UBSan), run every test
 #   make SANITIZE=address,undefined   sanitized build into build-san/
 CC       ?= gcc
@@ -19,9 +19,9 @@ endif
 
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra $(WERROR) $(OPT) -fopenmp -Isrc
 LDFLAGS  += $(if $(SANITIZE),-fsanitize=$(SANITIZE),) -fopenmp
-LDLIBS   += -ldnnl -lcjson -lutf8proc -lm -lpthread
+LDLIBS   += -ldnnl -lcjson -lutf8proc -lmicrohttpd -lcurl -lm -lpthread
 
-LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/serve/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -29,7 +29,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run test test-unit test-py fuzz clean
+.PHONY: all setup run test test-unit test-py test-http-san fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
@@ -49,8 +49,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libake.a tests/unit/test_util.h
 setup:
 	bash scripts/setup
 
+# Serves the default model; AKE_HOST, AKE_PORT and every other AKE_* variable apply.
 run: setup all
-	printf 'The quick brown fox jumps over the lazy dog.\nakidb-embed turns text into vectors.\n' | ./$(BUILD)/akidb-embed embed | cut -c1-120
+	AKE_HOST=$${AKE_HOST:-127.0.0.1} AKE_PORT=$${AKE_PORT:-8080} ./$(BUILD)/akidb-embed serve
 
 # Unit tests run on the sanitized build; golden and differential tests on the optimized one.
 test: setup
@@ -58,12 +59,18 @@ test: setup
 	$(MAKE) SANITIZE=address,undefined all test-unit
 	$(MAKE) fuzz
 	$(MAKE) test-py
+	$(MAKE) test-http-san
 
 test-unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; AKE_MODEL_DIR=models/all-MiniLM-L6-v2 $$t; done
 
 test-py: all
-	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q tests/py
+	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q tests/py tests/http
+
+# The HTTP smoke tests again on the ASan/UBSan build (leaks and races on the request path).
+test-http-san:
+	$(MAKE) SANITIZE=address,undefined all
+	AKE_BIN=build-san/akidb-embed .venv/bin/python -m pytest -q -m smoke tests/http
 
 # libFuzzer targets, each run for FUZZ_SECONDS over its seed corpus.
 FUZZ_SECONDS ?= 30

@@ -8,6 +8,7 @@
 
 #include "engine/engine.h"
 #include "model/model.h"
+#include "serve/pipeline.h"
 #include "text/tokenizer.h"
 
 #define AKE_VERSION "0.1.0"
@@ -18,6 +19,8 @@ int ake_cmd_embed(int argc, char **argv);
 int ake_cmd_tokenize(int argc, char **argv);
 int ake_cmd_synth(int argc, char **argv);
 int ake_cmd_bench(int argc, char **argv);
+int ake_cmd_serve(int argc, char **argv);
+int ake_cmd_loadgen(int argc, char **argv);
 
 /* Parses a positive int flag value; prints an error naming the flag and returns false if bad. */
 bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, int32_t *out);
@@ -38,18 +41,6 @@ typedef struct {
  * success, 0 at end of input, -1 on a malformed jsonl line (message in err). */
 int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, char *err, size_t errlen);
 void ake_text_reader_release(ake_text_reader *r);
-
-/* A loaded model folder with its tokenizer, and the sequence limit they agree on. */
-typedef struct {
-    ake_model *model;        /* owned */
-    ake_tokenizer *tok;      /* owned */
-    int32_t max_seq_tokens;  /* sentence_bert_config max_seq_length, else the tokenizer's truncation
-                                length, else max_position_embeddings; never above max_position */
-} ake_pipeline;
-
-/* Loads model + tokenizer from dir; on failure prints nothing and fills err. */
-ake_status ake_pipeline_load(const char *dir, ake_pipeline *p, char *err, size_t errlen);
-void ake_pipeline_release(ake_pipeline *p);
 
 /* Writes a JSON array of floats, each printed round-trip exact (%.9g), then '\n'. */
 void ake_write_float_array(FILE *f, const float *v, int32_t n);

@@ -10,6 +10,8 @@ static const char usage[] =
     "usage: akidb-embed <command> [options]   (akidb-embed <command> --help for its options)\n"
     "\n"
     "commands:\n"
+    "  serve      serve embeddings over HTTP (TEI and OpenAI APIs) with dynamic batching\n"
+    "  loadgen    drive a server open-loop at a fixed rate; report QPS and latency percentiles\n"
     "  embed      embed texts (one per line, or JSON string literals with --jsonl) to JSON arrays\n"
     "  tokenize   print the token ids of each text as a JSON array\n"
     "  bench      time the engine alone over a (batch x seq) grid\n"
@@ -22,6 +24,8 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "serve")) return ake_cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "loadgen")) return ake_cmd_loadgen(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return ake_cmd_embed(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return ake_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ake_cmd_bench(argc - 1, argv + 1);

@@ -1,0 +1,101 @@
+/* Request parsing, validation and response writing of the HTTP APIs, free of any
+ * HTTP library so that tests and fuzzers can drive them on plain bytes.
+ *
+ *   body bytes ─► ake_api_parse_*  (UTF-8 check, cJSON, types, limits → ake_api_request)
+ *              ─► ake_api_encode   (tokenize / check token ids → packed ids per input)
+ *              ─► [batcher]        (pooled vectors)
+ *              ─► ake_api_write_*  (normalize / cut dimensions, JSON or base64)
+ *
+ * Every function returns 0 on success or the HTTP status of the failure, with the
+ * message (naming the field, input index and value at fault) in an ake_api_error:
+ *   400 body not UTF-8, not JSON (with byte offset, line and column), NUL bytes
+ *   413 more inputs than max_client_batch_size; an input over the token limit
+ *   404 unknown model (OpenAI)
+ *   422 wrong types, missing or empty fields, token ids outside the vocabulary,
+ *       U+0000 escapes (cJSON keeps strings NUL-terminated and would cut the text) */
+#ifndef AKE_SERVE_API_H
+#define AKE_SERVE_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "serve/jsonw.h"
+#include "text/tokenizer.h"
+
+typedef struct {
+    int status;         /* HTTP status */
+    char msg[512];
+    const char *param;  /* request field at fault (OpenAI's error.param), static string or NULL */
+    const char *code;   /* OpenAI's error.code, static string or NULL */
+} ake_api_error;
+
+typedef struct {
+    const char *text;   /* UTF-8 text, pointing into the request's cJSON tree; NULL for token ids */
+    size_t len;
+    int32_t *ids;       /* owned token ids (OpenAI token input), used as given: no [CLS]/[SEP] added */
+    int32_t n_ids;
+} ake_api_input;
+
+typedef struct {
+    int32_t n;                 /* inputs, >= 1 after a successful parse */
+    ake_api_input *in;         /* owned [n] */
+    bool normalize;            /* L2-normalize the pooled vector */
+    bool truncate;             /* cut over-long texts instead of failing with 413 */
+    ake_truncation_dir dir;
+    bool base64;               /* OpenAI encoding_format=base64 */
+    int32_t dimensions;        /* keep the first N values and re-normalize; 0 = all */
+    bool add_special_tokens;   /* /tokenize */
+    cJSON *json;               /* owned parse tree the texts point into */
+} ake_api_request;
+
+typedef struct {
+    int32_t max_client_batch_size;
+    int32_t max_seq_tokens;    /* longest sequence the engine is given */
+    int32_t vocab_size;
+    int32_t dim;
+    const char *model_id;      /* what /v1/models lists; OpenAI "model" must name it */
+    bool model_normalizes;     /* the model folder lists a Normalize module */
+} ake_api_limits;
+
+int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                            ake_api_error *e);
+int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                               ake_api_error *e);
+int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                         ake_api_error *e);
+void ake_api_request_release(ake_api_request *r);
+
+/* Token ids of every input, packed: input i is ids[off[i] .. off[i+1]). */
+typedef struct {
+    int32_t *ids;   /* owned */
+    int32_t *off;   /* owned [n+1] */
+    int32_t n;
+    int64_t total;  /* off[n] */
+    int64_t cap;
+} ake_api_tokens;
+
+/* Tokenizes texts (max_tokens limit applies unless add_special_tokens is false for
+ * /tokenize) and checks token-id inputs against the limits. */
+int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ake_api_request *req, bool for_embed,
+                   ake_api_tokens *out, ake_api_error *e);
+void ake_api_tokens_release(ake_api_tokens *t);
+
+/* Normalizes v in place as the engine does (same arithmetic, so results are equal). */
+void ake_l2_normalize(float *v, int32_t d);
+
+/* Response bodies. vecs [n, lim->dim] are the pooled vectors, modified in place. */
+void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_limits *lim, float *vecs, ake_buf *out);
+void ake_api_write_openai(const ake_api_request *req, const ake_api_limits *lim, float *vecs, int64_t prompt_tokens,
+                          ake_buf *out);
+void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out);
+/* {"error": msg, "error_type": ...} (TEI) or {"error": {"message", "type", "param", "code"}} (OpenAI). */
+void ake_api_write_error(const ake_api_error *e, bool openai, ake_buf *out);
+
+/* Fills e and returns status. */
+int ake_api_fail(ake_api_error *e, int status, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,279 @@
+/* Parts shared by the TEI and OpenAI APIs: the body checks before cJSON, tokenization,
+ * normalization and error bodies. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <utf8proc.h>
+
+#include "serve/api_impl.h"
+
+int ake_api_fail(ake_api_error *e, int status, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->status = status;
+    e->param = param;
+    return status;
+}
+
+/* Line and column (1-based) of byte offset `off`, for error messages. */
+static void line_col(const char *s, size_t off, size_t *line, size_t *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (s[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+int ake_api_parse_json(const char *body, size_t len, cJSON **out, ake_api_error *e) {
+    *out = NULL;
+    if (len == 0) return ake_api_fail(e, 400, NULL, "the request body is empty; expected a JSON object");
+    /* JSON text is UTF-8 (RFC 8259); check it all before cJSON, which does not. */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)body[i];
+        if (c == 0) return ake_api_fail(e, 400, NULL, "the request body has a NUL byte at offset %zu", i);
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)body + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) return ake_api_fail(e, 400, NULL, "the request body is not valid UTF-8 at byte offset %zu", i);
+        i += (size_t)n;
+    }
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!json) {
+        size_t off = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
+        size_t line, col;
+        line_col(body, off, &line, &col);
+        return ake_api_fail(e, 400, NULL, "invalid JSON at byte offset %zu (line %zu, column %zu)", off, line, col);
+    }
+    size_t off = (size_t)(end - body);
+    while (off < len && (body[off] == ' ' || body[off] == '\t' || body[off] == '\n' || body[off] == '\r')) off++;
+    if (off < len) {
+        cJSON_Delete(json);
+        size_t line, col;
+        line_col(body, off, &line, &col);
+        return ake_api_fail(e, 400, NULL, "invalid JSON: unexpected data after the value at byte offset %zu "
+                                          "(line %zu, column %zu)", off, line, col);
+    }
+    /* An escaped U+0000 would end the C string cJSON stores: find one preceded by an
+     * odd run of backslashes (an even run is escaped backslashes followed by "u0000"). */
+    for (const char *p = memchr(body, '\\', len); p; p = memchr(p, '\\', len - (size_t)(p - body))) {
+        size_t run = 0;
+        while (p + run < body + len && p[run] == '\\') run++;
+        const char *after = p + run;
+        if (run % 2 == 1 && (size_t)(body + len - after) >= 5 && after[0] == 'u' && !memcmp(after + 1, "0000", 4)) {
+            cJSON_Delete(json);
+            return ake_api_fail(e, 422, NULL, "\\u0000 at byte offset %zu: NUL characters in strings are not "
+                                              "supported", (size_t)(after - 1 - body));
+        }
+        p = after;
+        if (p >= body + len) break;
+    }
+    *out = json;
+    return 0;
+}
+
+const char *ake_api_type_name(const cJSON *v) {
+    if (!v) return "missing";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsObject(v)) return "an object";
+    return "invalid";
+}
+
+int ake_api_get_bool(const cJSON *root, const char *key, bool *out, ake_api_error *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) return ake_api_fail(e, 422, key, "`%s` must be a boolean, not %s", key, ake_api_type_name(v));
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+int ake_api_get_direction(const cJSON *root, const char *key, ake_truncation_dir *out, ake_api_error *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "right")) *out = AKE_TRUNCATE_RIGHT;
+    else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "left")) *out = AKE_TRUNCATE_LEFT;
+    else return ake_api_fail(e, 422, key, "`%s` must be \"right\" or \"left\"", key);
+    return 0;
+}
+
+int ake_api_text_input(const cJSON *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
+    if (!cJSON_IsString(v)) {
+        if (index < 0)
+            return ake_api_fail(e, 422, field, "`%s` must be a string or an array of strings, not %s", field,
+                                ake_api_type_name(v));
+        return ake_api_fail(e, 422, field, "`%s[%d]` must be a string, not %s", field, index, ake_api_type_name(v));
+    }
+    in->text = v->valuestring;
+    in->len = strlen(v->valuestring);
+    if (in->len == 0) {
+        if (index < 0) return ake_api_fail(e, 422, field, "`%s` is an empty string", field);
+        return ake_api_fail(e, 422, field, "`%s[%d]` is an empty string", field, index);
+    }
+    return 0;
+}
+
+int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
+                         ake_api_error *e) {
+    if (n == 0) return ake_api_fail(e, 422, field, "`%s` is empty", field);
+    if (n > lim->max_client_batch_size)
+        return ake_api_fail(e, 413, field, "`%s` has %d inputs; the limit is %d (--max-client-batch-size)", field, n,
+                            lim->max_client_batch_size);
+    r->in = calloc((size_t)n, sizeof *r->in);
+    if (!r->in) return ake_api_fail(e, 500, NULL, "out of memory");
+    r->n = n;
+    return 0;
+}
+
+void ake_api_request_release(ake_api_request *r) {
+    if (r->in)
+        for (int32_t i = 0; i < r->n; i++) free(r->in[i].ids);
+    free(r->in);
+    cJSON_Delete(r->json);
+    memset(r, 0, sizeof *r);
+}
+
+static bool tokens_grow(ake_api_tokens *t, int64_t need) {
+    if (need <= t->cap) return true;
+    int64_t cap = t->cap ? t->cap : 256;
+    while (cap < need) cap *= 2;
+    int32_t *ids = realloc(t->ids, (size_t)cap * sizeof *ids);
+    if (!ids) return false;
+    t->ids = ids;
+    t->cap = cap;
+    return true;
+}
+
+int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ake_api_request *req, bool for_embed,
+                   ake_api_tokens *out, ake_api_error *e) {
+    memset(out, 0, sizeof *out);
+    out->n = req->n;
+    out->off = malloc(((size_t)req->n + 1) * sizeof *out->off);
+    if (!out->off) return ake_api_fail(e, 500, NULL, "out of memory");
+    out->off[0] = 0;
+    ake_tokens toks = {0};
+    char err[256];
+    int rc = 0;
+    for (int32_t i = 0; i < req->n && !rc; i++) {
+        const ake_api_input *in = &req->in[i];
+        const int32_t *ids;
+        int32_t n;
+        if (in->text) {
+            int32_t max = for_embed ? lim->max_seq_tokens : 0;
+            if (ake_tokenizer_encode(tok, in->text, in->len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
+                rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
+                break;
+            }
+            if (for_embed && !req->truncate && toks.n_untruncated > lim->max_seq_tokens) {
+                rc = ake_api_fail(e, 413, NULL,
+                                  "input %d has %d tokens; the limit is %d (send \"truncate\": true to cut it)", i,
+                                  toks.n_untruncated, lim->max_seq_tokens);
+                break;
+            }
+            ids = toks.ids;
+            n = toks.n;
+            if (!req->add_special_tokens && !for_embed && n >= 2) { /* drop [CLS] and [SEP] */
+                ids++;
+                n -= 2;
+            }
+        } else {
+            ids = in->ids;
+            n = in->n_ids;
+            if (for_embed && n > lim->max_seq_tokens) {
+                rc = ake_api_fail(e, 413, NULL, "input %d has %d token ids; the limit is %d", i, n,
+                                  lim->max_seq_tokens);
+                break;
+            }
+        }
+        if (!tokens_grow(out, out->total + n)) {
+            rc = ake_api_fail(e, 500, NULL, "out of memory");
+            break;
+        }
+        memcpy(out->ids + out->total, ids, (size_t)n * sizeof *ids);
+        out->total += n;
+        out->off[i + 1] = (int32_t)out->total;
+    }
+    ake_tokens_release(&toks);
+    if (rc) ake_api_tokens_release(out);
+    return rc;
+}
+
+void ake_api_tokens_release(ake_api_tokens *t) {
+    free(t->ids);
+    free(t->off);
+    memset(t, 0, sizeof *t);
+}
+
+void ake_l2_normalize(float *v, int32_t d) {
+    /* Same loop and order as the CPU engine's pool_normalize (torch.nn.functional.normalize). */
+    float ss = 0.0f;
+    for (int32_t c = 0; c < d; c++) ss += v[c] * v[c];
+    const float inv = 1.0f / fmaxf(sqrtf(ss), 1e-12f);
+    for (int32_t c = 0; c < d; c++) v[c] *= inv;
+}
+
+void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out) {
+    ake_buf_put(out, "[", 1);
+    for (int32_t i = 0; i < t->n; i++) {
+        ake_buf_put(out, i ? ",[" : "[", i ? 2 : 1);
+        for (int32_t k = t->off[i]; k < t->off[i + 1]; k++) {
+            if (k > t->off[i]) ake_buf_put(out, ",", 1);
+            ake_buf_int(out, t->ids[k]);
+        }
+        ake_buf_put(out, "]", 1);
+    }
+    ake_buf_put(out, "]", 1);
+}
+
+static const char *tei_error_type(int status) {
+    switch (status) {
+    case 400: case 413: case 422: return "Validation";
+    case 401: return "Unauthorized";
+    case 404: case 405: return "NotFound";
+    case 429: return "Overloaded";
+    case 503: return "Unhealthy";
+    default: return "Backend";
+    }
+}
+
+static const char *openai_error_type(int status) {
+    switch (status) {
+    case 401: return "authentication_error";
+    case 429: return "rate_limit_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+void ake_api_write_error(const ake_api_error *e, bool openai, ake_buf *out) {
+    if (!openai) {
+        ake_buf_puts(out, "{\"error\":");
+        ake_buf_json_string(out, e->msg, strlen(e->msg));
+        ake_buf_printf(out, ",\"error_type\":\"%s\"}", tei_error_type(e->status));
+        return;
+    }
+    ake_buf_puts(out, "{\"error\":{\"message\":");
+    ake_buf_json_string(out, e->msg, strlen(e->msg));
+    ake_buf_printf(out, ",\"type\":\"%s\",\"param\":", openai_error_type(e->status));
+    if (e->param) ake_buf_json_string(out, e->param, strlen(e->param));
+    else ake_buf_puts(out, "null");
+    ake_buf_puts(out, ",\"code\":");
+    if (e->code) ake_buf_json_string(out, e->code, strlen(e->code));
+    else ake_buf_puts(out, "null");
+    ake_buf_puts(out, "}}");
+}

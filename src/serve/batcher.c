@@ -1,0 +1,371 @@
+#include "serve/batcher.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "engine/engine.h"
+
+double ake_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+ake_status ake_batch_policy_parse(const char *s, ake_batch_policy *p, char *err, size_t errlen) {
+    memset(p, 0, sizeof *p);
+    const char *c = s;
+    while (*c) {
+        char *end;
+        errno = 0;
+        long long depth = strtoll(c, &end, 10);
+        if (end == c || *end != ':' || errno || depth < 0)
+            return ake_errf(err, errlen, AKE_EINVAL, "batch policy '%s': expected DEPTH:SIZE pairs near '%s'", s, c);
+        c = end + 1;
+        long size = strtol(c, &end, 10);
+        if (end == c || errno || size < 1 || size > 1 << 20 || (*end && *end != ','))
+            return ake_errf(err, errlen, AKE_EINVAL, "batch policy '%s': bad size near '%s'", s, c);
+        if (p->n == AKE_POLICY_MAX)
+            return ake_errf(err, errlen, AKE_EINVAL, "batch policy '%s': more than %d steps", s, AKE_POLICY_MAX);
+        if ((p->n == 0 && depth != 0) || (p->n > 0 && depth <= p->min_depth[p->n - 1]))
+            return ake_errf(err, errlen, AKE_EINVAL, "batch policy '%s': depths must start at 0 and increase", s);
+        p->min_depth[p->n] = depth;
+        p->target[p->n] = (int32_t)size;
+        p->n++;
+        c = *end ? end + 1 : end;
+    }
+    if (p->n == 0) return ake_errf(err, errlen, AKE_EINVAL, "batch policy is empty");
+    return AKE_OK;
+}
+
+int32_t ake_batch_policy_target(const ake_batch_policy *p, int64_t depth) {
+    int32_t t = p->n ? p->target[0] : 1;
+    for (int32_t i = 1; i < p->n && depth >= p->min_depth[i]; i++) t = p->target[i];
+    return t;
+}
+
+typedef struct {
+    struct ake_batcher *b;
+    int32_t idx;
+    char *device;          /* owned */
+    ake_engine *engine;    /* owned; used only by this replica's thread once it runs */
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* signalled on submit and on stop */
+    ake_seq *head, *tail;  /* FIFO, under mu */
+    _Atomic int64_t depth; /* sequences queued (written under mu) */
+    _Atomic int64_t load;  /* tokens queued + tokens of the running batch */
+    /* batch buffers, sized once */
+    ake_seq **batch;       /* [max_batch_size] */
+    int32_t *ids;          /* [max_batch_tokens] packed */
+    int32_t *cu;           /* [max_batch_size + 1] */
+    float *out;            /* [max_batch_size, dim] */
+} replica;
+
+struct ake_batcher {
+    ake_batcher_opts o;
+    ake_metrics *metrics;  /* borrowed */
+    int32_t dim;
+    int32_t n_rep;
+    replica *rep;          /* owned [n_rep] */
+    _Atomic bool stopping;
+};
+
+/* Marks one sequence finished; the last one of a job calls done. */
+static void finish_seq(ake_seq *s) {
+    ake_job *job = s->job;
+    if (atomic_fetch_sub(&job->pending, 1) == 1) job->done(job);
+}
+
+/* Sets the job's result unless an earlier failure set it already. */
+static void fail_job(ake_job *job, ake_job_result r) {
+    int expect = AKE_JOB_OK;
+    atomic_compare_exchange_strong(&job->result, &expect, (int)r);
+}
+
+static int cmp_len_desc(const void *a, const void *b) {
+    const ake_seq *x = *(ake_seq *const *)a, *y = *(ake_seq *const *)b;
+    if (x->len != y->len) return x->len < y->len ? 1 : -1;
+    return (x < y) ? -1 : (x > y); /* stable enough: any total order gives the same vectors */
+}
+
+/* Waits (mu held) until a batch should leave; false when stopping with an empty queue. */
+static bool wait_for_batch(replica *r, int32_t *target) {
+    ake_batcher *b = r->b;
+    while (!r->head && !atomic_load(&b->stopping)) pthread_cond_wait(&r->cv, &r->mu);
+    if (!r->head) return false;
+    for (;;) {
+        int64_t depth = atomic_load(&r->depth);
+        int32_t t = ake_batch_policy_target(&b->o.policy, depth);
+        if (t > b->o.max_batch_size) t = b->o.max_batch_size;
+        *target = t;
+        if (depth >= t || atomic_load(&b->stopping)) return true;
+        double deadline = r->head->job->t_submit + b->o.max_wait_ms * 1e-3;
+        if (ake_now_s() >= deadline) return true;
+        /* pthread_cond_timedwait takes CLOCK_REALTIME; convert the remaining wait. */
+        double wait = deadline - ake_now_s();
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long ns = (long long)ts.tv_nsec + (long long)(wait * 1e9);
+        ts.tv_sec += (time_t)(ns / 1000000000LL);
+        ts.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    }
+}
+
+static void *replica_main(void *arg) {
+    replica *r = arg;
+    ake_batcher *b = r->b;
+    const int32_t d = b->dim;
+    char err[256];
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        int32_t target;
+        if (!wait_for_batch(r, &target)) break;
+        /* Take sequences in arrival order; drop those of failed or timed-out jobs. */
+        const double now = ake_now_s();
+        const double timeout = b->o.request_timeout_ms > 0 ? b->o.request_timeout_ms * 1e-3 : 1e300;
+        ake_seq *dropped = NULL;
+        int32_t n = 0, T = 0, dropped_tokens = 0;
+        int64_t taken = 0;
+        while (r->head && n < target) {
+            ake_seq *s = r->head;
+            ake_job *job = s->job;
+            bool drop = atomic_load(&job->result) != AKE_JOB_OK;
+            if (!drop && now - job->t_submit > timeout) {
+                fail_job(job, AKE_JOB_TIMEOUT);
+                drop = true;
+            }
+            if (!drop && n > 0 && T + s->len > b->o.max_batch_tokens) break; /* a lone long one goes alone */
+            r->head = s->next;
+            if (!r->head) r->tail = NULL;
+            taken++;
+            if (drop) {
+                s->next = dropped;
+                dropped = s;
+                dropped_tokens += s->len;
+            } else {
+                r->batch[n++] = s;
+                T += s->len;
+            }
+        }
+        atomic_fetch_sub(&r->depth, taken);
+        pthread_mutex_unlock(&r->mu);
+
+        atomic_fetch_sub(&r->load, dropped_tokens);
+        while (dropped) {
+            ake_seq *next = dropped->next;
+            finish_seq(dropped);
+            dropped = next;
+        }
+        /* Drop the sequences of clients that went away (one check per job and batch). */
+        int32_t kept = 0;
+        ake_job *last = NULL;
+        bool last_alive = true;
+        for (int32_t i = 0; i < n; i++) {
+            ake_seq *s = r->batch[i];
+            if (s->job != last) {
+                last = s->job;
+                last_alive = !last->alive || last->alive(last);
+                if (!last_alive) fail_job(last, AKE_JOB_CANCELLED);
+            }
+            if (last_alive && atomic_load(&s->job->result) == AKE_JOB_OK) {
+                r->batch[kept++] = s;
+            } else {
+                atomic_fetch_sub(&r->load, s->len);
+                T -= s->len;
+                finish_seq(s);
+            }
+        }
+        n = kept;
+        if (n > 0) {
+            qsort(r->batch, (size_t)n, sizeof *r->batch, cmp_len_desc);
+            r->cu[0] = 0;
+            for (int32_t i = 0; i < n; i++) {
+                ake_seq *s = r->batch[i];
+                memcpy(r->ids + r->cu[i], s->ids, (size_t)s->len * sizeof *r->ids);
+                r->cu[i + 1] = r->cu[i] + s->len;
+                if (b->metrics) ake_metrics_observe(b->metrics, AKE_H_QUEUE, now - s->job->t_submit);
+            }
+            double t0 = ake_now_s();
+            ake_status st = ake_engine_embed(r->engine, r->ids, r->cu, n, r->out, err, sizeof err);
+            double t1 = ake_now_s();
+            if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
+            if (b->metrics) {
+                ake_metrics_observe(b->metrics, AKE_H_INFERENCE, t1 - t0);
+                ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
+                ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
+                atomic_fetch_add(&b->metrics->batches, 1);
+                atomic_fetch_add(&b->metrics->sequences, (uint64_t)n);
+                atomic_fetch_add(&b->metrics->tokens, (uint64_t)T);
+            }
+            atomic_fetch_sub(&r->load, T);
+            for (int32_t i = 0; i < n; i++) {
+                ake_seq *s = r->batch[i];
+                if (st == AKE_OK) {
+                    memcpy(s->job->out + (size_t)s->index * d, r->out + (size_t)i * d, (size_t)d * sizeof(float));
+                } else {
+                    int expect = AKE_JOB_OK;
+                    if (atomic_compare_exchange_strong(&s->job->result, &expect, AKE_JOB_FAILED))
+                        snprintf(s->job->err, sizeof s->job->err, "%.199s", err);
+                }
+                finish_seq(s);
+            }
+        }
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+void ake_batcher_submit(ake_batcher *b, ake_job *job) {
+    atomic_store(&job->pending, job->n);
+    atomic_store(&job->result, AKE_JOB_OK);
+    job->err[0] = 0;
+    job->t_submit = ake_now_s();
+    if (job->n == 0) {
+        job->done(job);
+        return;
+    }
+    for (int32_t i = 0; i < job->n; i++) {
+        job->seqs[i].job = job;
+        job->seqs[i].index = i;
+        job->seqs[i].next = NULL;
+    }
+    /* Least loaded replica per sequence; one replica takes the whole job under one lock. */
+    for (int32_t i = 0; i < job->n;) {
+        replica *r = &b->rep[0];
+        for (int32_t k = 1; k < b->n_rep; k++)
+            if (atomic_load(&b->rep[k].load) < atomic_load(&r->load)) r = &b->rep[k];
+        int32_t j = b->n_rep == 1 ? job->n : i + 1;
+        int64_t tokens = 0;
+        for (int32_t k = i; k < j; k++) tokens += job->seqs[k].len;
+        atomic_fetch_add(&r->load, tokens);
+        pthread_mutex_lock(&r->mu);
+        for (int32_t k = i; k < j; k++) {
+            ake_seq *s = &job->seqs[k];
+            if (r->tail) r->tail->next = s;
+            else r->head = s;
+            r->tail = s;
+        }
+        atomic_fetch_add(&r->depth, j - i);
+        pthread_cond_signal(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        i = j;
+    }
+}
+
+int64_t ake_batcher_depth(const ake_batcher *b) {
+    int64_t d = 0;
+    for (int32_t i = 0; i < b->n_rep; i++) d += atomic_load(&b->rep[i].depth);
+    return d;
+}
+
+int32_t ake_batcher_replicas(const ake_batcher *b) { return b->n_rep; }
+
+const char *ake_batcher_device(const ake_batcher *b, int32_t i) {
+    return i >= 0 && i < b->n_rep ? b->rep[i].device : NULL;
+}
+
+void ake_batcher_free(ake_batcher *b) {
+    if (!b) return;
+    atomic_store(&b->stopping, true);
+    for (int32_t i = 0; i < b->n_rep; i++) {
+        replica *r = &b->rep[i];
+        if (!r->started) continue;
+        pthread_mutex_lock(&r->mu);
+        pthread_cond_broadcast(&r->cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->thread, NULL);
+    }
+    for (int32_t i = 0; i < b->n_rep; i++) {
+        replica *r = &b->rep[i];
+        AKE_ASSERT(!r->head); /* the thread drains its queue before it exits */
+        ake_engine_free(r->engine);
+        pthread_mutex_destroy(&r->mu);
+        pthread_cond_destroy(&r->cv);
+        free(r->device);
+        free(r->batch);
+        free(r->ids);
+        free(r->cu);
+        free(r->out);
+    }
+    free(b->rep);
+    free(b);
+}
+
+ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *opts, ake_metrics *metrics,
+                              ake_batcher **out, char *err, size_t errlen) {
+    *out = NULL;
+    const char *devices = opts->devices && *opts->devices ? opts->devices : "cpu";
+    if (opts->max_batch_size < 1 || opts->max_batch_tokens < 1 || opts->max_wait_ms < 0 || opts->policy.n < 1)
+        return ake_errf(err, errlen, AKE_EINVAL, "batcher limits must be positive");
+    int32_t n_rep = 1;
+    for (const char *c = devices; *c; c++) n_rep += *c == ',';
+    ake_batcher *b = calloc(1, sizeof *b);
+    if (!b || !(b->rep = calloc((size_t)n_rep, sizeof *b->rep))) {
+        free(b);
+        return ake_errf(err, errlen, AKE_ENOMEM, "out of memory creating the batcher");
+    }
+    b->o = *opts;
+    b->o.devices = NULL; /* not kept: each replica has its own copy */
+    b->metrics = metrics;
+    b->dim = model->cfg.hidden;
+    b->n_rep = n_rep;
+    ake_status st = AKE_OK;
+    for (int32_t i = 0; i < n_rep; i++) {
+        b->rep[i].b = b;
+        b->rep[i].idx = i;
+        pthread_mutex_init(&b->rep[i].mu, NULL);
+        pthread_cond_init(&b->rep[i].cv, NULL);
+    }
+    const char *c = devices;
+    for (int32_t i = 0; i < n_rep; i++) {
+        replica *r = &b->rep[i];
+        size_t len = strcspn(c, ",");
+        r->device = strndup(c, len);
+        c += len + (c[len] == ',');
+        r->batch = malloc((size_t)opts->max_batch_size * sizeof *r->batch);
+        r->ids = malloc((size_t)opts->max_batch_tokens * sizeof *r->ids);
+        r->cu = malloc(((size_t)opts->max_batch_size + 1) * sizeof *r->cu);
+        r->out = malloc((size_t)opts->max_batch_size * b->dim * sizeof *r->out);
+        if (!r->device || !r->batch || !r->ids || !r->cu || !r->out) {
+            st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory creating replica %d", i);
+            goto fail;
+        }
+        if (!*r->device) {
+            st = ake_errf(err, errlen, AKE_EINVAL, "device list '%s' has an empty entry", devices);
+            goto fail;
+        }
+        ake_engine_opts eo = {.device = r->device, .max_tokens = opts->max_batch_tokens,
+                              .max_batch = opts->max_batch_size, .threads = opts->threads};
+        st = ake_engine_create(model, &eo, &r->engine, err, errlen);
+        if (st != AKE_OK) goto fail;
+        /* Warm-up: one call through the whole forward pass before the first request. */
+        int32_t warm = model->cfg.max_position < 8 ? model->cfg.max_position : 8;
+        if (warm > opts->max_batch_tokens) warm = opts->max_batch_tokens;
+        memset(r->ids, 0, (size_t)warm * sizeof *r->ids);
+        r->cu[0] = 0;
+        r->cu[1] = warm;
+        st = ake_engine_embed(r->engine, r->ids, r->cu, 1, r->out, err, errlen);
+        if (st != AKE_OK) goto fail;
+    }
+    for (int32_t i = 0; i < n_rep; i++) {
+        replica *r = &b->rep[i];
+        if (pthread_create(&r->thread, NULL, replica_main, r) != 0) {
+            st = ake_errf(err, errlen, AKE_ENOMEM, "cannot start the thread of replica %d", i);
+            goto fail;
+        }
+        r->started = true;
+    }
+    *out = b;
+    return AKE_OK;
+fail:
+    ake_batcher_free(b);
+    return st;
+}

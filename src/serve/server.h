@@ -1,0 +1,57 @@
+/* The HTTP embedding server: TEI- and OpenAI-compatible endpoints over libmicrohttpd,
+ * in front of the dynamic batcher.
+ *
+ *   POST /embed  POST /v1/embeddings  POST /tokenize
+ *   GET  /health /info /v1/models /metrics
+ *
+ * Threads: libmicrohttpd's pool of `http_threads` epoll workers parse, tokenize and
+ * serialize; each engine replica has one batcher thread (batcher.h). A request waiting
+ * for its vectors is suspended (MHD_suspend_connection) and holds no thread; the
+ * batcher thread that embeds its last sequence resumes it. */
+#ifndef AKE_SERVE_SERVER_H
+#define AKE_SERVE_SERVER_H
+
+#include <stdint.h>
+
+#include "base/status.h"
+
+typedef struct {
+    const char *model_dir;
+    const char *model_id;           /* NULL: the folder's name */
+    const char *host;               /* address to bind, numeric or a name ("0.0.0.0", "::1", "localhost") */
+    int32_t port;                   /* 0: any free port (see ake_server_port) */
+    const char *device;             /* comma-separated, one engine replica each */
+    int32_t threads;                /* engine threads per replica; 0: all cores */
+    int32_t http_threads;           /* libmicrohttpd worker threads */
+    int32_t max_batch_tokens;
+    int32_t max_batch_size;
+    int32_t max_wait_ms;
+    const char *batch_policy;       /* "DEPTH:SIZE,..."; NULL: the default */
+    int32_t max_concurrent_requests;
+    int32_t max_client_batch_size;
+    int64_t max_payload_bytes;
+    int32_t request_timeout_ms;     /* longest wait in a queue before 503; 0: none */
+    const char *api_key;            /* NULL or "": no authentication */
+    int32_t connection_timeout_s;   /* idle keep-alive connections are closed after this */
+    int32_t max_connections;
+    const char *version;            /* shown by /info */
+} ake_server_opts;
+
+typedef struct ake_server ake_server;
+
+/* Loads the model, creates and warms up the engines and starts listening. Every string
+ * in opts is copied. Free with ake_server_free. */
+ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char *err, size_t errlen);
+
+/* The port actually bound. */
+int32_t ake_server_port(const ake_server *s);
+
+/* Stops accepting (closes the listening socket, answers new requests on open
+ * connections with 503), then waits until every admitted request has been answered. */
+void ake_server_drain(ake_server *s);
+
+/* Stops the HTTP threads and the batcher and frees everything. Call ake_server_drain
+ * first for a graceful stop. Logs how many requests were admitted and answered. */
+void ake_server_free(ake_server *s);
+
+#endif
