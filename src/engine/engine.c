@@ -1,7 +1,50 @@
 /* Backend registry and the checks every backend shares at the door. */
 #include "engine/engine_impl.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+
+const char *ake_precision_name(ake_precision p) {
+    switch (p) {
+    case AKE_PREC_FP32: return "fp32";
+    case AKE_PREC_FP16: return "fp16";
+    case AKE_PREC_BF16: return "bf16";
+    default: return "default";
+    }
+}
+
+int ake_precision_parse(const char *s, ake_precision *out) {
+    static const struct { const char *name; ake_precision p; } names[] = {
+        {"fp32", AKE_PREC_FP32}, {"f32", AKE_PREC_FP32}, {"float32", AKE_PREC_FP32},
+        {"fp16", AKE_PREC_FP16}, {"f16", AKE_PREC_FP16}, {"float16", AKE_PREC_FP16},
+        {"bf16", AKE_PREC_BF16}, {"bfloat16", AKE_PREC_BF16}};
+    for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].p;
+            return 0;
+        }
+    return -1;
+}
+
+int ake_engine_cuda_devices(void) {
+#ifdef AKE_HAVE_CUDA
+    return ake_cuda_device_count();
+#else
+    return 0;
+#endif
+}
+
+/* "cuda" or "cuda:N" with N a small non-negative integer. */
+static bool is_cuda_device(const char *device) {
+    if (strncmp(device, "cuda", 4) != 0) return false;
+    const char *p = device + 4;
+    if (*p == 0) return true;
+    if (*p++ != ':' || !*p || strlen(p) > 3) return false;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9') return false;
+    return true;
+}
 
 ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                              size_t errlen) {
@@ -10,10 +53,45 @@ ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts
     if (!model) return ake_errf(err, errlen, AKE_EINVAL, "no model given to the engine");
     if (!opts || opts->max_tokens <= 0 || opts->max_batch <= 0)
         return ake_errf(err, errlen, AKE_EINVAL, "engine limits must be positive (max_tokens, max_batch)");
-    if (strcmp(device, "cpu") == 0) return ake_cpu_engine_create(model, opts, out, err, errlen);
-    if (strncmp(device, "cuda", 4) == 0)
-        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device '%s': this build has no CUDA backend", device);
-    return ake_errf(err, errlen, AKE_EINVAL, "unknown device '%s' (expected cpu or cuda:N)", device);
+    ake_engine_opts o = *opts;
+    /* auto: the first GPU when one is visible, else the CPU, which computes in fp32
+     * whatever was asked (callers say so to the user: ake_engine_device tells). */
+    if (strcmp(device, "auto") == 0) {
+        device = ake_engine_cuda_devices() > 0 ? "cuda:0" : "cpu";
+        if (strcmp(device, "cpu") == 0) o.precision = AKE_PREC_FP32;
+    }
+    if (o.precision < AKE_PREC_DEFAULT || o.precision > AKE_PREC_BF16)
+        return ake_errf(err, errlen, AKE_EINVAL, "unknown precision %d", (int)o.precision);
+    ake_status st;
+    if (strcmp(device, "cpu") == 0) {
+        if (o.precision == AKE_PREC_DEFAULT) o.precision = AKE_PREC_FP32;
+        if (o.precision != AKE_PREC_FP32)
+            return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                            "the CPU engine computes in fp32 only (asked for %s); use --device cuda:N for fp16/bf16",
+                            ake_precision_name(o.precision));
+        st = ake_cpu_engine_create(model, &o, out, err, errlen);
+    } else if (is_cuda_device(device)) {
+        if (o.precision == AKE_PREC_DEFAULT) o.precision = AKE_PREC_FP16;
+        if (o.precision == AKE_PREC_FP32)
+            return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                            "device '%s': the CUDA engine computes in fp16 or bf16 (asked for fp32)", device);
+#ifdef AKE_HAVE_CUDA
+        o.device = device;
+        st = ake_cuda_engine_create(model, &o, out, err, errlen);
+#else
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                        "device '%s': this build has no CUDA backend (nvcc was not found when it was built)", device);
+#endif
+    } else {
+        return ake_errf(err, errlen, AKE_EINVAL, "unknown device '%s' (expected cpu, cuda:N or auto)", device);
+    }
+    if (st != AKE_OK) return st;
+    ake_engine *e = *out;
+    snprintf(e->device, sizeof e->device, "%s", strcmp(device, "cuda") == 0 ? "cuda:0" : device);
+    e->opts.device = e->device;
+    e->opts.precision = o.precision;
+    e->inflight = 0;
+    return AKE_OK;
 }
 
 void ake_engine_free(ake_engine *e) {
@@ -46,10 +124,36 @@ static ake_status check_batch(const ake_engine *e, const int32_t *ids, const int
 
 ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                             char *err, size_t errlen) {
+    if (e->inflight)
+        return ake_errf(err, errlen, AKE_EINVAL, "ake_engine_embed called with %d submitted calls not waited for",
+                        e->inflight);
     ake_status st = check_batch(e, ids, cu_seqlens, n, err, errlen);
     if (st != AKE_OK || n == 0) return st;
     return e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen);
 }
 
+ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                             char *err, size_t errlen) {
+    if (e->inflight >= AKE_ENGINE_MAX_INFLIGHT)
+        return ake_errf(err, errlen, AKE_EINVAL, "%d calls already in flight; wait for one first", e->inflight);
+    ake_status st = check_batch(e, ids, cu_seqlens, n, err, errlen);
+    if (st != AKE_OK) return st;
+    if (e->ops->submit) {
+        st = e->ops->submit(e, ids, cu_seqlens, n, out, err, errlen);
+    } else {
+        st = n ? e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen) : AKE_OK;
+    }
+    if (st == AKE_OK) e->inflight++;
+    return st;
+}
+
+ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen) {
+    if (e->inflight <= 0) return ake_errf(err, errlen, AKE_EINVAL, "no submitted call to wait for");
+    e->inflight--;
+    return e->ops->wait ? e->ops->wait(e, err, errlen) : AKE_OK;
+}
+
 int32_t ake_engine_dim(const ake_engine *e) { return e->model->cfg.hidden; }
-const char *ake_engine_device(const ake_engine *e) { return e->ops->name; }
+const char *ake_engine_device(const ake_engine *e) { return e->device; }
+ake_precision ake_engine_precision(const ake_engine *e) { return e->opts.precision; }
+const char *ake_engine_hardware(const ake_engine *e) { return e->ops->hardware ? e->ops->hardware(e) : "cpu"; }

@@ -15,12 +15,28 @@
 
 typedef struct ake_engine ake_engine;
 
+/* Arithmetic precision of the forward pass. DEFAULT is the backend's own: fp32 on
+ * the CPU (the only one it has), fp16 on CUDA (which has fp16 and bf16: weights are
+ * converted once at creation, LayerNorm, softmax and accumulations stay in fp32). */
+typedef enum { AKE_PREC_DEFAULT = 0, AKE_PREC_FP32, AKE_PREC_FP16, AKE_PREC_BF16 } ake_precision;
+
 typedef struct {
-    const char *device;  /* "cpu" (default when NULL) */
+    const char *device;  /* "cpu" (default when NULL), "cuda" / "cuda:N", or "auto":
+                            cuda:0 when a CUDA GPU is visible, else the CPU in fp32 */
     int32_t max_tokens;  /* largest T of one call; buffers are sized for it once */
     int32_t max_batch;   /* largest n of one call */
     int32_t threads;     /* CPU threads; <= 0 means all cores */
+    ake_precision precision; /* AKE_PREC_DEFAULT (the zero value) = the backend's own */
 } ake_engine_opts;
+
+/* "fp32", "fp16", "bf16" ("default" for AKE_PREC_DEFAULT). Static strings. */
+const char *ake_precision_name(ake_precision p);
+/* Parses fp32|fp16|bf16 (also f32, f16, float16, bfloat16). 0 on success, -1 otherwise. */
+int ake_precision_parse(const char *s, ake_precision *out);
+
+/* Number of CUDA GPUs this build can use now: 0 when built without CUDA or when no
+ * driver or GPU is present. Never fails. */
+int ake_engine_cuda_devices(void);
 
 /* Creates an engine over `model`, which must outlive it. All working memory is
  * allocated here; ake_engine_embed allocates nothing. Free with ake_engine_free. */
@@ -35,7 +51,25 @@ void ake_engine_free(ake_engine *e);
 ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                             char *err, size_t errlen);
 
+/* Split form of ake_engine_embed, for callers that overlap the host work of the next
+ * batch with the device work of the current one. submit checks the batch as
+ * ake_engine_embed does, copies ids and cu_seqlens (the caller may reuse them at once)
+ * and starts the work; `out` [n, hidden] is borrowed until the wait() that completes
+ * this call. At most AKE_ENGINE_MAX_INFLIGHT calls may be outstanding (AKE_EINVAL
+ * beyond); wait() completes the oldest one. Backends without a device (cpu) do the
+ * work inside submit. ake_engine_embed must not be called while calls are outstanding. */
+#define AKE_ENGINE_MAX_INFLIGHT 2
+ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                             char *err, size_t errlen);
+ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen);
+
 int32_t ake_engine_dim(const ake_engine *e);
+/* The device as resolved at creation: "cpu" or "cuda:N" (never "auto"). */
 const char *ake_engine_device(const ake_engine *e);
+/* The precision as resolved at creation (never AKE_PREC_DEFAULT). */
+ake_precision ake_engine_precision(const ake_engine *e);
+/* What runs it, for reports: the GPU's name ("NVIDIA H100 80GB HBM3") or "cpu".
+ * Lives as long as the engine. */
+const char *ake_engine_hardware(const ake_engine *e);
 
 #endif

@@ -9,16 +9,29 @@ typedef struct {
     void (*free)(ake_engine *e);
     ake_status (*embed)(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                         char *err, size_t errlen);
+    /* Optional (NULL: submit runs embed, wait does nothing). Batches arrive checked. */
+    ake_status (*submit)(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                         char *err, size_t errlen);
+    ake_status (*wait)(ake_engine *e, char *err, size_t errlen);
+    const char *(*hardware)(const ake_engine *e); /* optional: NULL means "cpu" */
 } ake_engine_ops;
 
 /* Common head of every backend's engine struct (backends embed it first). */
 struct ake_engine {
     const ake_engine_ops *ops;
     const ake_model *model;   /* borrowed */
-    ake_engine_opts opts;     /* limits as resolved at creation */
+    ake_engine_opts opts;     /* limits as resolved at creation (device and precision too) */
+    char device[24];          /* "cpu" or "cuda:N", set by ake_engine_create; opts.device points here */
+    int32_t inflight;         /* submitted calls not yet waited for (engine.c keeps it) */
 };
 
 ake_status ake_cpu_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                                  size_t errlen);
+
+/* src/engine/cuda/ (built when the Makefile finds nvcc; AKE_HAVE_CUDA is then defined).
+ * opts->device is "cuda" or "cuda:N"; opts->precision is FP16 or BF16 (resolved). */
+ake_status ake_cuda_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
+                                  size_t errlen);
+int ake_cuda_device_count(void);
 
 #endif

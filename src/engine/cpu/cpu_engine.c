@@ -255,7 +255,7 @@ static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t 
     return AKE_OK;
 }
 
-static const ake_engine_ops cpu_ops = {"cpu", cpu_free, cpu_embed};
+static const ake_engine_ops cpu_ops = {.name = "cpu", .free = cpu_free, .embed = cpu_embed};
 
 ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts, ake_engine **out, char *err,
                                  size_t errlen) {
