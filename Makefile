@@ -3,6 +3,8 @@
 #   make run        set up (packages, venv, default model), build, serve it on 127.0.0.1:8080
 #   make test       set up, build (also with ASan+UBSan), run every test
 #   make SANITIZE=address,undefined   sanitized build into build-san/
+#   make test-gpu   kernel and whole-engine tests on a CUDA GPU (see tests/gpu/)
+#   make CUDA=0     leave the CUDA backend out even where nvcc exists
 CC       ?= gcc
 ARCH     ?= native
 SANITIZE ?=
@@ -24,17 +26,39 @@ LDLIBS   += -ldnnl -lcjson -lutf8proc -lmicrohttpd -lcurl -lm -lpthread
 LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/serve/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+# CUDA backend (src/engine/cuda/*.cu): built whenever nvcc is found (CUDA ?= auto), also on
+# machines without a GPU (CI), as a fat binary for CUDA_ARCH; linked with cudart and cublasLt.
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_ARCH ?= 80 86 89 90
+ifeq ($(CUDA),auto)
+  override CUDA := $(if $(NVCC),1,0)
+endif
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+  CU_SRC    := $(wildcard src/engine/cuda/*.cu)
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  NVCCFLAGS ?= -O3 -std=c++17 -g -lineinfo $(foreach a,$(CUDA_ARCH),-gencode=arch=compute_$(a),code=sm_$(a)) \
+               -Xcompiler -Wall,-Wextra $(if $(WERROR),-Werror all-warnings,)
+  CFLAGS    += -DAKE_HAVE_CUDA -I$(CUDA_HOME)/include
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+  LIB_OBJ   += $(CU_OBJ)
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run test test-unit test-py test-http-san fuzz clean
+.PHONY: all setup run test test-unit test-py test-http-san test-gpu fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -Isrc -MMD -MP -c $< -o $@
 
 $(BUILD)/libake.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -64,6 +88,25 @@ test: setup
 test-unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; AKE_MODEL_DIR=models/all-MiniLM-L6-v2 $$t; done
 
+# GPU tests (tests/gpu/): kernels vs CPU references, whole engine vs the CPU engine on
+# GPU_MODEL (the real all-MiniLM-L6-v2, F32 or F16) and on bert-base / bert-large synthesized
+# into $(BUILD)/gpu-models. Needs a CUDA GPU; the log goes to $(BUILD)/test-gpu.log.
+GPU_TEST_BIN := $(BUILD)/tests/gpu/test_kernels $(BUILD)/tests/gpu/test_engine_gpu $(BUILD)/tests/gpu/to_f16
+GPU_MODEL    ?= models/all-MiniLM-L6-v2
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/gpu $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
+
+# Kernel lab (dev/cuda/): each op timed alone against its floor; see dev/cuda/NOTES.md.
+dev-cuda: $(BUILD)/dev/cuda/kernels_bench
+$(BUILD)/dev/cuda/%: dev/cuda/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
+
+test-gpu: all $(GPU_TEST_BIN)
+	@test "$(CUDA)" = 1 || { echo "test-gpu: this build has no CUDA backend (nvcc not found or CUDA=0)"; exit 1; }
+	BUILD=$(BUILD) GPU_MODEL=$(GPU_MODEL) bash tests/gpu/run.sh
+
 test-py: all
 	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q tests/py tests/http
 
@@ -79,7 +122,7 @@ fuzz:
 	  echo "== $$n"; clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 	    $$f $(LIB_SRC) -fopenmp $(LDLIBS) -o build-fuzz/$$n; \
 	  mkdir -p build-fuzz/$$n.corpus; \
-	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus tests/fuzz/$$n.seed 2>&1 | tail -3; done
+	  AKE_MODEL_DIR=models/all-MiniLM-L6-v2 build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus tests/fuzz/$$n.seed 2>&1 | tail -3; done
 
 clean:
 	rm -rf build build-san build-fuzz

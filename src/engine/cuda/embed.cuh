@@ -1,0 +1,27 @@
+/* Embeddings gather + LayerNorm, fused: one warp per token.
+ * Plain C header (the launcher is extern "C"), usable from C tests. */
+#ifndef AKE_ENGINE_CUDA_EMBED_CUH
+#define AKE_ENGINE_CUDA_EMBED_CUH
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#include "model/safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out[t] = LN(word[ids[t]] + pos_emb[pos[t]] + type_emb[0]) * gamma + beta, for t < rows.
+ * out: [rows, d]; word: [vocab, d]; pos_emb: [max_position, d]; type_emb: [types, d], all
+ * of dt (F16 or BF16). ids, pos: [rows] device arrays, already checked against vocab and
+ * max_position by the engine. gamma, beta: [d] fp32. d % 8 == 0, d <= 2048. Token type 0:
+ * single-sequence inputs, as the CPU engine. */
+void ake_cuda_embed_layernorm(cudaStream_t stream, ake_dtype dt, void *out, const int32_t *ids, const int32_t *pos,
+                              const void *word, const void *pos_emb, const void *type_emb, const float *gamma,
+                              const float *beta, int rows, int d, float eps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
