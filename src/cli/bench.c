@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/device.h"
 
 /* Token lengths ([CLS]/[SEP] included) of the first 32 texts of
  * tests/golden/embeddings_all-MiniLM-L6-v2.jsonl, so that bench/cpu_peers.py can
@@ -22,6 +23,7 @@ static const char bench_help[] =
     "  Times the engine alone (no tokenization) over every batch x seq cell, plus a mixed-length batch.\n"
     "  --model DIR       model folder (default " AKE_DEFAULT_MODEL ")\n"
     "  --threads N       CPU threads (default: all cores)\n"
+    AKE_CLI_DEVICE_HELP
     "  --batch LIST      batch sizes, comma-separated (default 1,8,32)\n"
     "  --seq LIST        sequence lengths in tokens (default 32,128,256)\n"
     "  --mixed LIST      token lengths of the mixed batch (default: 32 real texts; 'none' to skip)\n"
@@ -71,15 +73,18 @@ typedef struct {
 } bench_row;
 
 int ake_cmd_bench(int argc, char **argv) {
-    enum { O_MODEL = 1, O_THREADS, O_BATCH, O_SEQ, O_MIXED, O_ITERS, O_JSON, O_HELP };
+    enum { O_MODEL = 1, O_THREADS, O_BATCH, O_SEQ, O_MIXED, O_ITERS, O_JSON, O_DEVICE, O_DTYPE, O_HELP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"threads", required_argument, 0, O_THREADS},
         {"batch", required_argument, 0, O_BATCH}, {"seq", required_argument, 0, O_SEQ},
         {"mixed", required_argument, 0, O_MIXED}, {"iters", required_argument, 0, O_ITERS},
         {"json", required_argument, 0, O_JSON},   {"help", no_argument, 0, O_HELP},
+        {"device", required_argument, 0, O_DEVICE}, {"dtype", required_argument, 0, O_DTYPE},
         {0, 0, 0, 0}};
     const char *model_dir = AKE_DEFAULT_MODEL, *json = NULL, *mixed_arg = default_mixed;
     const char *batch_arg = "1,8,32", *seq_arg = "32,128,256";
+    const char *device = "cpu";
+    ake_precision precision = AKE_PREC_DEFAULT;
     int32_t threads = 0, iters = 20;
     int c;
     optind = 1;
@@ -92,6 +97,8 @@ int ake_cmd_bench(int argc, char **argv) {
         case O_MIXED: mixed_arg = optarg; break;
         case O_ITERS: if (!ake_cli_parse_int("--iters", optarg, 1, 100000, &iters)) return 2; break;
         case O_JSON: json = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_DTYPE: if (!ake_cli_parse_precision("bench", optarg, &precision)) return 2; break;
         case O_HELP: fputs(bench_help, stdout); return 0;
         default: fputs(bench_help, stderr); return 2;
         }
@@ -127,7 +134,8 @@ int ake_cmd_bench(int argc, char **argv) {
 
     int rc = 0;
     ake_engine *engine = NULL;
-    ake_engine_opts eo = {.device = "cpu", .max_tokens = max_tokens, .max_batch = max_b, .threads = threads};
+    ake_engine_opts eo = {
+        .device = device, .max_tokens = max_tokens, .max_batch = max_b, .threads = threads, .precision = precision};
     int32_t *ids = malloc((size_t)max_tokens * sizeof *ids);   /* [max_tokens] */
     int32_t *cu = malloc(((size_t)max_b + 1) * sizeof *cu);   /* [max_b+1] */
     float *out = malloc((size_t)max_b * d * sizeof *out);      /* [max_b, d] */
@@ -144,14 +152,16 @@ int ake_cmd_bench(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    ake_cli_note_device("bench", device, engine);
+    const char *dev_name = ake_engine_device(engine), *prec_name = ake_precision_name(ake_engine_precision(engine));
     uint64_t rng = 0x9E3779B97F4A7C15ull;
     for (int32_t t = 0; t < max_tokens; t++) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         ids[t] = 1000 + (int32_t)(rng % 29000);
     }
     const int32_t used_threads = threads > 0 ? threads : omp_get_num_procs();
-    printf("model %s, fp32, cpu, %d threads\n%6s %6s %10s %14s\n", p.model->name, used_threads, "batch", "seq", "ms",
-           "tokens/s");
+    printf("model %s, %s, %s (%s), %d host threads\n%6s %6s %10s %14s\n", p.model->name, prec_name, dev_name,
+           ake_engine_hardware(engine), used_threads, "batch", "seq", "ms", "tokens/s");
     for (int cell = 0; cell < nb * ns + (nm > 0); cell++) {
         bench_row *r = &rows[nrows++];
         int32_t n;
@@ -204,11 +214,12 @@ int ake_cmd_bench(int argc, char **argv) {
             char seq_json[16];
             snprintf(seq_json, sizeof seq_json, r->seq ? "%d" : "\"mixed\"", r->seq);
             fprintf(f,
-                    " {\"impl\": \"akidb-embed\", \"model\": \"%s\", \"dtype\": \"fp32\", \"device\": \"cpu\", "
+                    " {\"impl\": \"akidb-embed\", \"model\": \"%s\", \"dtype\": \"%s\", \"device\": \"%s\", "
                     "\"batch\": %d, \"seq\": %s, \"tokens\": %d, \"ms\": %.4f, \"tokens_per_s\": %.0f, "
-                    "\"threads\": %d, \"cpu\": \"%s\", \"commit\": \"%s\", \"date\": \"%s\"}%s\n",
-                    p.model->name, r->batch, seq_json, r->tokens, r->ms, r->tokens / r->ms * 1e3, used_threads, cpu,
-                    commit, date, i + 1 < nrows ? "," : "");
+                    "\"threads\": %d, \"cpu\": \"%s\", \"card\": \"%s\", \"commit\": \"%s\", \"date\": \"%s\"}%s\n",
+                    p.model->name, prec_name, dev_name, r->batch, seq_json, r->tokens, r->ms,
+                    r->tokens / r->ms * 1e3, used_threads, cpu, ake_engine_hardware(engine), commit, date,
+                    i + 1 < nrows ? "," : "");
         }
         fputs("]\n", f);
         if (fclose(f) != 0) {

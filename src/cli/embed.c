@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/device.h"
 
 typedef struct {
     const char *model_dir, *input, *output, *device;
     bool jsonl;
     int32_t batch_size, threads, max_tokens; /* max_tokens: -1 = the model's limit, 0 = none */
+    ake_precision precision;
 } io_opts;
 
 static const char embed_help[] =
@@ -21,7 +23,7 @@ static const char embed_help[] =
     "  --jsonl           each input line is a JSON string literal (texts with newlines, any code point)\n"
     "  --batch-size N    sequences per engine call (default 32)\n"
     "  --threads N       CPU threads (default: all cores)\n"
-    "  --device D        cpu (default)\n"
+    AKE_CLI_DEVICE_HELP
     "Invalid UTF-8 in a text is an error: the command stops with a message naming the line.\n";
 
 static const char tokenize_help[] =
@@ -36,14 +38,15 @@ static const char tokenize_help[] =
 
 /* Parses the shared flags; returns -1 to go on, else the exit code. */
 static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const char *help) {
-    enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_HELP };
+    enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_DTYPE, O_HELP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
         {"output", required_argument, 0, O_OUTPUT},   {"jsonl", no_argument, 0, O_JSONL},
         {"batch-size", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
         {"max-tokens", required_argument, 0, O_MAXTOK}, {"device", required_argument, 0, O_DEVICE},
-        {"help", no_argument, 0, O_HELP},             {0, 0, 0, 0}};
-    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1};
+        {"dtype", required_argument, 0, O_DTYPE},     {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0}};
+    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1, AKE_PREC_DEFAULT};
     bool is_embed = !strcmp(cmd, "embed");
     int c;
     optind = 1;
@@ -62,6 +65,9 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
         case O_DEVICE:
             if (!is_embed) return 2;
             o->device = optarg;
+            break;
+        case O_DTYPE:
+            if (!is_embed || !ake_cli_parse_precision(cmd, optarg, &o->precision)) return 2;
             break;
         case O_MAXTOK:
             if (is_embed || !ake_cli_parse_int("--max-tokens", optarg, 0, 1 << 30, &o->max_tokens)) return 2;
@@ -164,7 +170,8 @@ int ake_cmd_embed(int argc, char **argv) {
     if (rc) return close_io("embed", &io, rc);
 
     const int32_t B = o.batch_size, S = io.p.max_seq_tokens, d = io.p.model->cfg.hidden;
-    ake_engine_opts eo = {.device = o.device, .max_tokens = B * S, .max_batch = B, .threads = o.threads};
+    ake_engine_opts eo = {
+        .device = o.device, .max_tokens = B * S, .max_batch = B, .threads = o.threads, .precision = o.precision};
     ake_engine *engine = NULL;
     int32_t *ids = malloc((size_t)B * S * sizeof *ids);      /* [B*S] packed batch */
     int32_t *cu = malloc(((size_t)B + 1) * sizeof *cu);     /* [B+1] */
@@ -180,6 +187,7 @@ int ake_cmd_embed(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    ake_cli_note_device("embed", o.device, engine);
     /* Texts are read, packed B at a time and embedded; a batch is flushed before the next text is read. */
     for (bool eof = false; !eof;) {
         int32_t n = 0;

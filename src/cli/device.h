@@ -1,0 +1,20 @@
+/* --device / --dtype handling shared by the subcommands that run an engine. */
+#ifndef AKE_CLI_DEVICE_H
+#define AKE_CLI_DEVICE_H
+
+#include <stdbool.h>
+
+#include "engine/engine.h"
+
+#define AKE_CLI_DEVICE_HELP                                                                      \
+    "  --device D        cpu (default), cuda:N, or auto (the first GPU if one is visible, else the CPU)\n" \
+    "  --dtype P         fp32 (the CPU's only precision), fp16 (CUDA default) or bf16\n"
+
+/* Parses a --dtype value into *out; prints an error naming the flag and returns false if bad. */
+bool ake_cli_parse_precision(const char *cmd, const char *s, ake_precision *out);
+
+/* After the engine is made: when `requested` was "auto" and it landed on the CPU, says so
+ * on stderr (the run goes on, in fp32). */
+void ake_cli_note_device(const char *cmd, const char *requested, const ake_engine *e);
+
+#endif
