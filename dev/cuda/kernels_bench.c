@@ -1,0 +1,158 @@
+/* Kernel lab timer: each CUDA op of the forward alone, at the shapes of the benchmark grid,
+ * against its floor (fewest bytes over the measured copy bandwidth, or FLOPs over the
+ * measured GEMM rate, whichever is larger). Correctness lives in tests/gpu/test_kernels.c;
+ * this only times. Inputs are random (never zeros), timing is the median of 20 runs
+ * between CUDA events after 3 warm-ups.
+ *
+ *   build/dev/cuda/kernels_bench [fp16|bf16]       (make dev-cuda) */
+#include "../../tests/gpu/gpu_util.h"
+
+#include "engine/cuda/attention.cuh"
+#include "engine/cuda/embed.cuh"
+#include "engine/cuda/gelu.cuh"
+#include "engine/cuda/gemm.cuh"
+#include "engine/cuda/layernorm.cuh"
+#include "engine/cuda/pool.cuh"
+#include "engine/engine_impl.h"
+
+static cudaEvent_t ev0, ev1;
+static double g_bw, g_flops; /* measured ceilings: bytes/s (read + written), FLOP/s */
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+#define TIME_US(out, stmt)                                                  \
+    do {                                                                    \
+        float t_[20];                                                       \
+        for (int w_ = 0; w_ < 3; w_++) { stmt; }                            \
+        for (int r_ = 0; r_ < 20; r_++) {                                   \
+            GPU_CHECK(cudaEventRecord(ev0, 0));                             \
+            stmt;                                                           \
+            GPU_CHECK(cudaEventRecord(ev1, 0));                             \
+            GPU_CHECK(cudaEventSynchronize(ev1));                           \
+            GPU_CHECK(cudaEventElapsedTime(&t_[r_], ev0, ev1));             \
+        }                                                                   \
+        qsort(t_, 20, sizeof t_[0], cmp_float);                             \
+        (out) = t_[10] * 1e3;                                               \
+    } while (0)
+
+static void report(const char *op, const char *shape, double us, double bytes, double flops) {
+    const double floor_bytes = bytes / g_bw * 1e6, floor_flops = flops / g_flops * 1e6;
+    const double fl = floor_bytes > floor_flops ? floor_bytes : floor_flops;
+    printf("%-10s %-34s %9.1f us  floor %8.1f us (%s)  %6.0f GB/s  %6.1f TFLOP/s  %5.1f%% of floor\n", op, shape, us,
+           fl, floor_bytes > floor_flops ? "bytes" : "flops", bytes / us * 1e-3, flops / us * 1e-6, fl / us * 100.0);
+}
+
+static void *rand16(size_t n, float amp, ake_dtype dt) {
+    uint16_t *h = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) h[i] = to16(rng_uniform(-amp, amp), dt);
+    void *d = dev_copy(h, n * 2);
+    free(h);
+    return d;
+}
+
+static void *randf(size_t n, float lo, float hi) {
+    float *h = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) h[i] = rng_uniform(lo, hi);
+    void *d = dev_copy(h, n * 4);
+    free(h);
+    return d;
+}
+
+typedef struct {
+    const char *name;
+    int B, S, d, H, inter;
+} shape;
+
+static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
+    const int T = s->B * s->S, d = s->d, H = s->H, D = d / H, inter = s->inter;
+    char sh[96];
+    snprintf(sh, sizeof sh, "%s B=%d S=%d (T=%d)", s->name, s->B, s->S, T);
+    void *x = rand16((size_t)T * d, 1.0f, dt), *y = rand16((size_t)T * d, 1.0f, dt);
+    void *qkv = rand16((size_t)T * 3 * d, 1.0f, dt), *ctx = rand16((size_t)T * d, 1.0f, dt);
+    void *h = rand16((size_t)T * inter, 1.0f, dt);
+    void *wqkv = rand16((size_t)3 * d * d, 0.05f, dt), *wo = rand16((size_t)d * d, 0.05f, dt);
+    void *w1 = rand16((size_t)inter * d, 0.05f, dt), *w2 = rand16((size_t)d * inter, 0.05f, dt);
+    void *b = rand16((size_t)(3 * d > inter ? 3 * d : inter), 0.1f, dt);
+    float *gam = randf((size_t)d, 0.5f, 1.5f), *bet = randf((size_t)d, -0.5f, 0.5f);
+    void *word = rand16((size_t)30522 * d, 0.1f, dt), *pos = rand16((size_t)512 * d, 0.1f, dt);
+    int32_t *ids = malloc((size_t)T * 4), *pids = malloc((size_t)T * 4), *cu = malloc(((size_t)s->B + 1) * 4);
+    for (int t = 0; t < T; t++) ids[t] = rng_int(1000, 29999), pids[t] = t % s->S;
+    for (int i = 0; i <= s->B; i++) cu[i] = i * s->S;
+    const int max_tiles = ake_cuda_attention_max_tiles(T, s->B);
+    int32_t *tiles = malloc((size_t)max_tiles * 16);
+    int32_t nt = ake_cuda_attention_tiles(cu, s->B, tiles), n = s->B;
+    int32_t *dids = dev_copy(ids, (size_t)T * 4), *dpids = dev_copy(pids, (size_t)T * 4);
+    int32_t *dcu = dev_copy(cu, ((size_t)s->B + 1) * 4), *dtiles = dev_copy(tiles, (size_t)max_tiles * 16);
+    int32_t *dnt = dev_copy(&nt, 4), *dn = dev_copy(&n, 4);
+    float *out = dev_poisoned((size_t)s->B * d * 4);
+    double us;
+    const double e = 2.0; /* bytes per element */
+
+    TIME_US(us, ake_cuda_embed_layernorm(0, dt, x, dids, dpids, word, pos, pos, gam, bet, T, d, 1e-12f));
+    report("embed_ln", sh, us, (double)T * d * e * 3 + (double)T * 8, 0);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, 3 * d, d, x, wqkv, b, NULL, qkv, AKE_GEMM_BIAS));
+    report("gemm_qkv", sh, us, ((double)T * d + 3.0 * d * d + (double)T * 3 * d) * e, 2.0 * T * d * 3 * d);
+    TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D));
+    report("attention", sh, us, ((double)T * 3 * d + (double)T * d) * e, 4.0 * s->B * (double)s->S * s->S * d);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, d, d, ctx, wo, b, NULL, y, AKE_GEMM_BIAS));
+    report("gemm_o", sh, us, ((double)T * d * 2 + (double)d * d) * e, 2.0 * T * d * d);
+    TIME_US(us, ake_cuda_layernorm(0, dt, x, y, x, gam, bet, T, d, 1e-12f));
+    report("add_ln", sh, us, (double)T * d * e * 3, 0);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, inter, d, x, w1, b, NULL, h, AKE_GEMM_BIAS));
+    report("gemm_ffn1", sh, us, ((double)T * d + (double)inter * d + (double)T * inter) * e, 2.0 * T * d * inter);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, inter, d, x, w1, b, NULL, h, AKE_GEMM_BIAS_GELU_TANH));
+    report("ffn1+tanh", sh, us, ((double)T * d + (double)inter * d + (double)T * inter) * e, 2.0 * T * d * inter);
+    TIME_US(us, ake_cuda_gelu(0, dt, h, (size_t)T * inter));
+    report("gelu", sh, us, (double)T * inter * e * 2, 0);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, d, inter, h, w2, b, NULL, y, AKE_GEMM_BIAS));
+    report("gemm_ffn2", sh, us, ((double)T * d + (double)inter * d + (double)T * inter) * e, 2.0 * T * d * inter);
+    TIME_US(us, ake_cuda_pool(0, dt, out, x, dcu, dn, s->B, d, 0, 1));
+    report("pool", sh, us, (double)T * d * e, 0);
+
+    void *bufs[] = {x, y, qkv, ctx, h, wqkv, wo, w1, w2, b, gam, bet, word, pos, dids, dpids, dcu, dtiles, dnt, dn, out};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+    free(ids), free(pids), free(cu), free(tiles);
+}
+
+int main(int argc, char **argv) {
+    if (ake_cuda_device_count() == 0) {
+        fprintf(stderr, "kernels_bench: no CUDA GPU is visible\n");
+        return 77;
+    }
+    const ake_dtype dt = argc > 1 && !strcmp(argv[1], "bf16") ? AKE_DT_BF16 : AKE_DT_F16;
+    rng_seed_from_env();
+    struct cudaDeviceProp prop;
+    GPU_CHECK(cudaGetDeviceProperties(&prop, 0));
+    GPU_CHECK(cudaEventCreate(&ev0));
+    GPU_CHECK(cudaEventCreate(&ev1));
+    char err[256];
+    ake_cuda_gemm *g = NULL;
+    if (ake_cuda_gemm_create(&g, 1, err, sizeof err) != AKE_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    /* the two ceilings, measured: a 1 GiB device copy, an 8192^3 GEMM through our wrapper */
+    const size_t big = (size_t)1 << 30;
+    void *a = dev_poisoned(big), *c = dev_poisoned(big);
+    GPU_CHECK(cudaMemset(a, 0x3c, big));
+    double us;
+    TIME_US(us, GPU_CHECK(cudaMemcpyAsync(c, a, big, cudaMemcpyDeviceToDevice, 0)));
+    g_bw = 2.0 * big / (us * 1e-6);
+    cudaFree(a), cudaFree(c);
+    const int n = 8192;
+    void *ga = rand16((size_t)n * n, 1.0f, dt), *gb = rand16((size_t)n * n, 1.0f, dt), *gc = dev_poisoned((size_t)n * n * 2);
+    TIME_US(us, ake_cuda_gemm_run(g, 0, dt, n, n, n, ga, gb, NULL, NULL, gc, AKE_GEMM_PLAIN));
+    g_flops = 2.0 * n * n * (double)n / (us * 1e-6);
+    cudaFree(ga), cudaFree(gb), cudaFree(gc);
+    printf("%s (%s): copy %.0f GB/s (read + written), %s GEMM 8192^3 %.0f TFLOP/s\n", prop.name, dt_name(dt),
+           g_bw * 1e-9, dt_name(dt), g_flops * 1e-12);
+    const shape shapes[] = {{"minilm", 1, 32, 384, 12, 1536},      {"minilm", 128, 128, 384, 12, 1536},
+                            {"bert-base", 128, 128, 768, 12, 3072}, {"bert-base", 32, 512, 768, 12, 3072},
+                            {"bert-large", 32, 512, 1024, 16, 4096}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) bench_shape(g, dt, &shapes[i]);
+    ake_cuda_gemm_free(g);
+    return 0;
+}

@@ -1,0 +1,259 @@
+/* The whole CUDA engine against the CPU FP32 engine on the same model folder(s):
+ *   - fp16 and bf16: cosine(GPU, CPU) >= 0.9999 for every vector, on batches of mixed
+ *     lengths (1, 7, 31, 64, 129, 511, 512 tokens), random batches, and real sentences;
+ *   - batch invariance on the GPU: each sequence alone equals itself inside a batch
+ *     (cosine >= 0.99999; different batches pad to different buckets and GEMM shapes);
+ *   - determinism: the same batch twice gives the same bits (graph replay);
+ *   - the split submit/wait path with two calls in flight equals the plain call;
+ *   - graphs off (AKE_CUDA_GRAPHS=0) agrees with graphs on;
+ *   - outputs are poisoned (NaN) before every call, so an unwritten value fails.
+ * Prints one summary line per model and precision; exit 1 on any failure, 77 without a GPU.
+ *
+ *   build/tests/gpu/test_engine_gpu MODEL_DIR...   (make test-gpu passes MiniLM, bert-base, bert-large) */
+#include "gpu_util.h"
+
+#include "engine/engine.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
+
+static int g_failures;
+
+static const char *SENTENCES[] = {
+    "The quick brown fox jumps over the lazy dog.",
+    "akidb-embed turns text into vectors for AkiDB.",
+    "A man is eating food.",
+    "Graphics processing units accelerate dense linear algebra by orders of magnitude.",
+    "What is the capital of France?",
+    "Paris is the capital and most populous city of France, with an estimated population of 2,102,650 "
+    "residents in January 2023 in an area of more than 105 km2.",
+    "",
+    "Ünïcödé, emoji 🙂 and CJK 中文 tokens go through the same WordPiece path."};
+enum { NSENT = sizeof SENTENCES / sizeof SENTENCES[0] };
+
+typedef struct {
+    int32_t n;
+    int32_t *ids;  /* [cu[n]] */
+    int32_t *cu;   /* [n+1] */
+    const char *label;
+} batch;
+
+static batch make_batch(const int32_t *lens, int32_t n, int32_t vocab, const char *label) {
+    batch b = {n, NULL, malloc(((size_t)n + 1) * 4), label};
+    b.cu[0] = 0;
+    for (int32_t i = 0; i < n; i++) b.cu[i + 1] = b.cu[i] + lens[i];
+    b.ids = malloc((size_t)b.cu[n] * 4);
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t t = b.cu[i]; t < b.cu[i + 1]; t++)
+            b.ids[t] = t == b.cu[i] ? 101 : t == b.cu[i + 1] - 1 ? 102 : rng_int(1000, vocab - 1);
+    return b;
+}
+
+static batch sentence_batch(const char *model_dir) {
+    batch b = {0, NULL, malloc((NSENT + 1) * 4), "sentences"};
+    ake_tokenizer *tok = NULL;
+    char err[256];
+    if (ake_tokenizer_load(model_dir, &tok, err, sizeof err) != AKE_OK) {
+        printf("FAIL tokenizer of %s: %s\n", model_dir, err);
+        g_failures++;
+        b.cu[0] = 0;
+        return b;
+    }
+    b.ids = malloc(NSENT * 512 * 4);
+    b.cu[0] = 0;
+    ake_tokens t = {0};
+    for (int i = 0; i < NSENT; i++) {
+        if (ake_tokenizer_encode(tok, SENTENCES[i], strlen(SENTENCES[i]), 512, AKE_TRUNCATE_RIGHT, &t, err,
+                                 sizeof err) != AKE_OK) {
+            printf("FAIL encoding sentence %d: %s\n", i, err);
+            g_failures++;
+            break;
+        }
+        memcpy(b.ids + b.cu[b.n], t.ids, (size_t)t.n * 4);
+        b.cu[b.n + 1] = b.cu[b.n] + t.n;
+        b.n++;
+    }
+    ake_tokens_release(&t);
+    ake_tokenizer_free(tok);
+    return b;
+}
+
+static double cosine(const float *a, const float *b, int32_t d) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int32_t i = 0; i < d; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return ab / (sqrt(aa) * sqrt(bb) + 1e-30);
+}
+
+static void poison(float *v, size_t n) { memset(v, 0xFF, n * sizeof *v); }
+
+static int run(ake_engine *e, const batch *b, float *out, int32_t d) {
+    char err[512];
+    poison(out, (size_t)b->n * d);
+    if (ake_engine_embed(e, b->ids, b->cu, b->n, out, err, sizeof err) != AKE_OK) {
+        printf("FAIL %s on %s: %s\n", ake_engine_device(e), b->label, err);
+        g_failures++;
+        return 0;
+    }
+    return 1;
+}
+
+/* min cosine of GPU vs reference rows; counts rows under `floor` as failures. */
+static double compare(const char *what, const float *got, const float *ref, int32_t n, int32_t d, double floor) {
+    double worst = 1.0;
+    for (int32_t i = 0; i < n; i++) {
+        const double c = cosine(got + (size_t)i * d, ref + (size_t)i * d, d);
+        if (!(c >= floor)) {
+            printf("FAIL %s: vector %d cosine %.7f < %.5f\n", what, i, c, floor);
+            g_failures++;
+        }
+        if (!(c >= worst)) worst = c;
+    }
+    return worst;
+}
+
+static void test_model(const char *dir) {
+    char err[512];
+    ake_model *m = NULL;
+    if (ake_model_load(dir, &m, err, sizeof err) != AKE_OK) {
+        printf("FAIL loading %s: %s\n", dir, err);
+        g_failures++;
+        return;
+    }
+    const ake_model_config *cfg = &m->cfg;
+    const int32_t d = cfg->hidden, maxlen = cfg->max_position < 512 ? cfg->max_position : 512;
+    int32_t mixed[] = {1, 7, 31, 64, 129, 511, 512}, rnd[16];
+    for (int i = 0; i < 7; i++) mixed[i] = mixed[i] < maxlen ? mixed[i] : maxlen;
+    for (int i = 0; i < 16; i++) rnd[i] = rng_int(2, 200);
+    batch batches[3] = {make_batch(mixed, 7, cfg->vocab_size, "lens 1..512"),
+                        make_batch(rnd, 16, cfg->vocab_size, "16 random lens"), sentence_batch(dir)};
+    const int32_t max_n = 16, max_tokens = 4096;
+    ake_engine_opts co = {.device = "cpu", .max_tokens = max_tokens, .max_batch = max_n};
+    ake_engine *cpu = NULL;
+    if (ake_engine_create(m, &co, &cpu, err, sizeof err) != AKE_OK) {
+        printf("FAIL CPU engine on %s: %s\n", dir, err);
+        g_failures++;
+        ake_model_free(m);
+        return;
+    }
+    float *ref[3], *got = malloc((size_t)max_n * d * 4), *alone = malloc((size_t)d * 4), *again = malloc((size_t)max_n * d * 4);
+    for (int b = 0; b < 3; b++) {
+        ref[b] = malloc((size_t)max_n * d * 4);
+        run(cpu, &batches[b], ref[b], d);
+    }
+    ake_engine_free(cpu);
+
+    const ake_precision precs[] = {AKE_PREC_FP16, AKE_PREC_BF16};
+    for (int p = 0; p < 2; p++) {
+        ake_engine_opts go = {.device = "cuda:0", .max_tokens = max_tokens, .max_batch = max_n, .precision = precs[p]};
+        ake_engine *gpu = NULL;
+        if (ake_engine_create(m, &go, &gpu, err, sizeof err) != AKE_OK) {
+            printf("FAIL CUDA engine on %s: %s\n", dir, err);
+            g_failures++;
+            continue;
+        }
+        const char *pn = ake_precision_name(precs[p]);
+        char what[256];
+        double worst = 1.0, worst_inv = 1.0;
+        int bitwise = 1;
+        for (int b = 0; b < 3; b++) {
+            const batch *bt = &batches[b];
+            if (!run(gpu, bt, got, d)) continue;
+            snprintf(what, sizeof what, "%s %s vs cpu fp32, %s", m->name, pn, bt->label);
+            double c = compare(what, got, ref[b], bt->n, d, 0.9999);
+            worst = c < worst ? c : worst;
+            /* same batch again: graph replay must give the same bits */
+            if (run(gpu, bt, again, d) && memcmp(got, again, (size_t)bt->n * d * 4) != 0) bitwise = 0;
+            /* each sequence alone */
+            for (int32_t i = 0; i < bt->n; i++) {
+                batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
+                if (!run(gpu, &one, alone, d)) break;
+                snprintf(what, sizeof what, "%s %s batch invariance, %s, sequence %d", m->name, pn, bt->label, i);
+                c = compare(what, alone, got + (size_t)i * d, 1, d, 0.99999);
+                worst_inv = c < worst_inv ? c : worst_inv;
+            }
+        }
+        if (!bitwise) {
+            printf("FAIL %s %s: the same batch twice gave different bits\n", m->name, pn);
+            g_failures++;
+        }
+        /* two calls in flight through submit/wait equal the plain calls */
+        float *o1 = malloc((size_t)max_n * d * 4), *o2 = malloc((size_t)max_n * d * 4);
+        poison(o1, (size_t)max_n * d);
+        poison(o2, (size_t)max_n * d);
+        ake_status s1 = ake_engine_submit(gpu, batches[0].ids, batches[0].cu, batches[0].n, o1, err, sizeof err);
+        ake_status s2 = ake_engine_submit(gpu, batches[1].ids, batches[1].cu, batches[1].n, o2, err, sizeof err);
+        ake_status s3 = ake_engine_submit(gpu, batches[1].ids, batches[1].cu, batches[1].n, o2, err, sizeof err);
+        ake_status w1 = ake_engine_wait(gpu, err, sizeof err), w2 = ake_engine_wait(gpu, err, sizeof err);
+        if (s1 || s2 || s3 != AKE_EINVAL || w1 || w2) {
+            printf("FAIL %s %s submit/wait statuses %d %d %d(want %d) %d %d\n", m->name, pn, s1, s2, s3, AKE_EINVAL, w1,
+                   w2);
+            g_failures++;
+        }
+        run(gpu, &batches[0], got, d);
+        int same = memcmp(o1, got, (size_t)batches[0].n * d * 4) == 0;
+        run(gpu, &batches[1], got, d);
+        same &= memcmp(o2, got, (size_t)batches[1].n * d * 4) == 0;
+        if (!same) {
+            printf("FAIL %s %s: submit/wait results differ from ake_engine_embed\n", m->name, pn);
+            g_failures++;
+        }
+        free(o1);
+        free(o2);
+        ake_engine_free(gpu);
+        /* eager (no graphs) agrees with the graphs */
+        setenv("AKE_CUDA_GRAPHS", "0", 1);
+        if (ake_engine_create(m, &go, &gpu, err, sizeof err) == AKE_OK) {
+            run(gpu, &batches[0], got, d);
+            run(gpu, &batches[0], again, d);
+            snprintf(what, sizeof what, "%s %s eager vs cpu", m->name, pn);
+            compare(what, got, ref[0], batches[0].n, d, 0.9999);
+            ake_engine_free(gpu);
+        } else {
+            printf("FAIL CUDA engine (no graphs) on %s: %s\n", dir, err);
+            g_failures++;
+        }
+        unsetenv("AKE_CUDA_GRAPHS");
+        printf("%s %-18s %s: min cosine vs cpu fp32 %.7f, batch invariance min cosine %.8f, replay bitwise %s\n",
+               worst >= 0.9999 && worst_inv >= 0.99999 && bitwise ? "ok  " : "FAIL", m->name, pn, worst, worst_inv,
+               bitwise ? "yes" : "no");
+    }
+    for (int b = 0; b < 3; b++) free(batches[b].ids), free(batches[b].cu), free(ref[b]);
+    free(got), free(alone), free(again);
+    ake_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_engine_gpu MODEL_DIR...\n");
+        return 2;
+    }
+    if (ake_engine_cuda_devices() == 0) {
+        fprintf(stderr, "test_engine_gpu: no CUDA GPU is visible; make test-gpu runs on a GPU machine\n");
+        return 77;
+    }
+    rng_seed_from_env();
+    /* the checks at the door: bad device, fp32 on CUDA, fp16 on the CPU */
+    {
+        ake_model *m = NULL;
+        char err[512];
+        if (ake_model_load(argv[1], &m, err, sizeof err) == AKE_OK) {
+            ake_engine *e = NULL;
+            ake_engine_opts o = {.device = "cuda:99", .max_tokens = 64, .max_batch = 4};
+            int ok = ake_engine_create(m, &o, &e, err, sizeof err) == AKE_EINVAL && strstr(err, "cuda:99");
+            o.device = "cuda:0", o.precision = AKE_PREC_FP32;
+            ok &= ake_engine_create(m, &o, &e, err, sizeof err) == AKE_EUNSUPPORTED;
+            o.device = "cpu", o.precision = AKE_PREC_FP16;
+            ok &= ake_engine_create(m, &o, &e, err, sizeof err) == AKE_EUNSUPPORTED;
+            o.device = "auto", o.precision = AKE_PREC_BF16;
+            ok &= ake_engine_create(m, &o, &e, err, sizeof err) == AKE_OK && !strcmp(ake_engine_device(e), "cuda:0") &&
+                  ake_engine_precision(e) == AKE_PREC_BF16;
+            if (e) printf("auto -> %s on %s\n", ake_engine_device(e), ake_engine_hardware(e));
+            ake_engine_free(e);
+            printf("%s device and precision checks at the door\n", ok ? "ok  " : "FAIL");
+            g_failures += !ok;
+            ake_model_free(m);
+        }
+    }
+    for (int i = 1; i < argc; i++) test_model(argv[i]);
+    printf("%s\n", g_failures ? "FAIL" : "PASS");
+    return g_failures ? 1 : 0;
+}
