@@ -1,0 +1,66 @@
+/* libFuzzer target for the HTTP request parsers: the bytes of a request body go through
+ * the TEI /embed, TEI /tokenize and OpenAI /v1/embeddings parsers (UTF-8 check, cJSON,
+ * field types and limits), then the tokenizer of the default model, then the response
+ * writers. Any status is fine; a crash, a leak, UB, or a success with inconsistent
+ * fields is a bug. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/api.h"
+#include "serve/pipeline.h"
+
+static ake_pipeline pipe_;
+static bool have_pipe;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    char err[512];
+    const char *dir = getenv("AKE_MODEL_DIR");
+    have_pipe = ake_pipeline_load(dir && *dir ? dir : "models/all-MiniLM-L6-v2", &pipe_, err, sizeof err) == AKE_OK;
+    if (!have_pipe) fprintf(stderr, "fuzz_serve_request: no model (%s); the tokenizer stage is skipped\n", err);
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static const int32_t dim = 8; /* a small fake dimension keeps the writers cheap */
+    ake_api_limits lim = {.max_client_batch_size = 64, .max_seq_tokens = 128, .vocab_size = 30522, .dim = dim,
+                          .model_id = "all-MiniLM-L6-v2", .model_normalizes = true};
+    for (int which = 0; which < 3; which++) {
+        ake_api_request r;
+        ake_api_error e = {0};
+        const char *body = (const char *)data;
+        int rc = which == 0   ? ake_api_parse_tei_embed(body, size, &lim, &r, &e)
+                 : which == 1 ? ake_api_parse_tei_tokenize(body, size, &lim, &r, &e)
+                              : ake_api_parse_openai(body, size, &lim, &r, &e);
+        if (rc) {
+            if (rc < 400 || rc > 599 || !e.msg[0]) __builtin_trap();
+            ake_buf b = {0};
+            ake_api_write_error(&e, which == 2, &b);
+            ake_buf_release(&b);
+            continue;
+        }
+        if (r.n < 1 || r.n > lim.max_client_batch_size) __builtin_trap();
+        for (int32_t i = 0; i < r.n; i++)
+            if (r.in[i].text ? r.in[i].len == 0 : r.in[i].n_ids < 1) __builtin_trap();
+        ake_api_tokens t;
+        bool all_ids = true; /* token-id inputs need no tokenizer */
+        for (int32_t i = 0; i < r.n; i++) all_ids = all_ids && !r.in[i].text;
+        bool can_encode = have_pipe || all_ids;
+        if (can_encode && ake_api_encode(have_pipe ? pipe_.tok : NULL, &lim, &r, which != 1, &t, &e) == 0) {
+            if (t.n != r.n || t.off[t.n] != t.total) __builtin_trap();
+            float *v = calloc((size_t)r.n * dim, sizeof *v);
+            ake_buf b = {0};
+            if (which == 0) ake_api_write_tei_embed(&r, &lim, v, &b);
+            else if (which == 1) ake_api_write_tokens(&t, &b);
+            else ake_api_write_openai(&r, &lim, v, t.total, &b);
+            ake_buf_release(&b);
+            free(v);
+            ake_api_tokens_release(&t);
+        }
+        ake_api_request_release(&r);
+    }
+    return 0;
+}
