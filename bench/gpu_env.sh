@@ -16,7 +16,7 @@ if [ "$need" = 1 ]; then
         echo "gpu_env: libraries unpacked from $AKE_DEBS into /tmp/akedeps"
     fi
     [ -d /tmp/akedeps/usr/lib/x86_64-linux-gnu ] || { echo "gpu_env: libraries missing, nothing to unpack" >&2; return 1; }
-    export CPATH=/tmp/akedeps/usr/include${CPATH:+:$CPATH}
+    export CPATH=/tmp/akedeps/usr/include:/tmp/akedeps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
     export LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
     export LD_LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     command -v make >/dev/null || export PATH=$PATH:/tmp/akedeps/usr/bin
