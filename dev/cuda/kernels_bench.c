@@ -91,7 +91,7 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     double us;
     const double e = 2.0; /* bytes per element */
 
-    TIME_US(us, ake_cuda_embed_layernorm(0, dt, x, dids, dpids, word, pos, pos, gam, bet, T, d, 1e-12f));
+    TIME_US(us, ake_cuda_embed_layernorm(0, dt, x, NULL, dids, dpids, word, pos, pos, gam, bet, T, d, 1e-12f));
     report("embed_ln", sh, us, (double)T * d * e * 3 + (double)T * 8, 0);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, 3 * d, d, x, wqkv, b, NULL, qkv, AKE_GEMM_BIAS));
     report("gemm_qkv", sh, us, ((double)T * d + 3.0 * d * d + (double)T * 3 * d) * e, 2.0 * T * d * 3 * d);
@@ -101,6 +101,12 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     report("gemm_o", sh, us, ((double)T * d * 2 + (double)d * d) * e, 2.0 * T * d * d);
     TIME_US(us, ake_cuda_layernorm(0, dt, x, y, x, gam, bet, T, d, 1e-12f));
     report("add_ln", sh, us, (double)T * d * e * 3, 0);
+    float *x32 = randf((size_t)T * d, -1.0f, 1.0f), *y32 = randf((size_t)T * d, -1.0f, 1.0f);
+    TIME_US(us, ake_cuda_gemm_run_f32out(g, 0, dt, T, d, d, ctx, wo, y32));
+    report("gemm_o32", sh, us, ((double)T * d * (2 + 4) + (double)d * d * 2), 2.0 * T * d * d);
+    TIME_US(us, ake_cuda_layernorm_f32(0, dt, x, x32, y32, gam, x32, gam, bet, T, d, 1e-12f));
+    report("add_ln32", sh, us, (double)T * d * (4 + 4 + 4 + 2), 0);
+    cudaFree(x32), cudaFree(y32);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, inter, d, x, w1, b, NULL, h, AKE_GEMM_BIAS));
     report("gemm_ffn1", sh, us, ((double)T * d + (double)inter * d + (double)T * inter) * e, 2.0 * T * d * inter);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, inter, d, x, w1, b, NULL, h, AKE_GEMM_BIAS_GELU_TANH));

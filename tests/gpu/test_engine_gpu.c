@@ -2,7 +2,8 @@
  *   - fp16 and bf16: cosine(GPU, CPU) >= 0.9999 for every vector, on batches of mixed
  *     lengths (1, 7, 31, 64, 129, 511, 512 tokens), random batches, and real sentences;
  *   - batch invariance on the GPU: each sequence alone equals itself inside a batch
- *     (cosine >= 0.99999; different batches pad to different buckets and GEMM shapes);
+ *     (cosine >= 0.99999 in fp16, 0.9999 in bf16: different batches pad to different
+ *     buckets and GEMM shapes, whose kernels may sum in another order);
  *   - determinism: the same batch twice gives the same bits (graph replay);
  *   - the split submit/wait path with two calls in flight equals the plain call;
  *   - graphs off (AKE_CUDA_GRAPHS=0) agrees with graphs on;
@@ -151,6 +152,10 @@ static void test_model(const char *dir) {
             continue;
         }
         const char *pn = ake_precision_name(precs[p]);
+        /* Batch invariance is checked against the precision's own rounding floor: a sequence
+         * alone pads to another bucket, whose GEMMs may run other cuBLASLt kernels (other
+         * summation orders); fp16 stays within 1e-5 of itself, bf16 within 1e-4. */
+        const double inv_floor = precs[p] == AKE_PREC_FP16 ? 0.99999 : 0.9999;
         char what[256];
         double worst = 1.0, worst_inv = 1.0;
         int bitwise = 1;
@@ -167,7 +172,7 @@ static void test_model(const char *dir) {
                 batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
                 if (!run(gpu, &one, alone, d)) break;
                 snprintf(what, sizeof what, "%s %s batch invariance, %s, sequence %d", m->name, pn, bt->label, i);
-                c = compare(what, alone, got + (size_t)i * d, 1, d, 0.99999);
+                c = compare(what, alone, got + (size_t)i * d, 1, d, inv_floor);
                 worst_inv = c < worst_inv ? c : worst_inv;
             }
         }
@@ -213,7 +218,7 @@ static void test_model(const char *dir) {
         }
         unsetenv("AKE_CUDA_GRAPHS");
         printf("%s %-18s %s: min cosine vs cpu fp32 %.7f, batch invariance min cosine %.8f, replay bitwise %s\n",
-               worst >= 0.9999 && worst_inv >= 0.99999 && bitwise ? "ok  " : "FAIL", m->name, pn, worst, worst_inv,
+               worst >= 0.9999 && worst_inv >= inv_floor && bitwise ? "ok  " : "FAIL", m->name, pn, worst, worst_inv,
                bitwise ? "yes" : "no");
     }
     for (int b = 0; b < 3; b++) free(batches[b].ids), free(batches[b].cu), free(ref[b]);

@@ -209,15 +209,100 @@ static void test_embed(ake_dtype dt, int rows, int d) {
     void *dw = dev_copy(hw, (size_t)V * d * 2), *dp = dev_copy(hp, (size_t)P * d * 2), *dtt = dev_copy(ht, (size_t)2 * d * 2);
     void *dg = dev_copy(g, (size_t)d * 4), *db = dev_copy(b, (size_t)d * 4), *di = dev_copy(ids, (size_t)rows * 4),
          *dpi = dev_copy(pos, (size_t)rows * 4), *dout = dev_poisoned((size_t)rows * d * 2);
-    ake_cuda_embed_layernorm(0, dt, dout, di, dpi, dw, dp, dtt, dg, db, rows, d, 1e-12f);
+    float *dout32 = dev_poisoned((size_t)rows * d * 4), *got32 = malloc((size_t)rows * d * 4);
+    ake_cuda_embed_layernorm(0, dt, dout, dout32, di, dpi, dw, dp, dtt, dg, db, rows, d, 1e-12f);
     GPU_CHECK(cudaDeviceSynchronize());
     float *got = fetch16(dout, (size_t)rows * d, dt);
+    GPU_CHECK(cudaMemcpy(got32, dout32, (size_t)rows * d * 4, cudaMemcpyDeviceToHost));
     char what[160];
     snprintf(what, sizeof what, "embed+layernorm %s rows=%d d=%d", dt_name(dt), rows, d);
     expect_close(what, got, ref, (size_t)rows * d, dt == AKE_DT_F16 ? 4e-3f : 3e-2f, dt == AKE_DT_F16 ? 2e-3f : 8e-3f);
+    snprintf(what, sizeof what, "embed+layernorm %s rows=%d d=%d, fp32 copy", dt_name(dt), rows, d);
+    expect_close(what, got32, ref, (size_t)rows * d, 1e-4f, 1e-4f);
     free(got);
+    free(got32);
+    cudaFree(dout32);
     cudaFree(dw), cudaFree(dp), cudaFree(dtt), cudaFree(dg), cudaFree(db), cudaFree(di), cudaFree(dpi), cudaFree(dout);
     free(hw), free(hp), free(ht), free(w), free(p), free(t), free(g), free(b), free(tmp), free(ref), free(ids), free(pos);
+}
+
+/* fp32 residual path: out = LN(in32 + bias32 + res32), written in dt and fp32 (in place on res32) */
+static void test_layernorm_f32(ake_dtype dt, int rows, int d) {
+    const size_t n = (size_t)rows * d;
+    float *x = malloc(n * 4), *r = malloc(n * 4), *ref = malloc(n * 4), *g = malloc((size_t)d * 4),
+          *b = malloc((size_t)d * 4), *bias = malloc((size_t)d * 4), *tmp = malloc((size_t)d * 4), *got32 = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = rng_uniform(-2.0f, 3.0f), r[i] = rng_uniform(-2.0f, 2.0f);
+    for (int c = 0; c < d; c++)
+        g[c] = rng_uniform(0.5f, 1.5f), b[c] = rng_uniform(-0.5f, 0.5f), bias[c] = rng_uniform(-0.3f, 0.3f);
+    for (int i = 0; i < rows; i++) {
+        for (int c = 0; c < d; c++) tmp[c] = x[(size_t)i * d + c] + bias[c] + r[(size_t)i * d + c];
+        ln_ref(ref + (size_t)i * d, tmp, g, b, d, 1e-12f);
+    }
+    float *dx = dev_copy(x, n * 4), *dr = dev_copy(r, n * 4), *dg = dev_copy(g, (size_t)d * 4),
+          *db = dev_copy(b, (size_t)d * 4), *dbias = dev_copy(bias, (size_t)d * 4);
+    void *dout = dev_poisoned(n * 2);
+    ake_cuda_layernorm_f32(0, dt, dout, dr, dx, dbias, dr, dg, db, rows, d, 1e-12f);
+    GPU_CHECK(cudaDeviceSynchronize());
+    float *got = fetch16(dout, n, dt);
+    GPU_CHECK(cudaMemcpy(got32, dr, n * 4, cudaMemcpyDeviceToHost));
+    char what[160];
+    snprintf(what, sizeof what, "layernorm fp32 residual %s rows=%d d=%d (dt copy)", dt_name(dt), rows, d);
+    expect_close(what, got, ref, n, dt == AKE_DT_F16 ? 4e-3f : 3e-2f, dt == AKE_DT_F16 ? 2e-3f : 8e-3f);
+    snprintf(what, sizeof what, "layernorm fp32 residual %s rows=%d d=%d (fp32, in place)", dt_name(dt), rows, d);
+    expect_close(what, got32, ref, n, 1e-4f, 1e-4f);
+    free(got);
+    cudaFree(dx), cudaFree(dr), cudaFree(dg), cudaFree(db), cudaFree(dbias), cudaFree(dout);
+    free(x), free(r), free(ref), free(g), free(b), free(bias), free(tmp), free(got32);
+}
+
+static void test_gemm_f32out(ake_cuda_gemm *g, ake_dtype dt, int M, int N, int K) {
+    const size_t nx = (size_t)M * K, nw = (size_t)N * K, ny = (size_t)M * N;
+    uint16_t *hx = malloc(nx * 2), *hw = malloc(nw * 2);
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *ref = malloc(ny * 4), *got = malloc(ny * 4);
+    const float ws = 1.0f / sqrtf((float)K);
+    fill16(hx, x, nx, -1.0f, 1.0f, dt);
+    fill16(hw, w, nw, -ws, ws, dt);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int k = 0; k < K; k++) acc += (double)x[(size_t)i * K + k] * w[(size_t)j * K + k];
+            ref[(size_t)i * N + j] = (float)acc;
+        }
+    void *dx = dev_copy(hx, nx * 2), *dw = dev_copy(hw, nw * 2);
+    float *dy = dev_poisoned(ny * 4);
+    ake_cuda_gemm_run_f32out(g, 0, dt, M, N, K, dx, dw, dy);
+    GPU_CHECK(cudaDeviceSynchronize());
+    GPU_CHECK(cudaMemcpy(got, dy, ny * 4, cudaMemcpyDeviceToHost));
+    char what[160];
+    snprintf(what, sizeof what, "gemm %s -> fp32 M=%d N=%d K=%d", dt_name(dt), M, N, K);
+    expect_close(what, got, ref, ny, 1e-4f, 1e-4f); /* exact products, fp32 sums */
+    cudaFree(dx), cudaFree(dw), cudaFree(dy);
+    free(hx), free(hw), free(x), free(w), free(ref), free(got);
+}
+
+/* Not a check: which GELU cuBLASLt's GELU_BIAS epilogue computes (it decides whether the
+ * exact-GELU engine may use it). Y = gelu(X I^T + 0) on X in [-5, 5]. */
+static void info_cublaslt_gelu(ake_cuda_gemm *g) {
+    enum { M = 256, K = 16 };
+    uint16_t hx[M * K], hw[K * K] = {0}, hb[K] = {0}, hy[M * K];
+    float x[M * K];
+    fill16(hx, x, M * K, -5.0f, 5.0f, AKE_DT_F16);
+    for (int i = 0; i < K; i++) hw[i * K + i] = to16(1.0f, AKE_DT_F16);
+    void *dx = dev_copy(hx, sizeof hx), *dw = dev_copy(hw, sizeof hw), *db = dev_copy(hb, sizeof hb),
+         *dy = dev_poisoned(sizeof hy);
+    ake_cuda_gemm_run(g, 0, AKE_DT_F16, M, K, K, dx, dw, db, NULL, dy, AKE_GEMM_BIAS_GELU_TANH);
+    GPU_CHECK(cudaMemcpy(hy, dy, sizeof hy, cudaMemcpyDeviceToHost));
+    double e_erf = 0, e_tanh = 0;
+    for (int i = 0; i < M * K; i++) {
+        const double v = x[i], y = from16(hy[i], AKE_DT_F16);
+        const double erf_g = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+        const double tanh_g = 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        e_erf = fmax(e_erf, fabs(y - erf_g)), e_tanh = fmax(e_tanh, fabs(y - tanh_g));
+    }
+    printf("info cuBLASLt GELU_BIAS epilogue: max |y - gelu_erf| %.2e, max |y - gelu_tanh| %.2e (fp16 out)\n", e_erf,
+           e_tanh);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
 }
 
 /* ---- exact GELU ---------------------------------------------------------------------------- */
@@ -266,6 +351,16 @@ static void test_pool(ake_dtype dt, const int32_t *lens, int n, int d, int mode,
     }
     void *dx = dev_copy(hx, nx * 2), *dcu = dev_copy(cu, ((size_t)n + 1) * 4), *dn = dev_copy(&n, 4);
     float *dout = dev_poisoned((size_t)max_seqs * d * 4), *got = malloc((size_t)max_seqs * d * 4);
+    void *dx32 = dev_copy(x, nx * 4);
+    /* the fp32 input (res32 engines) must give the same vectors from the same values */
+    ake_cuda_pool(0, AKE_DT_F32, dout, dx32, dcu, dn, max_seqs, d, mode, normalize);
+    GPU_CHECK(cudaDeviceSynchronize());
+    GPU_CHECK(cudaMemcpy(got, dout, (size_t)max_seqs * d * 4, cudaMemcpyDeviceToHost));
+    char what32[160];
+    snprintf(what32, sizeof what32, "pool fp32 input mode %d norm %d d=%d %s", mode, normalize, d, label);
+    expect_close(what32, got, ref, (size_t)n * d, 1e-5f, 1e-4f);
+    cudaFree(dx32);
+    GPU_CHECK(cudaMemset(dout, 0xFF, (size_t)max_seqs * d * 4));
     ake_cuda_pool(0, dt, dout, dx, dcu, dn, max_seqs, d, mode, normalize);
     GPU_CHECK(cudaDeviceSynchronize());
     GPU_CHECK(cudaMemcpy(got, dout, (size_t)max_seqs * d * 4, cudaMemcpyDeviceToHost));
@@ -322,6 +417,7 @@ int main(void) {
     }
     const ake_dtype dts[] = {AKE_DT_F16, AKE_DT_BF16};
     test_convert();
+    info_cublaslt_gelu(g);
     for (int k = 0; k < 2; k++) {
         const ake_dtype dt = dts[k];
         /* GEMM shapes of MiniLM/bge-small (d 384) and bert-base (d 768); every size for the
@@ -331,6 +427,7 @@ int main(void) {
             for (int i = 0; i < NSIZES; i++) {
                 if (s >= 4 && SIZES[i] != 7 && SIZES[i] != 129 && SIZES[i] != 512) continue;
                 test_gemm(g, dt, SIZES[i], shapes[s][0], shapes[s][1], s == 1 || s == 3);
+                if (s == 1 || s == 3) test_gemm_f32out(g, dt, SIZES[i], shapes[s][0], shapes[s][1]);
             }
         /* attention: each size alone, all sizes in one batch, a random mixed batch; head dims
          * 32 (MiniLM, bge-small), 64 (bert-base, bert-large), 128; mild and peaked softmax */
@@ -352,6 +449,7 @@ int main(void) {
         for (int j = 0; j < 3; j++)
             for (int i = 0; i < NSIZES; i++) {
                 test_layernorm(dt, SIZES[i], ds[j], i % 3);
+                test_layernorm_f32(dt, SIZES[i], ds[j]);
                 if (j != 1) test_embed(dt, SIZES[i], ds[j]);
             }
         for (int i = 0; i < NSIZES; i++) test_gelu(dt, (size_t)SIZES[i] * 1536);

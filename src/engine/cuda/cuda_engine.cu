@@ -9,6 +9,11 @@
  *   tmp = h W2^T + b2              cuBLASLt, bias epilogue                  [Tb, d]
  *   x   = LN(tmp + x)
  * after the fused embeddings + LayerNorm, and before the fused pooling + L2 normalize.
+ * bf16 keeps 8 bits of mantissa, too few for cosine >= 0.9999 against fp32 on 24 layers
+ * (measured 0.99986 on bert-large), so bf16 engines keep the residual stream in fp32
+ * (res32): the output projections write fp32 without bias, and the LayerNorm adds bias and
+ * residual in fp32 and writes x twice (fp32 for the residual, bf16 for the next GEMM);
+ * pooling reads the fp32 copy. fp16 (11 bits) needs none of it. AKE_CUDA_RES32=0/1 overrides.
  *
  * Everything a call needs on the device (token ids, positions, cu_seqlens, attention
  * tiles, counts) travels in one "meta" block per call: one host-to-device copy from pinned
@@ -54,6 +59,7 @@ typedef struct {
     void *w1, *b1;               /* [inter, d], [inter] */
     void *w2, *b2;               /* [d, inter], [d] */
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* [d] fp32 */
+    float *bo32, *b2_32;         /* [d] fp32 copies of bo, b2 for the fp32 residual path */
 } cuda_layer;
 
 typedef struct {
@@ -89,12 +95,14 @@ typedef struct {
     void *qkv;                   /* [tb_max, 3d] */
     void *h;                     /* [tb_max, inter] */
     float *out_d;                /* [max_batch, d] */
+    float *x32, *tmp32;          /* [tb_max, d] fp32 residual stream and sublayer outputs (res32 only) */
     int32_t tb_max;
     call_slot slot[2];
     int next, oldest, pending;   /* slot ring: next to fill, oldest outstanding, outstanding count */
     graph_entry *graphs;         /* owned [graph_cap] */
     int ngraphs, graph_cap;
     bool use_graphs, gelu_tanh;
+    bool res32;                  /* residual stream in fp32 (default for bf16, see forward()) */
 } cuda_engine;
 
 /* Token-count buckets: multiples of 8 up to 64, then 8 steps per power of two, so a
@@ -144,7 +152,7 @@ static void cuda_free(ake_engine *base) {
         if (e->slot[s].up) cudaEventDestroy(e->slot[s].up);
         if (e->slot[s].done) cudaEventDestroy(e->slot[s].done);
     }
-    void *bufs[] = {e->warena, e->farena, e->x, e->tmp, e->ctx, e->qkv, e->h, e->out_d};
+    void *bufs[] = {e->warena, e->farena, e->x, e->tmp, e->ctx, e->qkv, e->h, e->out_d, e->x32, e->tmp32};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     ake_cuda_gemm_free(e->gemm);
     if (e->stream) cudaStreamDestroy(e->stream);
@@ -161,14 +169,19 @@ static void forward(cuda_engine *e, int s, int32_t tb) {
     const meta_layout m = layout_for(e, tb);
     const int32_t *meta = e->slot[s].meta_d;
     cudaStream_t st = e->stream;
-    ake_cuda_embed_layernorm(st, e->dt, e->x, meta + m.ids, meta + m.pos, e->word, e->pos, e->type, e->emb_g,
-                             e->emb_b, tb, d, eps);
+    ake_cuda_embed_layernorm(st, e->dt, e->x, e->res32 ? e->x32 : NULL, meta + m.ids, meta + m.pos, e->word, e->pos,
+                             e->type, e->emb_g, e->emb_b, tb, d, eps);
     for (int l = 0; l < cfg->layers; l++) {
         const cuda_layer *w = &e->layer[l];
         ake_cuda_gemm_run(e->gemm, st, e->dt, tb, 3 * d, d, e->x, w->wqkv, w->bqkv, NULL, e->qkv, AKE_GEMM_BIAS);
         ake_cuda_attention(st, e->dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D);
-        ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, d, e->ctx, w->wo, w->bo, NULL, e->tmp, AKE_GEMM_BIAS);
-        ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln1_g, w->ln1_b, tb, d, eps);
+        if (e->res32) {
+            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, d, e->ctx, w->wo, e->tmp32);
+            ake_cuda_layernorm_f32(st, e->dt, e->x, e->x32, e->tmp32, w->bo32, e->x32, w->ln1_g, w->ln1_b, tb, d, eps);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, d, e->ctx, w->wo, w->bo, NULL, e->tmp, AKE_GEMM_BIAS);
+            ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln1_g, w->ln1_b, tb, d, eps);
+        }
         if (e->gelu_tanh) {
             ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->w1, w->b1, NULL, e->h,
                               AKE_GEMM_BIAS_GELU_TANH);
@@ -176,10 +189,16 @@ static void forward(cuda_engine *e, int s, int32_t tb) {
             ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->w1, w->b1, NULL, e->h, AKE_GEMM_BIAS);
             ake_cuda_gelu(st, e->dt, e->h, (size_t)tb * inter);
         }
-        ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, inter, e->h, w->w2, w->b2, NULL, e->tmp, AKE_GEMM_BIAS);
-        ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln2_g, w->ln2_b, tb, d, eps);
+        if (e->res32) {
+            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, inter, e->h, w->w2, e->tmp32);
+            ake_cuda_layernorm_f32(st, e->dt, e->x, e->x32, e->tmp32, w->b2_32, e->x32, w->ln2_g, w->ln2_b, tb, d, eps);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, inter, e->h, w->w2, w->b2, NULL, e->tmp, AKE_GEMM_BIAS);
+            ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln2_g, w->ln2_b, tb, d, eps);
+        }
     }
-    ake_cuda_pool(st, e->dt, e->out_d, e->x, meta + m.cu, meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
+    ake_cuda_pool(st, e->res32 ? AKE_DT_F32 : e->dt, e->out_d, e->res32 ? (const void *)e->x32 : e->x, meta + m.cu,
+                  meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
 }
 
 static graph_entry *find_graph(cuda_engine *e, int32_t tb) {
@@ -225,9 +244,15 @@ static ake_status cuda_submit(ake_engine *base, const int32_t *ids, const int32_
     mh[3] = 0;
     AKE_ASSERT(mh[2] <= m.max_tiles && n <= m.maxseq);
     const size_t bytes = (size_t)(m.tiles + 4 * mh[2]) * sizeof *mh;
-    CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, mh, bytes, cudaMemcpyHostToDevice, e->copy));
-    CUDA_CHECK(cudaEventRecord(sl->up, e->copy));
-    CUDA_CHECK(cudaStreamWaitEvent(e->stream, sl->up, 0));
+    if (e->pending == 1) {
+        /* nothing else in flight: upload on the compute stream, no cross-stream event */
+        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, mh, bytes, cudaMemcpyHostToDevice, e->stream));
+    } else {
+        /* the previous call still computes: upload beside it on the copy stream */
+        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, mh, bytes, cudaMemcpyHostToDevice, e->copy));
+        CUDA_CHECK(cudaEventRecord(sl->up, e->copy));
+        CUDA_CHECK(cudaStreamWaitEvent(e->stream, sl->up, 0));
+    }
 
     if (!e->use_graphs) {
         forward(e, s, tb);
@@ -340,8 +365,12 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     e->use_graphs = !(env && !strcmp(env, "0"));
     env = getenv("AKE_CUDA_GELU");
     e->gelu_tanh = env && !strcmp(env, "tanh");
+    /* cuBLASLt's first heuristic choice, cached per shape; AKE_CUDA_GEMM_TUNE=1 times the
+     * candidates instead (measured slower on the H100 in most cells: dev/cuda/NOTES.md) */
     env = getenv("AKE_CUDA_GEMM_TUNE");
-    const int autotune = !(env && !strcmp(env, "0"));
+    const int autotune = env && !strcmp(env, "1");
+    env = getenv("AKE_CUDA_RES32");
+    e->res32 = env && *env ? strcmp(env, "0") != 0 : e->dt == AKE_DT_BF16;
     e->tb_max = bucket_of(opts->max_tokens);
     e->layer = (cuda_layer *)calloc((size_t)L, sizeof *e->layer);
     e->graph_cap = 8 + 8 * 32; /* > number of buckets up to 2^31 */
@@ -364,7 +393,7 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
                              align_elems(d) + align_elems((size_t)inter * d) + align_elems(inter) +
                              align_elems((size_t)d * inter) + align_elems(d);
     const size_t welems = align_elems(V * d) + align_elems(P * d) + align_elems(TY * d) + per_layer * L;
-    const size_t felems = align_elems(d) * (2 + 4 * (size_t)L);
+    const size_t felems = align_elems(d) * (2 + 6 * (size_t)L);
     const size_t tb = (size_t)e->tb_max, B = (size_t)opts->max_batch;
     const meta_layout ml = layout_for(e, e->tb_max);
     if ((st = dev_alloc(&e->warena, welems * es, "the weights", device, err, errlen)) ||
@@ -374,7 +403,9 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         (st = dev_alloc(&e->ctx, tb * d * es, "activations", device, err, errlen)) ||
         (st = dev_alloc(&e->qkv, tb * 3 * d * es, "activations", device, err, errlen)) ||
         (st = dev_alloc(&e->h, tb * inter * es, "activations", device, err, errlen)) ||
-        (st = dev_alloc((void **)&e->out_d, B * d * sizeof(float), "the output", device, err, errlen))) {
+        (st = dev_alloc((void **)&e->out_d, B * d * sizeof(float), "the output", device, err, errlen)) ||
+        (e->res32 && (st = dev_alloc((void **)&e->x32, tb * d * 4, "activations", device, err, errlen))) ||
+        (e->res32 && (st = dev_alloc((void **)&e->tmp32, tb * d * 4, "activations", device, err, errlen)))) {
         cuda_free(&e->base);
         return st;
     }
@@ -446,6 +477,8 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         w->ln1_b = takef(d);
         w->ln2_g = takef(d);
         w->ln2_b = takef(d);
+        w->bo32 = takef(d);
+        w->b2_32 = takef(d);
         const size_t dd = (size_t)d * d * es;
         struct { const ake_tensor *t; void *dst; ake_dtype to; } jobs[] = {
             {lw->q_w, w->wqkv, dt}, {lw->k_w, (char *)w->wqkv + dd, dt}, {lw->v_w, (char *)w->wqkv + 2 * dd, dt},
@@ -454,7 +487,8 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
             {lw->ff1_w, w->w1, dt}, {lw->ff1_b, w->b1, dt},
             {lw->ff2_w, w->w2, dt}, {lw->ff2_b, w->b2, dt},
             {lw->ln1_g, w->ln1_g, AKE_DT_F32}, {lw->ln1_b, w->ln1_b, AKE_DT_F32},
-            {lw->ln2_g, w->ln2_g, AKE_DT_F32}, {lw->ln2_b, w->ln2_b, AKE_DT_F32}};
+            {lw->ln2_g, w->ln2_g, AKE_DT_F32}, {lw->ln2_b, w->ln2_b, AKE_DT_F32},
+            {lw->o_b, w->bo32, AKE_DT_F32},    {lw->ff2_b, w->b2_32, AKE_DT_F32}};
         for (size_t i = 0; i < sizeof jobs / sizeof jobs[0] && !st; i++)
             st = upload(jobs[i].t, jobs[i].dst, jobs[i].to, staging, err, errlen);
     }

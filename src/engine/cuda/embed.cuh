@@ -16,10 +16,11 @@ extern "C" {
  * out: [rows, d]; word: [vocab, d]; pos_emb: [max_position, d]; type_emb: [types, d], all
  * of dt (F16 or BF16). ids, pos: [rows] device arrays, already checked against vocab and
  * max_position by the engine. gamma, beta: [d] fp32. d % 8 == 0, d <= 2048. Token type 0:
- * single-sequence inputs, as the CPU engine. */
-void ake_cuda_embed_layernorm(cudaStream_t stream, ake_dtype dt, void *out, const int32_t *ids, const int32_t *pos,
-                              const void *word, const void *pos_emb, const void *type_emb, const float *gamma,
-                              const float *beta, int rows, int d, float eps);
+ * single-sequence inputs, as the CPU engine. out32 [rows, d] fp32: a second copy of the output
+ * in fp32 (the residual stream of bf16 engines), or NULL. */
+void ake_cuda_embed_layernorm(cudaStream_t stream, ake_dtype dt, void *out, float *out32, const int32_t *ids,
+                              const int32_t *pos, const void *word, const void *pos_emb, const void *type_emb,
+                              const float *gamma, const float *beta, int rows, int d, float eps);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,7 @@ enum { GEMM_CANDIDATES = 8, GEMM_CACHE = 512 };
 static const size_t GEMM_WORKSPACE = 32u << 20;
 
 typedef struct {
-    int dt, M, N, K, epi, has_res;
+    int dt, M, N, K, epi, has_res, out32;
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
@@ -86,16 +86,18 @@ extern "C" void ake_cuda_gemm_free(ake_cuda_gemm *g) {
     free(g);
 }
 
-static gemm_entry *lookup(ake_cuda_gemm *g, ake_dtype dt, int M, int N, int K, ake_gemm_epilogue epi, int has_res) {
+static gemm_entry *lookup(ake_cuda_gemm *g, ake_dtype dt, int M, int N, int K, ake_gemm_epilogue epi, int has_res,
+                          int out32) {
     for (int i = 0; i < g->n; i++) {
         gemm_entry *e = &g->cache[i];
-        if (e->dt == (int)dt && e->M == M && e->N == N && e->K == K && e->epi == (int)epi && e->has_res == has_res)
+        if (e->dt == (int)dt && e->M == M && e->N == N && e->K == K && e->epi == (int)epi && e->has_res == has_res &&
+            e->out32 == out32)
             return e;
     }
     AKE_ASSERT(g->n < GEMM_CACHE);
     gemm_entry *e = &g->cache[g->n++];
     memset(e, 0, sizeof *e);
-    e->dt = dt, e->M = M, e->N = N, e->K = K, e->epi = epi, e->has_res = has_res, e->chosen = -1;
+    e->dt = dt, e->M = M, e->N = N, e->K = K, e->epi = epi, e->has_res = has_res, e->out32 = out32, e->chosen = -1;
     const cudaDataType_t t = dt == AKE_DT_F16 ? CUDA_R_16F : CUDA_R_16BF;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
@@ -107,7 +109,7 @@ static gemm_entry *lookup(ake_cuda_gemm *g, ake_dtype dt, int M, int N, int K, a
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, t, (uint64_t)K, (uint64_t)N, (int64_t)K));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, t, (uint64_t)K, (uint64_t)M, (int64_t)K));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->c, t, (uint64_t)N, (uint64_t)M, (int64_t)N));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->c, out32 ? CUDA_R_32F : t, (uint64_t)N, (uint64_t)M, (int64_t)N));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
     const uint64_t ws = GEMM_WORKSPACE;
@@ -137,30 +139,43 @@ static void matmul(ake_cuda_gemm *g, const gemm_entry *e, const cublasLtMatmulAl
                                 g->workspace, GEMM_WORKSPACE, stream));
 }
 
-extern "C" void ake_cuda_gemm_run(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K,
-                              const void *X, const void *W, const void *bias, const void *R, void *Y,
-                              ake_gemm_epilogue epi) {
+static void run(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K, const void *X, const void *W,
+                const void *bias, const void *R, void *Y, ake_gemm_epilogue epi, int out32) {
     AKE_ASSERT(M > 0 && N > 0 && K > 0 && (dt == AKE_DT_F16 || dt == AKE_DT_BF16));
     AKE_ASSERT(Y != X && Y != W && (R == NULL || Y != R) && (epi == AKE_GEMM_PLAIN) == (bias == NULL));
-    gemm_entry *e = lookup(g, dt, M, N, K, epi, R != NULL);
+    gemm_entry *e = lookup(g, dt, M, N, K, epi, R != NULL, out32);
     if (bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     if (e->chosen < 0) {
         cudaStreamCaptureStatus cs;
         CUDA_CHECK(cudaStreamIsCapturing(stream, &cs));
         if (cs == cudaStreamCaptureStatusNone) {
-            /* Time each candidate on the real operands (Y is recomputed whole each time). */
+            /* Time each candidate on the real operands (Y is recomputed whole each time);
+             * best of 3 rounds of 3 calls, after a warm-up. */
             float best = 1e30f;
             for (int i = 0; i < e->ncand; i++) {
                 matmul(g, e, &e->cand[i], stream, X, W, R, Y); /* warm-up */
-                CUDA_CHECK(cudaEventRecord(g->ev0, stream));
-                for (int r = 0; r < 3; r++) matmul(g, e, &e->cand[i], stream, X, W, R, Y);
-                CUDA_CHECK(cudaEventRecord(g->ev1, stream));
-                CUDA_CHECK(cudaEventSynchronize(g->ev1));
-                float ms;
-                CUDA_CHECK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
-                if (ms < best) best = ms, e->chosen = i;
+                for (int round = 0; round < 3; round++) {
+                    CUDA_CHECK(cudaEventRecord(g->ev0, stream));
+                    for (int r = 0; r < 3; r++) matmul(g, e, &e->cand[i], stream, X, W, R, Y);
+                    CUDA_CHECK(cudaEventRecord(g->ev1, stream));
+                    CUDA_CHECK(cudaEventSynchronize(g->ev1));
+                    float ms;
+                    CUDA_CHECK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
+                    if (ms < best) best = ms, e->chosen = i;
+                }
             }
         }
     }
     matmul(g, e, &e->cand[e->chosen < 0 ? 0 : e->chosen], stream, X, W, R, Y);
+}
+
+extern "C" void ake_cuda_gemm_run(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K,
+                                  const void *X, const void *W, const void *bias, const void *R, void *Y,
+                                  ake_gemm_epilogue epi) {
+    run(g, stream, dt, M, N, K, X, W, bias, R, Y, epi, 0);
+}
+
+extern "C" void ake_cuda_gemm_run_f32out(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K,
+                                         const void *X, const void *W, float *Y32) {
+    run(g, stream, dt, M, N, K, X, W, NULL, NULL, Y32, AKE_GEMM_PLAIN, 1);
 }

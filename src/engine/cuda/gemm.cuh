@@ -36,6 +36,12 @@ void ake_cuda_gemm_free(ake_cuda_gemm *g);
 void ake_cuda_gemm_run(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K, const void *X,
                        const void *W, const void *bias, const void *R, void *Y, ake_gemm_epilogue epi);
 
+/* Y32[M, N] = X[M, K] W[N, K]^T with the product written in fp32 (no epilogue): the
+ * sublayer outputs of bf16 engines, whose bias and residual are added in fp32 by the
+ * LayerNorm that follows. */
+void ake_cuda_gemm_run_f32out(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K, const void *X,
+                              const void *W, float *Y32);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,14 @@ extern "C" {
 void ake_cuda_layernorm(cudaStream_t stream, ake_dtype dt, void *out, const void *in, const void *res,
                         const float *gamma, const float *beta, int rows, int d, float eps);
 
+/* The fp32 residual stream (bf16 engines): v = in32[r] + bias32 + res32[r] in fp32, then
+ * out[r] = LN(v) * gamma + beta written twice: in dt (the next GEMM's input) and in fp32 to
+ * out32 (the next residual). in32, res32, out32: [rows, d] fp32; out32 may alias res32 (rows
+ * are read whole first); out: [rows, d] of dt; bias32, gamma, beta: [d] fp32. */
+void ake_cuda_layernorm_f32(cudaStream_t stream, ake_dtype dt, void *out, float *out32, const float *in32,
+                            const float *bias32, const float *res32, const float *gamma, const float *beta, int rows,
+                            int d, float eps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,11 +6,12 @@
 #include "engine/cuda/common.cuh"
 
 /* Lane `lane` holds chunks c = lane + 32*i (i < NC) of a row of d features, 8 values each
- * (only chunks with 8*c < d are meaningful). Writes LN(row) * gamma + beta to out [d].
+ * (only chunks with 8*c < d are meaningful). Writes LN(row) * gamma + beta to out [d] and,
+ * when out32 is not NULL, in fp32 to out32 [d] too.
  * Two-pass statistics (mean, then centered variance) in fp32, as the CPU engine. */
 template <typename T, int NC>
 __device__ __forceinline__ void ln_row_store(const float (&v)[NC][8], T *out, const float *gamma, const float *beta,
-                                             int d, float eps, int lane) {
+                                             int d, float eps, int lane, float *out32 = nullptr) {
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < NC; i++)
@@ -38,6 +39,10 @@ __device__ __forceinline__ void ln_row_store(const float (&v)[NC][8], T *out, co
 #pragma unroll
             for (int j = 0; j < 8; j++) o[j] = (v[i][j] - mean) * rstd * g[j] + b[j];
             vec8<T>::store(out + c, o);
+            if (out32) {
+                *reinterpret_cast<float4 *>(out32 + c) = make_float4(o[0], o[1], o[2], o[3]);
+                *reinterpret_cast<float4 *>(out32 + c + 4) = make_float4(o[4], o[5], o[6], o[7]);
+            }
         }
     }
 }
