@@ -63,6 +63,30 @@ fi
 } 2>&1 | tee build/gpu-notes.txt
 cp build/gpu-notes.txt "$RES/gpu-notes-$DATE.txt"
 
+if [ "${GPU_SERVE:-1}" = 1 ]; then
+    {
+        echo "## server on the GPU end to end: akidb-embed serve --device cuda:0 --dtype fp16 (MiniLM-L6 shapes),"
+        echo "## akidb-embed loadgen, single-text requests (~10 tokens), open loop, 5 s per rate"
+        build/akidb-embed serve --model build/gpu-models/minilm-l6 --device cuda:0 --dtype fp16 --port 18080 \
+            --log-level warn >build/serve-gpu.log 2>&1 &
+        sp=$!
+        for _ in $(seq 150); do
+            python3 -c "import requests; requests.get('http://127.0.0.1:18080/health', timeout=1).raise_for_status()" \
+                2>/dev/null && break
+            sleep 0.2
+        done
+        echo "### a lone request at a time (rate 20/s)"
+        build/akidb-embed loadgen --url http://127.0.0.1:18080 --rate 20 --duration 5 --warmup 1
+        for r in 5000 10000 20000 30000 40000; do
+            echo "### rate $r/s"
+            build/akidb-embed loadgen --url http://127.0.0.1:18080 --rate $r --duration 5 --warmup 1
+        done
+        kill $sp; wait $sp 2>/dev/null
+        tail -n 5 build/serve-gpu.log
+    } 2>&1 | tee -a build/gpu-notes.txt
+    cp build/gpu-notes.txt "$RES/gpu-notes-$DATE.txt"
+fi
+
 ours=()
 for arch in "${MODELS[@]}"; do
     build/akidb-embed bench --model "build/gpu-models/$arch" --device cuda:0 --dtype fp16 "${GRID[@]}" --mixed "$MIXED" \
