@@ -269,7 +269,11 @@ int64_t ake_batcher_depth(const ake_batcher *b) {
 int32_t ake_batcher_replicas(const ake_batcher *b) { return b->n_rep; }
 
 const char *ake_batcher_device(const ake_batcher *b, int32_t i) {
-    return i >= 0 && i < b->n_rep ? b->rep[i].device : NULL;
+    return i >= 0 && i < b->n_rep ? ake_engine_device(b->rep[i].engine) : NULL;
+}
+
+ake_precision ake_batcher_precision(const ake_batcher *b, int32_t i) {
+    return i >= 0 && i < b->n_rep ? ake_engine_precision(b->rep[i].engine) : AKE_PREC_DEFAULT;
 }
 
 void ake_batcher_free(ake_batcher *b) {
@@ -343,7 +347,8 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
             goto fail;
         }
         ake_engine_opts eo = {.device = r->device, .max_tokens = opts->max_batch_tokens,
-                              .max_batch = opts->max_batch_size, .threads = opts->threads};
+                              .max_batch = opts->max_batch_size, .threads = opts->threads,
+                              .precision = opts->precision};
         st = ake_engine_create(model, &eo, &r->engine, err, errlen);
         if (st != AKE_OK) goto fail;
         /* Warm-up: one call through the whole forward pass before the first request. */

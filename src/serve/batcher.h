@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "engine/engine.h"
 #include "model/model.h"
 #include "serve/metrics.h"
 
@@ -84,6 +85,7 @@ typedef struct ake_job {
 typedef struct {
     const char *devices;        /* comma-separated, one replica each: "cpu", "cpu,cpu", "cuda:0,cuda:1" */
     int32_t threads;            /* engine threads per replica; <= 0: all cores */
+    ake_precision precision;    /* AKE_PREC_DEFAULT: each backend's own */
     int32_t max_batch_tokens;   /* >= the longest sequence a job may hold */
     int32_t max_batch_size;
     int32_t max_wait_ms;
@@ -104,8 +106,10 @@ void ake_batcher_submit(ake_batcher *b, ake_job *job);
 /* Sequences waiting, summed over replicas. */
 int64_t ake_batcher_depth(const ake_batcher *b);
 int32_t ake_batcher_replicas(const ake_batcher *b);
-/* Device string of replica i (owned by the batcher). */
+/* Device of replica i as its engine resolved it ("cpu", "cuda:1"); owned by the batcher. */
 const char *ake_batcher_device(const ake_batcher *b, int32_t i);
+/* Precision of replica i's engine as resolved (never AKE_PREC_DEFAULT). */
+ake_precision ake_batcher_precision(const ake_batcher *b, int32_t i);
 
 /* Embeds everything still queued, then joins the threads and frees the engines. */
 void ake_batcher_free(ake_batcher *b);

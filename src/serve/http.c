@@ -40,6 +40,8 @@
 struct ake_server {
     ake_server_opts o;         /* strings below are owned copies */
     char *str[8];              /* the copies, freed at the end */
+    char devices[256];         /* the replicas' devices as the engines resolved them, comma-separated */
+    const char *dtype;         /* "float32", "float16" or "bfloat16": replica 0's precision */
     ake_pipeline p;
     ake_model raw_model;       /* shallow copy of *p.model with cfg.normalize = false: the engines
                                   return pooled vectors and the APIs normalize per request */
@@ -216,11 +218,11 @@ static enum MHD_Result answer_info(ake_server *s, http_req *r) {
     ake_buf_puts(&b, ",\"model_dir\":");
     ake_buf_json_string(&b, s->o.model_dir, strlen(s->o.model_dir));
     ake_buf_printf(&b,
-                   ",\"model_type\":\"embedding\",\"model_dtype\":\"float32\",\"dtype\":\"float32\",\"dim\":%d,"
+                   ",\"model_type\":\"embedding\",\"model_dtype\":\"%s\",\"dtype\":\"%s\",\"dim\":%d,"
                    "\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"vocab_size\":%d,\"device\":",
-                   cfg->hidden, s->lim.max_seq_tokens, ake_pooling_name(cfg->pooling),
+                   s->dtype, s->dtype, cfg->hidden, s->lim.max_seq_tokens, ake_pooling_name(cfg->pooling),
                    cfg->normalize ? "true" : "false", cfg->vocab_size);
-    ake_buf_json_string(&b, s->o.device, strlen(s->o.device));
+    ake_buf_json_string(&b, s->devices, strlen(s->devices));
     ake_buf_printf(&b, ",\"replicas\":%d,\"version\":", ake_batcher_replicas(s->batcher));
     ake_buf_json_string(&b, s->o.version, strlen(s->o.version));
     ake_buf_printf(&b,
@@ -250,7 +252,7 @@ static enum MHD_Result answer_get(ake_server *s, http_req *r) {
                        (long long)s->started);
         return respond(r, 200, &b, "application/json");
     case AKE_EP_METRICS: {
-        ake_metrics_info info = {.model_id = s->lim.model_id, .device = s->o.device, .dtype = "float32",
+        ake_metrics_info info = {.model_id = s->lim.model_id, .device = s->devices, .dtype = s->dtype,
                                  .pooling = ake_pooling_name(s->p.model->cfg.pooling), .version = s->o.version,
                                  .dim = s->lim.dim, .max_input_tokens = s->lim.max_seq_tokens,
                                  .replicas = ake_batcher_replicas(s->batcher)};
@@ -442,9 +444,10 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     s->o.batch_policy = keep(s, 4, opts->batch_policy ? opts->batch_policy : AKE_DEFAULT_BATCH_POLICY);
     s->o.api_key = keep(s, 5, opts->api_key);
     s->o.version = keep(s, 6, opts->version ? opts->version : "unknown");
+    s->o.dtype = keep(s, 7, opts->dtype);
     ake_status st = AKE_OK;
     if (!s->o.model_dir || !s->o.host || !s->o.device || !s->o.batch_policy || !s->o.version ||
-        (opts->api_key && !s->o.api_key)) {
+        (opts->api_key && !s->o.api_key) || (opts->dtype && !s->o.dtype)) {
         st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
         goto fail;
     }
@@ -457,6 +460,11 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
                            .max_batch_size = s->o.max_batch_size, .max_wait_ms = s->o.max_wait_ms,
                            .request_timeout_ms = s->o.request_timeout_ms};
     if ((st = ake_batch_policy_parse(s->o.batch_policy, &bo.policy, err, errlen)) != AKE_OK) goto fail;
+    if (s->o.dtype && *s->o.dtype && strcmp(s->o.dtype, "default") &&
+        ake_precision_parse(s->o.dtype, &bo.precision) != 0) {
+        st = ake_errf(err, errlen, AKE_EINVAL, "--dtype '%s': expected fp32, fp16 or bf16", s->o.dtype);
+        goto fail;
+    }
     if ((st = ake_pipeline_load(s->o.model_dir, &s->p, err, errlen)) != AKE_OK) goto fail;
     if (s->o.max_batch_tokens < s->p.max_seq_tokens) {
         st = ake_errf(err, errlen, AKE_EINVAL,
@@ -473,6 +481,15 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
                               .model_id = s->o.model_id && *s->o.model_id ? s->o.model_id : s->p.model->name,
                               .model_normalizes = s->p.model->cfg.normalize};
     if ((st = ake_batcher_create(&s->raw_model, &bo, &s->metrics, &s->batcher, err, errlen)) != AKE_OK) goto fail;
+    for (int32_t i = 0; i < ake_batcher_replicas(s->batcher); i++) {
+        size_t n = strlen(s->devices);
+        snprintf(s->devices + n, sizeof s->devices - n, "%s%s", i ? "," : "", ake_batcher_device(s->batcher, i));
+    }
+    switch (ake_batcher_precision(s->batcher, 0)) {
+    case AKE_PREC_FP16: s->dtype = "float16"; break;
+    case AKE_PREC_BF16: s->dtype = "bfloat16"; break;
+    default: s->dtype = "float32"; break;
+    }
     atomic_store(&s->ready, true);
 
     struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *ai = NULL;
@@ -501,12 +518,12 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     s->started = time(NULL);
     const ake_model_config *cfg = &s->p.model->cfg;
     ake_log(AKE_LOG_INFO,
-            "serving %s (%s: dim %d, %d layers, max %d tokens, %s pooling%s) on http://%s:%d; device %s "
+            "serving %s (%s: dim %d, %d layers, max %d tokens, %s pooling%s) on http://%s:%d; device %s %s "
             "(%d replica%s, %d engine threads each), %d http threads; batches up to %d sequences / %d tokens, "
             "wait up to %d ms, policy %s; limits: %d in flight, %d inputs per request, %lld-byte bodies, "
             "%d ms queue timeout%s",
             s->lim.model_id, s->o.model_dir, cfg->hidden, cfg->layers, s->lim.max_seq_tokens,
-            ake_pooling_name(cfg->pooling), cfg->normalize ? ", normalized" : "", s->o.host, s->port, s->o.device,
+            ake_pooling_name(cfg->pooling), cfg->normalize ? ", normalized" : "", s->o.host, s->port, s->devices, s->dtype,
             ake_batcher_replicas(s->batcher), ake_batcher_replicas(s->batcher) == 1 ? "" : "s",
             s->o.threads > 0 ? s->o.threads : (int)sysconf(_SC_NPROCESSORS_ONLN), s->o.http_threads, s->o.max_batch_size, s->o.max_batch_tokens, s->o.max_wait_ms,
             s->o.batch_policy, s->o.max_concurrent_requests, s->o.max_client_batch_size,

@@ -22,6 +22,7 @@ typedef struct {
     int32_t port;                   /* 0: any free port (see ake_server_port) */
     const char *device;             /* comma-separated, one engine replica each */
     int32_t threads;                /* engine threads per replica; 0: all cores */
+    const char *dtype;              /* fp32 | fp16 | bf16; NULL, "" or "default": the backend's own */
     int32_t http_threads;           /* libmicrohttpd worker threads */
     int32_t max_batch_tokens;
     int32_t max_batch_size;

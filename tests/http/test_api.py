@@ -240,7 +240,8 @@ def test_env_vars_set_flags(make_server):
 
 def test_bad_flags_fail_fast(tmp_path):
     for args, env in ((["--port", "70000"], {}), (["--batch-policy", "5:1"], {}), ([], {"AKE_MAX_WAIT_MS": "x"}),
-                      (["--model", str(tmp_path)], {})):
+                      (["--model", str(tmp_path)], {}), (["--device", "tpu"], {}), (["--dtype", "fp8"], {}),
+                      (["--max-batch-tokens", "100"], {})):
         r = subprocess.run([AKE_BIN, "serve", "--port", "0", *args], capture_output=True, text=True, timeout=60,
                            env={"PATH": "/usr/bin:/bin", **env})
         assert r.returncode != 0 and r.stderr.strip(), (args, env, r.stderr)
@@ -261,3 +262,17 @@ def test_request_timeout(make_server):
         if r.status_code == 503:
             assert "request-timeout-ms" in r.json()["error"]
     assert s.metrics()["ake_timeouts_total"] >= 1
+
+
+def test_two_replicas(make_server, reference):
+    """--device cpu,cpu: two engine replicas behind one queue each; same vectors."""
+    s = make_server("--device", "cpu,cpu", "--threads", "1")
+    info = requests.get(s.url + "/info", timeout=10).json()
+    assert info["replicas"] == 2 and info["device"] == "cpu,cpu"
+    import concurrent.futures as cf
+    with cf.ThreadPoolExecutor(8) as ex:
+        outs = list(ex.map(lambda _: requests.post(s.url + "/embed", json={"inputs": TEXTS}, timeout=120).json(),
+                           range(8)))
+    for vecs in outs:
+        for i, v in enumerate(vecs):
+            assert_close(v, reference[i], f"text {i}")
