@@ -51,6 +51,8 @@ fi
 {
     echo "## kernel lab (dev/cuda/kernels_bench), fp16"
     build/dev/cuda/kernels_bench fp16
+    echo "## attention v1 (AKE_CUDA_ATTN=1), same shapes"
+    AKE_CUDA_ATTN=1 build/dev/cuda/kernels_bench fp16 attention | grep attn_v1
     echo "## variants (akidb-embed bench, fp16 unless named)"
     for v in "bf16" "AKE_CUDA_GRAPHS=0" "AKE_CUDA_GELU=tanh" "AKE_CUDA_GEMM_TUNE=0"; do
         for arch in minilm-l6 bert-base; do
@@ -65,9 +67,9 @@ cp build/gpu-notes.txt "$RES/gpu-notes-$DATE.txt"
 
 if [ "${GPU_SERVE:-1}" = 1 ]; then
     {
-        echo "## server on the GPU end to end: akidb-embed serve --device cuda:0 --dtype fp16 (MiniLM-L6 shapes),"
+        echo "## server on the GPU end to end: akidb-embed serve --device cuda:0 (fp16, the CUDA default; MiniLM-L6 shapes),"
         echo "## akidb-embed loadgen, single-text requests (~10 tokens), open loop, 5 s per rate"
-        build/akidb-embed serve --model build/gpu-models/minilm-l6 --device cuda:0 --dtype fp16 --port 18080 \
+        build/akidb-embed serve --model build/gpu-models/minilm-l6 --device cuda:0 --port 18080 \
             --log-level warn >build/serve-gpu.log 2>&1 &
         sp=$!
         for _ in $(seq 150); do
@@ -81,8 +83,8 @@ if [ "${GPU_SERVE:-1}" = 1 ]; then
             echo "### rate $r/s"
             build/akidb-embed loadgen --url http://127.0.0.1:18080 --rate $r --duration 5 --warmup 1
         done
-        kill $sp; wait $sp 2>/dev/null
-        tail -n 5 build/serve-gpu.log
+        kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null
+        head -n 5 build/serve-gpu.log
     } 2>&1 | tee -a build/gpu-notes.txt
     cp build/gpu-notes.txt "$RES/gpu-notes-$DATE.txt"
 fi

@@ -4,7 +4,8 @@
  * this only times. Inputs are random (never zeros), timing is the median of 20 runs
  * between CUDA events after 3 warm-ups.
  *
- *   build/dev/cuda/kernels_bench [fp16|bf16]       (make dev-cuda) */
+ *   build/dev/cuda/kernels_bench [fp16|bf16] [attention]     (make dev-cuda)
+ *   AKE_CUDA_ATTN=1 build/dev/cuda/kernels_bench fp16 attention   attention v1 only */
 #include "../../tests/gpu/gpu_util.h"
 
 #include "engine/cuda/attention.cuh"
@@ -17,6 +18,7 @@
 
 static cudaEvent_t ev0, ev1;
 static double g_bw, g_flops; /* measured ceilings: bytes/s (read + written), FLOP/s */
+static int g_attention_only;
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -91,6 +93,12 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     double us;
     const double e = 2.0; /* bytes per element */
 
+    if (g_attention_only) {
+        TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D));
+        report(getenv("AKE_CUDA_ATTN") && !strcmp(getenv("AKE_CUDA_ATTN"), "1") ? "attn_v1" : "attn_v2", sh, us,
+               ((double)T * 3 * d + (double)T * d) * e, 4.0 * s->B * (double)s->S * s->S * d);
+        goto done;
+    }
     TIME_US(us, ake_cuda_embed_layernorm(0, dt, x, NULL, dids, dpids, word, pos, pos, gam, bet, T, d, 1e-12f));
     report("embed_ln", sh, us, (double)T * d * e * 3 + (double)T * 8, 0);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, 3 * d, d, x, wqkv, b, NULL, qkv, AKE_GEMM_BIAS));
@@ -118,6 +126,7 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     TIME_US(us, ake_cuda_pool(0, dt, out, x, dcu, dn, s->B, d, 0, 1));
     report("pool", sh, us, (double)T * d * e, 0);
 
+done:;
     void *bufs[] = {x, y, qkv, ctx, h, wqkv, wo, w1, w2, b, gam, bet, word, pos, dids, dpids, dcu, dtiles, dnt, dn, out};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     free(ids), free(pids), free(cu), free(tiles);
@@ -129,6 +138,7 @@ int main(int argc, char **argv) {
         return 77;
     }
     const ake_dtype dt = argc > 1 && !strcmp(argv[1], "bf16") ? AKE_DT_BF16 : AKE_DT_F16;
+    g_attention_only = argc > 2 && !strcmp(argv[2], "attention");
     rng_seed_from_env();
     struct cudaDeviceProp prop;
     GPU_CHECK(cudaGetDeviceProperties(&prop, 0));

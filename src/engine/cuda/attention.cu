@@ -13,6 +13,9 @@
  *   A 16x16: a0 (g, 2q..2q+1), a1 (g+8, 2q..), a2 (g, 2q+8..), a3 (g+8, 2q+8..)
  *   B 16x8 : b0 (k = 2q..2q+1, n = g), b1 (k = 2q+8.., n = g)
  *   C 16x8 : c0 c1 (g, 2q..2q+1), c2 c3 (g+8, 2q..2q+1) */
+#include <stdlib.h>
+#include <string.h>
+
 #include "engine/cuda/common.cuh"
 
 extern "C" {
@@ -76,8 +79,10 @@ template <> struct mma_op<__nv_bfloat16> {
 
 template <int D> constexpr int attn_smem_bytes() { return (BM + 4 * BN) * (D + 8) * 2; }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(ATTN_THREADS)
+/* Versions (dev/cuda/NOTES.md): MINB = 1 is v1 (136 registers at D=64, 3 blocks per SM);
+ * MINB = 4 is v2 (registers capped so that 4 blocks of 4 warps fit an SM). */
+template <typename T, int D, int MINB>
+__global__ void __launch_bounds__(ATTN_THREADS, MINB)
     attention_kernel(T *__restrict__ ctx, const T *__restrict__ qkv, const int4 *__restrict__ tiles,
                      const int32_t *__restrict__ ntiles, int H, float scale_log2) {
     static_assert(D % 16 == 0 && D <= 128, "head dim");
@@ -147,15 +152,21 @@ __global__ void __launch_bounds__(ATTN_THREADS)
                     mma_op<T>::run(s[2 * np], qf[ks], b[0], b[1]);
                     mma_op<T>::run(s[2 * np + 1], qf[ks], b[2], b[3]);
                 }
-            /* scale into log2 units, mask keys past the end, row max over the quad */
+            /* scale into log2 units, mask keys past the end (last tile only), row max over the quad */
             const int kvalid = len - j * BN;
+            if (kvalid < BN) {
+#pragma unroll
+                for (int nt = 0; nt < BN / 8; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (nt * 8 + (lane & 3) * 2 + (e & 1) >= kvalid) s[nt][e] = -INFINITY;
+            }
             float mx0 = -INFINITY, mx1 = -INFINITY;
 #pragma unroll
             for (int nt = 0; nt < BN / 8; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    const int key = nt * 8 + (lane & 3) * 2 + (e & 1);
-                    const float v = key < kvalid ? s[nt][e] * scale_log2 : -INFINITY;
+                    const float v = s[nt][e] * scale_log2;
                     s[nt][e] = v;
                     if (e < 2) mx0 = fmaxf(mx0, v);
                     else mx1 = fmaxf(mx1, v);
@@ -247,16 +258,34 @@ extern "C" int ake_cuda_attention_supports(int head_dim) {
     return head_dim == 32 || head_dim == 64 || head_dim == 128;
 }
 
+template <typename T, int D, int MINB>
+static void launch_v(cudaStream_t stream, void *ctx, const void *qkv, const int32_t *tiles, const int32_t *ntiles,
+                     int max_tiles, int heads) {
+    constexpr int smem = attn_smem_bytes<D>();
+    if (smem > 48 * 1024) /* per device; cheap, and only at capture time on the graph path */
+        CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, D, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        smem));
+    const float scale_log2 = 1.4426950408889634f / sqrtf((float)D);
+    attention_kernel<T, D, MINB><<<dim3((unsigned)max_tiles, (unsigned)heads), ATTN_THREADS, smem, stream>>>(
+        (T *)ctx, (const T *)qkv, (const int4 *)tiles, ntiles, heads, scale_log2);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* AKE_CUDA_ATTN=1 selects v1 (for the kernel lab); read once. */
+static int attn_version(void) {
+    static int v = 0;
+    if (!v) {
+        const char *e = getenv("AKE_CUDA_ATTN");
+        v = e && !strcmp(e, "1") ? 1 : 2;
+    }
+    return v;
+}
+
 template <typename T, int D>
 static void launch(cudaStream_t stream, void *ctx, const void *qkv, const int32_t *tiles, const int32_t *ntiles,
                    int max_tiles, int heads) {
-    constexpr int smem = attn_smem_bytes<D>();
-    if (smem > 48 * 1024) /* per device; cheap, and only at capture time on the graph path */
-        CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    const float scale_log2 = 1.4426950408889634f / sqrtf((float)D);
-    attention_kernel<T, D><<<dim3((unsigned)max_tiles, (unsigned)heads), ATTN_THREADS, smem, stream>>>(
-        (T *)ctx, (const T *)qkv, (const int4 *)tiles, ntiles, heads, scale_log2);
-    CUDA_CHECK_LAUNCH();
+    if (attn_version() == 1) launch_v<T, D, 1>(stream, ctx, qkv, tiles, ntiles, max_tiles, heads);
+    else launch_v<T, D, D <= 64 ? 4 : 2>(stream, ctx, qkv, tiles, ntiles, max_tiles, heads);
 }
 
 extern "C" void ake_cuda_attention(cudaStream_t stream, ake_dtype dt, void *ctx, const void *qkv,
