@@ -50,6 +50,7 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
     bool is_embed = !strcmp(cmd, "embed");
     int c;
     optind = 1;
+    opterr = 0; /* unknown flags are reported below, as "akidb-embed <cmd>: ..." */
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case O_MODEL: o->model_dir = optarg; break;
@@ -73,7 +74,10 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
             if (is_embed || !ake_cli_parse_int("--max-tokens", optarg, 0, 1 << 30, &o->max_tokens)) return 2;
             break;
         case O_HELP: fputs(help, stdout); return 0;
-        default: fputs(help, stderr); return 2;
+        default:
+            ake_cli_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
+            fputs(help, stderr);
+            return 2;
         }
     }
     if (optind < argc) {

@@ -115,6 +115,7 @@ int ake_cmd_loadgen(int argc, char **argv) {
     int32_t rate = 50, dur = 10, warm = 1, k = 1, l = 8, timeout_ms = 30000, maxconn = 256, seed = 1;
     int c;
     optind = 1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
@@ -132,7 +133,10 @@ int ake_cmd_loadgen(int argc, char **argv) {
         case O_SEED: ok = ake_cli_parse_int("--seed", optarg, 0, 1 << 30, &seed); break;
         case O_JSON: json = optarg; break;
         case O_HELP: fputs(loadgen_help, stdout); return 0;
-        default: fputs(loadgen_help, stderr); return 2;
+        default:
+            ake_cli_error("loadgen", "unknown option or missing value: '%s'", argv[optind - 1]);
+            fputs(loadgen_help, stderr);
+            return 2;
         }
         if (!ok) return 2;
     }
@@ -162,6 +166,7 @@ int ake_cmd_loadgen(int argc, char **argv) {
     slot *slots = calloc((size_t)total, sizeof *slots);
     double *lat = malloc((size_t)total * sizeof *lat);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Expect:"); /* no 100-continue round trip */
     char auth[1024];
     if (key) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);

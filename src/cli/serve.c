@@ -156,6 +156,7 @@ int ake_cmd_serve(int argc, char **argv) {
     longopts[N_FLAGS] = (struct option){"help", no_argument, 0, 'h'};
     longopts[N_FLAGS + 1] = (struct option){0, 0, 0, 0};
     optind = 1;
+    opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (opt == 'h') {
@@ -163,6 +164,7 @@ int ake_cmd_serve(int argc, char **argv) {
             return 0;
         }
         if (opt < 0 || opt >= (int)N_FLAGS) {
+            ake_cli_error("serve", "unknown option or missing value: '%s'", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
