@@ -24,6 +24,7 @@ for devs in cuda:0 cuda:0,cuda:1; do
             2>/dev/null && break
         sleep 0.2
     done
+    echo "    rate     sent       ok http_err  net_err      qps    p50_ms    p95_ms    p99_ms    max_ms"
     for r in $RATES; do
         build/akidb-embed loadgen --url http://127.0.0.1:18081 --rate "$r" --duration 5 --warmup 1 \
             --inputs-per-request 8 --text-len 100 --timeout-ms 10000 | tail -n 1

@@ -13,7 +13,8 @@ mkdir -p "$MODELS"
 {
     echo "# make test-gpu"
     echo "card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n1 || echo unknown)"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+    if [ -n "${AKE_COMMIT:-}" ]; then echo "commit: $AKE_COMMIT (given by AKE_COMMIT)"
+    else echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"; fi
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "minilm: $GPU_MODEL"
 } >"$LOG"
