@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 
 static const char usage[] =
-    "akidb-embed " AKE_VERSION " — BERT-family sentence embeddings on the CPU\n"
+    "akidb-embed " AKE_VERSION " — BERT-family sentence embeddings on the CPU or NVIDIA GPUs\n"
     "\n"
     "usage: akidb-embed <command> [options]   (akidb-embed <command> --help for its options)\n"
     "\n"

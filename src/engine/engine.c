@@ -80,7 +80,7 @@ ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts
         st = ake_cuda_engine_create(model, &o, out, err, errlen);
 #else
         return ake_errf(err, errlen, AKE_EUNSUPPORTED,
-                        "device '%s': this build has no CUDA backend (nvcc was not found when it was built)", device);
+                        "device '%s': this build has no CUDA backend (built with CUDA=0 or without nvcc)", device);
 #endif
     } else {
         return ake_errf(err, errlen, AKE_EINVAL, "unknown device '%s' (expected cpu, cuda:N or auto)", device);
