@@ -35,6 +35,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/fs.h"
+
 #define CFG_MAX_FILE ((size_t)16 << 20) /* a JSON config bigger than this is not a config */
 
 /* Sane upper bounds: well above every BERT-family model, low enough that shape
@@ -55,79 +57,13 @@ const char *ake_pooling_name(ake_pooling p) {
     return "?";
 }
 
-/* "dir/rel" in a malloc'd string (caller frees); NULL when out of memory. */
-static char *path_join(const char *dir, const char *rel) {
-    size_t a = strlen(dir), b = strlen(rel);
-    while (a > 1 && dir[a - 1] == '/') a--;
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, rel, b + 1);
-    return p;
-}
-
-static bool file_exists(const char *path) {
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* Reads a small file whole into a NUL-terminated malloc'd buffer (caller frees).
- * AKE_ENOTFOUND when it does not exist. */
-static ake_status read_small(const char *path, char **out, size_t *len, char *err, size_t errlen) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return ake_errf(err, errlen, e == ENOENT ? AKE_ENOTFOUND : AKE_EIO, "cannot open %s: %s.", path,
-                        strerror(e));
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            if (cap > CFG_MAX_FILE) {
-                free(buf);
-                fclose(f);
-                return ake_errf(err, errlen, AKE_ETOOLONG, "%s is larger than %zu bytes, too big for a config file.",
-                                path, CFG_MAX_FILE);
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - 1 - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    if (!buf) {
-        fclose(f);
-        return ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %s.", path);
-    }
-    if (ferror(f)) {
-        free(buf);
-        fclose(f);
-        return ake_errf(err, errlen, AKE_EIO, "cannot read %s.", path);
-    }
-    fclose(f);
-    buf[n] = 0;
-    *out = buf;
-    if (len) *len = n;
-    return AKE_OK;
-}
-
 /* Parses a JSON file. AKE_ENOTFOUND (message filled) when the file is absent, so
  * callers decide whether that is an error. Free *out with cJSON_Delete. */
 static ake_status load_json(const char *path, cJSON **out, char *err, size_t errlen) {
     *out = NULL;
     char *buf = NULL;
     size_t len = 0;
-    ake_status rc = read_small(path, &buf, &len, err, errlen);
+    ake_status rc = ake_read_file(path, CFG_MAX_FILE, &buf, &len, err, errlen);
     if (rc != AKE_OK) return rc;
     if (strlen(buf) != len) {
         free(buf);
@@ -184,7 +120,7 @@ static ake_status check_str(const cJSON *root, const char *path, const char *key
 }
 
 static ake_status parse_config(const char *dir, ake_model_config *c, char *err, size_t errlen) {
-    char *path = path_join(dir, "config.json");
+    char *path = ake_path_join(dir, "config.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
     cJSON *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
@@ -248,7 +184,7 @@ static bool safe_rel_path(const char *p) {
 static ake_status parse_modules(const char *dir, char **pool_rel, bool *normalize, char *err, size_t errlen) {
     *pool_rel = NULL;
     *normalize = false;
-    char *path = path_join(dir, "modules.json");
+    char *path = ake_path_join(dir, "modules.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
     cJSON *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
@@ -314,8 +250,8 @@ out:
 /* Reads <dir>/<rel>/config.json of a Pooling module into c->pooling. */
 static ake_status parse_pooling(const char *dir, const char *rel, ake_model_config *c, bool required, char *err,
                                 size_t errlen) {
-    char *folder = path_join(dir, rel);
-    char *path = folder ? path_join(folder, "config.json") : NULL;
+    char *folder = ake_path_join(dir, rel);
+    char *path = folder ? ake_path_join(folder, "config.json") : NULL;
     free(folder);
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
     cJSON *root = NULL;
@@ -386,7 +322,7 @@ out:
 }
 
 static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, size_t errlen) {
-    char *path = path_join(dir, "sentence_bert_config.json");
+    char *path = ake_path_join(dir, "sentence_bert_config.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
     cJSON *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
@@ -566,13 +502,13 @@ ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t er
     if (rc != AKE_OK) goto fail;
     if ((rc = parse_sbert(dir, c, err, errlen)) != AKE_OK) goto fail;
 
-    if (!(st_path = path_join(dir, "model.safetensors"))) {
+    if (!(st_path = ake_path_join(dir, "model.safetensors"))) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
         goto fail;
     }
-    if (!file_exists(st_path)) {
-        char *bin = path_join(dir, "pytorch_model.bin");
-        bool has_bin = bin && file_exists(bin);
+    if (!ake_file_exists(st_path)) {
+        char *bin = ake_path_join(dir, "pytorch_model.bin");
+        bool has_bin = bin && ake_file_exists(bin);
         free(bin);
         rc = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has no model.safetensors%s.", dir,
                       has_bin ? " (pytorch_model.bin is not read; convert it to safetensors)" : "");

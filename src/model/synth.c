@@ -2,6 +2,8 @@
  * weight distributions. */
 #include "model/synth.h"
 
+#include "base/fs.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -252,16 +254,6 @@ static ake_status fill(void *ctx, int i, void *dst, size_t nbytes, char *err, si
 
 /* ---- files ------------------------------------------------------------------------------ */
 
-static char *join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = malloc(la + lb + 2);
-    if (!p) return NULL;
-    memcpy(p, a, la);
-    p[la] = '/';
-    memcpy(p + la + 1, b, lb + 1);
-    return p;
-}
-
 /* mkdir -p. */
 static ake_status make_dirs(const char *path, char *err, size_t errlen) {
     char *p = strdup(path);
@@ -287,7 +279,7 @@ static ake_status make_dirs(const char *path, char *err, size_t errlen) {
 }
 
 static ake_status write_text(const char *dir, const char *rel, const char *text, char *err, size_t errlen) {
-    char *path = join(dir, rel);
+    char *path = ake_path_join(dir, rel);
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s.", dir);
     FILE *f = fopen(path, "wb");
     ake_status rc = AKE_OK;
@@ -315,7 +307,7 @@ static ake_status write_json(const char *dir, const char *rel, cJSON *root, char
 
 /* Copies src_dir/name to dst_dir/name. AKE_ENOTFOUND (no message) when the source is absent. */
 static ake_status copy_file(const char *src_dir, const char *dst_dir, const char *name, char *err, size_t errlen) {
-    char *src = join(src_dir, name), *dst = join(dst_dir, name);
+    char *src = ake_path_join(src_dir, name), *dst = ake_path_join(dst_dir, name);
     ake_status rc = AKE_OK;
     FILE *in = NULL, *out = NULL;
     if (!src || !dst) {
@@ -423,7 +415,7 @@ ake_status ake_model_synth_ex(const char *arch, uint64_t seed, const char *src_t
         return ake_errf(err, errlen, AKE_EINVAL, "synth writes F32, F16 or BF16 weights, not %s.", ake_dtype_name(dt));
 
     /* Check the tokenizer source before writing hundreds of megabytes. */
-    char *tj = join(src_tokenizer_dir, "tokenizer.json"), *vt = join(src_tokenizer_dir, "vocab.txt");
+    char *tj = ake_path_join(src_tokenizer_dir, "tokenizer.json"), *vt = ake_path_join(src_tokenizer_dir, "vocab.txt");
     struct stat sb;
     bool have_tok = tj && vt && (stat(tj, &sb) == 0 || stat(vt, &sb) == 0);
     free(tj);
@@ -433,8 +425,8 @@ ake_status ake_model_synth_ex(const char *arch, uint64_t seed, const char *src_t
                         src_tokenizer_dir);
 
     if ((rc = make_dirs(out_dir, err, errlen)) != AKE_OK) return rc;
-    char *pool_dir = join(out_dir, "1_Pooling"), *norm_dir = join(out_dir, "2_Normalize");
-    char *st_path = join(out_dir, "model.safetensors");
+    char *pool_dir = ake_path_join(out_dir, "1_Pooling"), *norm_dir = ake_path_join(out_dir, "2_Normalize");
+    char *st_path = ake_path_join(out_dir, "model.safetensors");
     synth_list l = {.seed = seed};
     if (!pool_dir || !norm_dir || !st_path) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s.", out_dir);

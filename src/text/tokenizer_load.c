@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/fs.h"
 #include "text/tokenizer_impl.h"
 
 #define MAX_FILE_BYTES (1u << 30)         /* refuse tokenizer files over 1 GiB */
@@ -23,54 +24,11 @@ typedef struct {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
-
-static bool file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Reads a whole file (NUL-terminated, malloc'd into *buf, caller frees). */
-static ake_status read_file(const char *path, char **buf, size_t *len, char *err, size_t errlen) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return ake_errf(err, errlen, AKE_EIO, "%s: cannot open: %s", path, strerror(errno));
-    ake_status st = AKE_OK;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = ake_errf(err, errlen, AKE_EIO, "%s: cannot read: %s", path, strerror(errno));
-    } else if ((unsigned long)n > MAX_FILE_BYTES) {
-        st = ake_errf(err, errlen, AKE_ETOOLONG, "%s: %ld bytes, more than the %u we accept", path, n, MAX_FILE_BYTES);
-    } else if (!(*buf = malloc((size_t)n + 1))) {
-        st = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading %ld bytes", path, n);
-    } else if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        st = ake_errf(err, errlen, AKE_EIO, "%s: short read", path);
-    } else {
-        (*buf)[n] = 0;
-        *len = (size_t)n;
-    }
-    fclose(f);
-    if (st) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return st;
-}
-
 static ake_status read_json(const char *path, cJSON **out, char *err, size_t errlen) {
     char *buf;
     size_t len = 0;
     *out = NULL;
-    ake_status st = read_file(path, &buf, &len, err, errlen);
+    ake_status st = ake_read_file(path, MAX_FILE_BYTES, &buf, &len, err, errlen);
     if (st) return st;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, false);
@@ -424,12 +382,12 @@ static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t,
     if ((st = finish(&c, t))) goto out;
 
     /* tokenizer_config.json: fill what tokenizer.json left open */
-    char *cfg_path = join(dir, "tokenizer_config.json");
+    char *cfg_path = ake_path_join(dir, "tokenizer_config.json");
     if (!cfg_path) {
         st = nomem(&c);
         goto out;
     }
-    if ((t->max_length == 0 || t->pad_id < 0) && file_exists(cfg_path)) {
+    if ((t->max_length == 0 || t->pad_id < 0) && ake_file_exists(cfg_path)) {
         cJSON *cfg;
         if (!(st = read_json(cfg_path, &cfg, err, errlen))) {
             const cJSON *ml = field(cfg, "model_max_length");
@@ -477,7 +435,7 @@ static size_t trim_end(const char *s, size_t n) {
 
 static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
     ctx c = {.path = path, .err = err, .errlen = errlen};
-    char *buf = NULL, *cfg_path = join(dir, "tokenizer_config.json"), *map_path = join(dir, "special_tokens_map.json");
+    char *buf = NULL, *cfg_path = ake_path_join(dir, "tokenizer_config.json"), *map_path = ake_path_join(dir, "special_tokens_map.json");
     cJSON *cfg = NULL, *map = NULL;
     size_t len = 0;
     ake_status st = AKE_OK;
@@ -485,9 +443,9 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
         st = nomem(&c);
         goto out;
     }
-    if ((st = read_file(path, &buf, &len, err, errlen))) goto out;
-    if (file_exists(cfg_path) && (st = read_json(cfg_path, &cfg, err, errlen))) goto out;
-    if (file_exists(map_path) && (st = read_json(map_path, &map, err, errlen))) goto out;
+    if ((st = ake_read_file(path, MAX_FILE_BYTES, &buf, &len, err, errlen))) goto out;
+    if (ake_file_exists(cfg_path) && (st = read_json(cfg_path, &cfg, err, errlen))) goto out;
+    if (ake_file_exists(map_path) && (st = read_json(map_path, &map, err, errlen))) goto out;
 
     /* one token per line, id = line number; lines end at \n or \r\n (Rust BufRead::lines) */
     int32_t id = 0;
@@ -603,12 +561,12 @@ ake_status ake_tokenizer_load(const char *model_dir, ake_tokenizer **out, char *
     if (stat(model_dir, &sb) != 0)
         return ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s: %s", model_dir, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) return ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s is not a folder", model_dir);
-    char *json = join(model_dir, "tokenizer.json"), *txt = join(model_dir, "vocab.txt");
+    char *json = ake_path_join(model_dir, "tokenizer.json"), *txt = ake_path_join(model_dir, "vocab.txt");
     ake_tokenizer *t = tok_new();
     ake_status st;
     if (!json || !txt || !t) st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading the tokenizer of %s", model_dir);
-    else if (file_exists(json)) st = load_json(model_dir, json, t, err, errlen);
-    else if (file_exists(txt)) st = load_vocab_txt(model_dir, txt, t, err, errlen);
+    else if (ake_file_exists(json)) st = load_json(model_dir, json, t, err, errlen);
+    else if (ake_file_exists(txt)) st = load_vocab_txt(model_dir, txt, t, err, errlen);
     else st = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has neither tokenizer.json nor vocab.txt", model_dir);
     free(json);
     free(txt);

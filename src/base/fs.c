@@ -1,0 +1,53 @@
+#include "base/fs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+char *ake_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    while (a > 1 && dir[a - 1] == '/') a--;
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+bool ake_file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, char *err, size_t errlen) {
+    *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        return ake_errf(err, errlen, e == ENOENT ? AKE_ENOTFOUND : AKE_EIO, "cannot open %s: %s", path, strerror(e));
+    }
+    ake_status st = AKE_OK;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = ake_errf(err, errlen, AKE_EIO, "cannot read %s: %s", path, strerror(errno));
+    } else if ((unsigned long)n > max_bytes) {
+        st = ake_errf(err, errlen, AKE_ETOOLONG, "%s has %ld bytes, more than the %zu accepted", path, n, max_bytes);
+    } else if (!(*buf = malloc((size_t)n + 1))) {
+        st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %ld bytes of %s", n, path);
+    } else if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
+        st = ake_errf(err, errlen, AKE_EIO, "short read of %s", path);
+    } else {
+        (*buf)[n] = 0;
+        *len = (size_t)n;
+    }
+    fclose(f);
+    if (st != AKE_OK) {
+        free(*buf);
+        *buf = NULL;
+    }
+    return st;
+}

@@ -1,0 +1,23 @@
+/* Small file-system helpers shared by the rooms that read model folders. */
+#ifndef AKE_BASE_FS_H
+#define AKE_BASE_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/status.h"
+
+/* "dir/name" (trailing slashes of dir dropped) in a malloc'd string the caller frees;
+ * NULL when out of memory. */
+char *ake_path_join(const char *dir, const char *name);
+
+/* True when path names an existing regular file. */
+bool ake_file_exists(const char *path);
+
+/* Reads the whole file at path into *buf, NUL-terminated, malloc'd (caller frees), its
+ * length in *len. AKE_ENOTFOUND when it does not exist, AKE_ETOOLONG when it has more
+ * than max_bytes, AKE_EIO / AKE_ENOMEM otherwise; err names the path. *buf is NULL on
+ * failure. */
+ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, char *err, size_t errlen);
+
+#endif
