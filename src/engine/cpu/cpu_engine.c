@@ -235,7 +235,7 @@ static void embed_tokens(const cpu_engine *e, const int32_t *ids, const int32_t 
 /* 16 floats: one AVX-512 register, two AVX2 ones; gcc lowers it to what -march has. */
 typedef float v16 __attribute__((vector_size(64)));
 #define V16_LANES 16
-#define ATTN_QB 4 /* queries per attention block (head sizes up to 64) */
+#define ATTN_QB 8 /* most queries per attention block (head size 32) */
 
 static inline v16 load16(const float *p) {
     v16 v;
@@ -274,6 +274,41 @@ static inline v16 exp16_nonpos(v16 x) {
     return p * scale;
 }
 
+/* Largest of p[0 .. L-1]; p has Lp >= L floats, Lp a multiple of 16. Lanes past L
+ * are overwritten with p[0] so that whole vectors can be compared. */
+static inline float max_row(float *p, int32_t L, int32_t Lp) {
+    for (int32_t j = L; j < Lp; j++) p[j] = p[0];
+    v16 m = load16(p);
+    for (int32_t jb = V16_LANES; jb < Lp; jb += V16_LANES) {
+        v16 x = load16(p + jb);
+        i16v gt = x > m, xi, mi;
+        memcpy(&xi, &x, sizeof x);
+        memcpy(&mi, &m, sizeof m);
+        mi = (xi & gt) | (mi & ~gt);
+        memcpy(&m, &mi, sizeof m);
+    }
+    float mx = m[0];
+    for (int k = 1; k < V16_LANES; k++) mx = m[k] > mx ? m[k] : mx;
+    return mx;
+}
+
+/* p[r, jb .. jb+16*NJ) = scale * q[r] . K[jb ..] for the QB query rows q[r]. */
+static inline __attribute__((always_inline)) void score_chunks(const float *const *q, const float *kt, int32_t Lp,
+                                                               int32_t jb, int32_t dh, float scale, float *p,
+                                                               const int QB, const int NJ) {
+    v16 acc[QB][NJ];
+    for (int r = 0; r < QB; r++)
+        for (int u = 0; u < NJ; u++) acc[r][u] = (v16){0};
+    for (int32_t c = 0; c < dh; c++) {
+        for (int u = 0; u < NJ; u++) {
+            const v16 k = load16(kt + (size_t)c * Lp + jb + u * V16_LANES);
+            for (int r = 0; r < QB; r++) acc[r][u] += q[r][c] * k;
+        }
+    }
+    for (int r = 0; r < QB; r++)
+        for (int u = 0; u < NJ; u++) store16(p + (size_t)r * Lp + jb + u * V16_LANES, acc[r][u] * scale);
+}
+
 /* Rows i0 .. i0+QB-1 of one (sequence, head) of attention, with NC = dh/16 16-float
  * chunks per head row. Blocking QB queries lets each K^T and V load feed QB FMAs;
  * QB and NC are compile-time constants at every call, so the accumulators stay in
@@ -289,20 +324,14 @@ static inline __attribute__((always_inline)) void attend_rows(const float *q0, c
     const int32_t dh = NC * V16_LANES, Lp = (L + V16_LANES - 1) / V16_LANES * V16_LANES;
     const float *q[QB];
     for (int r = 0; r < QB; r++) q[r] = q0 + (size_t)(i0 + r) * stride;
-    for (int32_t jb = 0; jb < Lp; jb += V16_LANES) {
-        v16 acc[QB];
-        for (int r = 0; r < QB; r++) acc[r] = (v16){0};
-        for (int32_t c = 0; c < dh; c++) {
-            const v16 k = load16(kt + (size_t)c * Lp + jb);
-            for (int r = 0; r < QB; r++) acc[r] += q[r][c] * k;
-        }
-        for (int r = 0; r < QB; r++) store16(p + (size_t)r * Lp + jb, acc[r] * scale);
-    }
+    int32_t jb = 0;
+    for (; jb + 2 * V16_LANES <= Lp; jb += 2 * V16_LANES) /* two key chunks: 2*QB independent FMA chains */
+        score_chunks(q, kt, Lp, jb, dh, scale, p, QB, 2);
+    if (jb < Lp) score_chunks(q, kt, Lp, jb, dh, scale, p, QB, 1);
     float inv[QB];
     for (int r = 0; r < QB; r++) {
         float *pr = p + (size_t)r * Lp;
-        float mx = pr[0];
-        for (int32_t j = 1; j < L; j++) mx = pr[j] > mx ? pr[j] : mx;
+        float mx = max_row(pr, L, Lp);
         v16 vsum = {0};
         for (int32_t jb = 0; jb < Lp; jb += V16_LANES) {
             v16 e = exp16_nonpos(load16(pr + jb) - mx);
@@ -337,9 +366,13 @@ static inline __attribute__((always_inline)) void attend_head(const float *q0, c
         for (int32_t j = 0; j < L; j++) kt[(size_t)c * Lp + j] = k0[(size_t)j * stride + c];
         for (int32_t j = L; j < Lp; j++) kt[(size_t)c * Lp + j] = 0.0f;
     }
+    /* Blocks of 8 queries (4 for dh 64) keep QB*NC output accumulators within the 32
+     * vector registers while halving the passes over K^T and V; dh 128 goes one by one. */
     int32_t i = 0;
-    if (NC <= 4)
+    if (NC <= 2)
         for (; i + ATTN_QB <= L; i += ATTN_QB) attend_rows(q0, v0, stride, o0, d, L, i, scale, kt, p, ATTN_QB, NC);
+    if (NC <= 4)
+        for (; i + 4 <= L; i += 4) attend_rows(q0, v0, stride, o0, d, L, i, scale, kt, p, 4, NC);
     for (; i < L; i++) attend_rows(q0, v0, stride, o0, d, L, i, scale, kt, p, 1, NC);
 }
 
