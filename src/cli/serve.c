@@ -53,6 +53,8 @@ static const flag flags[] = {
      "most sequences in one engine call"},
     {"max-wait-ms", "AKE_MAX_WAIT_MS", "N", F_INT, OFF(o.max_wait_ms), 0, 60000,
      "longest a sequence waits for its batch to fill"},
+    {"idle-spin-us", "AKE_IDLE_SPIN_US", "N", F_INT, OFF(o.idle_spin_us), 0, 10000000,
+     "an idle batcher thread polls its queue this long before it sleeps (costs a core; cuts a lone request's wake-up)"},
     {"batch-policy", "AKE_BATCH_POLICY", "SPEC", F_STR, OFF(o.batch_policy), 0, 0,
      "queue depth -> target batch size, DEPTH:SIZE,..."},
     {"max-concurrent-requests", "AKE_MAX_CONCURRENT_REQUESTS", "N", F_INT, OFF(o.max_concurrent_requests), 1,

@@ -60,11 +60,16 @@ typedef struct {
     ake_seq *head, *tail;  /* FIFO, under mu */
     _Atomic int64_t depth; /* sequences queued (written under mu) */
     _Atomic int64_t load;  /* tokens queued + tokens of the running batch */
-    /* batch buffers, sized once */
-    ake_seq **batch;       /* [max_batch_size] */
-    int32_t *ids;          /* [max_batch_tokens] packed */
+    bool async;            /* the engine works on a device: submit returns before the vectors */
+    /* batch buffers, sized once; two batches may be in the engine at a time (on a GPU the
+     * next one is packed and submitted while the device computes the previous one) */
+    ake_seq **batch[AKE_ENGINE_MAX_INFLIGHT]; /* [max_batch_size] each */
+    float *out[AKE_ENGINE_MAX_INFLIGHT];      /* [max_batch_size, dim] each */
+    int32_t bn[AKE_ENGINE_MAX_INFLIGHT], bT[AKE_ENGINE_MAX_INFLIGHT]; /* sequences, tokens */
+    double bt0[AKE_ENGINE_MAX_INFLIGHT];      /* submit time */
+    int32_t pending, oldest;                  /* batches in the engine; the oldest one's slot */
+    int32_t *ids;          /* [max_batch_tokens] packed (the engine copies it at submit) */
     int32_t *cu;           /* [max_batch_size + 1] */
-    float *out;            /* [max_batch_size, dim] */
 } replica;
 
 struct ake_batcher {
@@ -97,6 +102,18 @@ static int cmp_len_desc(const void *a, const void *b) {
 /* Waits (mu held) until a batch should leave; false when stopping with an empty queue. */
 static bool wait_for_batch(replica *r, int32_t *target) {
     ake_batcher *b = r->b;
+    if (!r->head && b->o.idle_spin_us > 0) {
+        /* Poll a while before sleeping: a sleeping thread's wake-up costs tens of
+         * microseconds (more under a sandboxed kernel), which a lone request pays in full. */
+        pthread_mutex_unlock(&r->mu);
+        const double until = ake_now_s() + b->o.idle_spin_us * 1e-6;
+        while (atomic_load(&r->depth) == 0 && !atomic_load(&b->stopping) && ake_now_s() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        pthread_mutex_lock(&r->mu);
+    }
     while (!r->head && !atomic_load(&b->stopping)) pthread_cond_wait(&r->cv, &r->mu);
     if (!r->head) return false;
     for (;;) {
@@ -118,16 +135,59 @@ static bool wait_for_batch(replica *r, int32_t *target) {
     }
 }
 
+/* Completes the oldest batch in the engine: waits for its vectors, copies each into its
+ * job and finishes its sequences (the last one of a job resumes the client). */
+static void complete_oldest(replica *r) {
+    ake_batcher *b = r->b;
+    const int32_t d = b->dim, k = r->oldest, n = r->bn[k], T = r->bT[k];
+    char err[256];
+    ake_status st = ake_engine_wait(r->engine, err, sizeof err);
+    double t1 = ake_now_s();
+    r->oldest = (k + 1) % AKE_ENGINE_MAX_INFLIGHT;
+    r->pending--;
+    if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
+    if (b->metrics) {
+        ake_metrics_observe(b->metrics, AKE_H_INFERENCE, t1 - r->bt0[k]);
+        ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
+        ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
+        atomic_fetch_add(&b->metrics->batches, 1);
+        atomic_fetch_add(&b->metrics->sequences, (uint64_t)n);
+        atomic_fetch_add(&b->metrics->tokens, (uint64_t)T);
+    }
+    atomic_fetch_sub(&r->load, T);
+    for (int32_t i = 0; i < n; i++) {
+        ake_seq *s = r->batch[k][i];
+        if (st == AKE_OK) {
+            memcpy(s->job->out + (size_t)s->index * d, r->out[k] + (size_t)i * d, (size_t)d * sizeof(float));
+        } else {
+            int expect = AKE_JOB_OK;
+            if (atomic_compare_exchange_strong(&s->job->result, &expect, AKE_JOB_FAILED))
+                snprintf(s->job->err, sizeof s->job->err, "%.199s", err);
+        }
+        finish_seq(s);
+    }
+}
+
+/* One replica's thread. With nothing in the engine it waits for a batch by the policy;
+ * with a batch in a device engine it takes what is queued at once (the device is busy, so
+ * company gathers anyway), packs and submits it, and only then waits for the older one.
+ * A CPU engine works inside submit, so there each batch is completed right away. */
 static void *replica_main(void *arg) {
     replica *r = arg;
     ake_batcher *b = r->b;
-    const int32_t d = b->dim;
     char err[256];
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        int32_t target;
-        if (!wait_for_batch(r, &target)) break;
+        int32_t target = 0;
+        if (r->pending == 0) {
+            if (!wait_for_batch(r, &target)) break;
+        } else if (r->head && r->pending < AKE_ENGINE_MAX_INFLIGHT) {
+            target = ake_batch_policy_target(&b->o.policy, atomic_load(&r->depth));
+            if (target > b->o.max_batch_size) target = b->o.max_batch_size;
+        }
         /* Take sequences in arrival order; drop those of failed or timed-out jobs. */
+        const int32_t k = (r->oldest + r->pending) % AKE_ENGINE_MAX_INFLIGHT;
+        ake_seq **batch = r->batch[k];
         const double now = ake_now_s();
         const double timeout = b->o.request_timeout_ms > 0 ? b->o.request_timeout_ms * 1e-3 : 1e300;
         ake_seq *dropped = NULL;
@@ -150,7 +210,7 @@ static void *replica_main(void *arg) {
                 dropped = s;
                 dropped_tokens += s->len;
             } else {
-                r->batch[n++] = s;
+                batch[n++] = s;
                 T += s->len;
             }
         }
@@ -168,14 +228,14 @@ static void *replica_main(void *arg) {
         ake_job *last = NULL;
         bool last_alive = true;
         for (int32_t i = 0; i < n; i++) {
-            ake_seq *s = r->batch[i];
+            ake_seq *s = batch[i];
             if (s->job != last) {
                 last = s->job;
                 last_alive = !last->alive || last->alive(last);
                 if (!last_alive) fail_job(last, AKE_JOB_CANCELLED);
             }
             if (last_alive && atomic_load(&s->job->result) == AKE_JOB_OK) {
-                r->batch[kept++] = s;
+                batch[kept++] = s;
             } else {
                 atomic_fetch_sub(&r->load, s->len);
                 T -= s->len;
@@ -184,42 +244,40 @@ static void *replica_main(void *arg) {
         }
         n = kept;
         if (n > 0) {
-            qsort(r->batch, (size_t)n, sizeof *r->batch, cmp_len_desc);
+            qsort(batch, (size_t)n, sizeof *batch, cmp_len_desc);
             r->cu[0] = 0;
             for (int32_t i = 0; i < n; i++) {
-                ake_seq *s = r->batch[i];
+                ake_seq *s = batch[i];
                 memcpy(r->ids + r->cu[i], s->ids, (size_t)s->len * sizeof *r->ids);
                 r->cu[i + 1] = r->cu[i] + s->len;
                 if (b->metrics) ake_metrics_observe(b->metrics, AKE_H_QUEUE, now - s->job->t_submit);
             }
-            double t0 = ake_now_s();
-            ake_status st = ake_engine_embed(r->engine, r->ids, r->cu, n, r->out, err, sizeof err);
-            double t1 = ake_now_s();
-            if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
-            if (b->metrics) {
-                ake_metrics_observe(b->metrics, AKE_H_INFERENCE, t1 - t0);
-                ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
-                ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
-                atomic_fetch_add(&b->metrics->batches, 1);
-                atomic_fetch_add(&b->metrics->sequences, (uint64_t)n);
-                atomic_fetch_add(&b->metrics->tokens, (uint64_t)T);
-            }
-            atomic_fetch_sub(&r->load, T);
-            for (int32_t i = 0; i < n; i++) {
-                ake_seq *s = r->batch[i];
-                if (st == AKE_OK) {
-                    memcpy(s->job->out + (size_t)s->index * d, r->out + (size_t)i * d, (size_t)d * sizeof(float));
-                } else {
+            r->bn[k] = n;
+            r->bT[k] = T;
+            r->bt0[k] = ake_now_s();
+            ake_status st = ake_engine_submit(r->engine, r->ids, r->cu, n, r->out[k], err, sizeof err);
+            if (st != AKE_OK) {
+                ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
+                atomic_fetch_sub(&r->load, T);
+                for (int32_t i = 0; i < n; i++) {
+                    ake_seq *s = batch[i];
                     int expect = AKE_JOB_OK;
                     if (atomic_compare_exchange_strong(&s->job->result, &expect, AKE_JOB_FAILED))
                         snprintf(s->job->err, sizeof s->job->err, "%.199s", err);
+                    finish_seq(s);
                 }
-                finish_seq(s);
+            } else {
+                r->pending++;
             }
         }
+        /* Complete the oldest batch unless a device engine can take the next one first. */
+        if (r->pending > 0 &&
+            (!r->async || r->pending == AKE_ENGINE_MAX_INFLIGHT || atomic_load(&r->depth) == 0))
+            complete_oldest(r);
         pthread_mutex_lock(&r->mu);
     }
     pthread_mutex_unlock(&r->mu);
+    AKE_ASSERT(r->pending == 0);
     return NULL;
 }
 
@@ -294,10 +352,12 @@ void ake_batcher_free(ake_batcher *b) {
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
         free(r->device);
-        free(r->batch);
+        for (int32_t k = 0; k < AKE_ENGINE_MAX_INFLIGHT; k++) {
+            free(r->batch[k]);
+            free(r->out[k]);
+        }
         free(r->ids);
         free(r->cu);
-        free(r->out);
     }
     free(b->rep);
     free(b);
@@ -307,7 +367,8 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
                               ake_batcher **out, char *err, size_t errlen) {
     *out = NULL;
     const char *devices = opts->devices && *opts->devices ? opts->devices : "cpu";
-    if (opts->max_batch_size < 1 || opts->max_batch_tokens < 1 || opts->max_wait_ms < 0 || opts->policy.n < 1)
+    if (opts->max_batch_size < 1 || opts->max_batch_tokens < 1 || opts->max_wait_ms < 0 || opts->policy.n < 1 ||
+        opts->idle_spin_us < 0)
         return ake_errf(err, errlen, AKE_EINVAL, "batcher limits must be positive");
     int32_t n_rep = 1;
     for (const char *c = devices; *c; c++) n_rep += *c == ',';
@@ -334,11 +395,15 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
         size_t len = strcspn(c, ",");
         r->device = strndup(c, len);
         c += len + (c[len] == ',');
-        r->batch = malloc((size_t)opts->max_batch_size * sizeof *r->batch);
+        bool ok = true;
+        for (int32_t k = 0; k < AKE_ENGINE_MAX_INFLIGHT; k++) {
+            r->batch[k] = malloc((size_t)opts->max_batch_size * sizeof *r->batch[k]);
+            r->out[k] = malloc((size_t)opts->max_batch_size * b->dim * sizeof *r->out[k]);
+            ok = ok && r->batch[k] && r->out[k];
+        }
         r->ids = malloc((size_t)opts->max_batch_tokens * sizeof *r->ids);
         r->cu = malloc(((size_t)opts->max_batch_size + 1) * sizeof *r->cu);
-        r->out = malloc((size_t)opts->max_batch_size * b->dim * sizeof *r->out);
-        if (!r->device || !r->batch || !r->ids || !r->cu || !r->out) {
+        if (!r->device || !ok || !r->ids || !r->cu) {
             st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory creating replica %d", i);
             goto fail;
         }
@@ -357,8 +422,9 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
         memset(r->ids, 0, (size_t)warm * sizeof *r->ids);
         r->cu[0] = 0;
         r->cu[1] = warm;
-        st = ake_engine_embed(r->engine, r->ids, r->cu, 1, r->out, err, errlen);
+        st = ake_engine_embed(r->engine, r->ids, r->cu, 1, r->out[0], err, errlen);
         if (st != AKE_OK) goto fail;
+        r->async = strncmp(ake_engine_device(r->engine), "cpu", 3) != 0;
     }
     for (int32_t i = 0; i < n_rep; i++) {
         replica *r = &b->rep[i];

@@ -89,6 +89,7 @@ typedef struct {
     int32_t max_batch_tokens;   /* >= the longest sequence a job may hold */
     int32_t max_batch_size;
     int32_t max_wait_ms;
+    int32_t idle_spin_us;       /* an idle replica thread polls its queue this long before it sleeps */
     int32_t request_timeout_ms; /* <= 0: none */
     ake_batch_policy policy;
 } ake_batcher_opts;

@@ -27,6 +27,7 @@ typedef struct {
     int32_t max_batch_tokens;
     int32_t max_batch_size;
     int32_t max_wait_ms;
+    int32_t idle_spin_us;           /* an idle replica thread polls this long before it sleeps */
     const char *batch_policy;       /* "DEPTH:SIZE,..."; NULL: the default */
     int32_t max_concurrent_requests;
     int32_t max_client_batch_size;

@@ -351,6 +351,17 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     if (prop.major < 8)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device '%s' (%s) has compute capability %d.%d; need 8.0+",
                         device, prop.name, prop.major, prop.minor);
+    /* AKE_CUDA_SYNC=spin|yield|block: how a host thread waits for the GPU (the primary
+     * context's scheduling flag; only before the context exists, else left as it is).
+     * Unset: CUDA's auto (spins while there are more cores than active contexts). */
+    const char *sync = getenv("AKE_CUDA_SYNC");
+    if (sync && *sync) {
+        unsigned flag = !strcmp(sync, "spin")    ? cudaDeviceScheduleSpin
+                        : !strcmp(sync, "yield") ? cudaDeviceScheduleYield
+                        : !strcmp(sync, "block") ? cudaDeviceScheduleBlockingSync
+                                                 : cudaDeviceScheduleAuto;
+        if (cudaInitDevice(idx, flag, 0) != cudaSuccess) cudaGetLastError();
+    }
     CUDA_CHECK(cudaSetDevice(idx));
 
     cuda_engine *e = (cuda_engine *)calloc(1, sizeof *e);
