@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make test-gpu: kernel tests, then the whole engine against the CPU engine on the real
 # MiniLM ($GPU_MODEL) and on bert-base / bert-large synthesized here (too big to carry to a
-# GPU machine). Everything goes to $BUILD/test-gpu.log, headed by card, commit and date.
+# GPU machine), then the HTTP black-box suite (tests/http) against `akidb-embed serve
+# --device $HTTP_DEVICE --dtype $HTTP_DTYPE` on $GPU_MODEL (HTTP_GPU=0 skips it; $PYTHON needs
+# pytest, requests, numpy, tokenizers and openai). Everything goes to $BUILD/test-gpu.log,
+# headed by card, commit and date.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -31,5 +34,18 @@ grep -v '^ok ' "$BUILD/test-kernels.out" || true
 echo "== engine vs cpu fp32" | tee -a "$LOG"
 "$BUILD/tests/gpu/test_engine_gpu" "$GPU_MODEL" "$MODELS/bert-base" "$MODELS/bert-large" >"$BUILD/test-engine.out" 2>&1 || rc=1
 cat "$BUILD/test-engine.out" | tee -a "$LOG"
+if [ "${HTTP_GPU:-1}" = 1 ]; then
+    HTTP_DEVICE=${HTTP_DEVICE:-cuda:0} HTTP_DTYPE=${HTTP_DTYPE:-fp16} PYTHON=${PYTHON:-python3}
+    echo "== HTTP tests (tests/http) against the server on $HTTP_DEVICE $HTTP_DTYPE, model $GPU_MODEL" | tee -a "$LOG"
+    if "$PYTHON" -c "import pytest, requests, numpy, tokenizers, openai" 2>>"$LOG"; then
+        AKE_BIN="$BUILD/akidb-embed" AKE_TEST_DEVICE=$HTTP_DEVICE AKE_TEST_DTYPE=$HTTP_DTYPE AKE_TEST_MODEL="$GPU_MODEL" \
+            "$PYTHON" -m pytest -q -rs -p no:cacheprovider tests/http >"$BUILD/test-http-gpu.out" 2>&1 || rc=1
+        cat "$BUILD/test-http-gpu.out" >>"$LOG"
+        grep -E '^(FAILED|ERROR|SKIPPED)|passed|failed' "$BUILD/test-http-gpu.out" || true
+    else
+        echo "HTTP tests: FAIL ($PYTHON lacks pytest, requests, numpy, tokenizers or openai; see $LOG)" | tee -a "$LOG"
+        rc=1
+    fi
+fi
 echo "test-gpu: $([ $rc -eq 0 ] && echo PASS || echo FAIL) (log: $LOG)" | tee -a "$LOG"
 exit $rc

@@ -3,6 +3,15 @@
 AKE_BIN names the binary (default build/akidb-embed; `make test-http-san` points it at the
 ASan/UBSan build and runs only the tests marked `smoke`). Each server logs to a file in the
 test's tmp dir; its port is read from the startup line ("... on http://127.0.0.1:PORT;").
+
+The suite runs against the CPU engine by default. AKE_TEST_DEVICE=cuda:0 (and AKE_TEST_DTYPE=
+fp16|bf16|fp32, default: the backend's own) point every server it starts at that device
+(tests/gpu/run.sh does, in `make test-gpu`); AKE_TEST_MODEL names another model folder (the
+F16 copy of MiniLM carried to a GPU machine). The CLI reference (`akidb-embed embed`) stays on
+the CPU in FP32. Tolerances per device: on the CPU a server vector equals the reference and
+other batches to 1e-6; on a GPU it matches the CPU reference to cosine >= 0.9999 and itself
+across batches to cosine >= 0.99999 (the GPU engine is batch-invariant only that far across
+CUDA-graph buckets).
 """
 import json
 import os
@@ -17,13 +26,21 @@ import requests
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 AKE_BIN = os.path.abspath(os.path.join(REPO, os.environ.get("AKE_BIN", "build/akidb-embed")))
-MODEL_DIR = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
+MODEL_DIR = os.path.abspath(os.path.join(REPO, os.environ.get("AKE_TEST_MODEL", "models/all-MiniLM-L6-v2")))
 MODEL_ID = "all-MiniLM-L6-v2"
 DIM = 384
 MAX_TOKENS = 256
 SANITIZED = "build-san" in AKE_BIN
 START_TIMEOUT = 120 if SANITIZED else 60
-TOL = 1e-6  # the engine is batch-invariant to 1e-6; equal batches give equal bits
+TOL = 1e-6  # the CPU engine is batch-invariant to 1e-6; equal batches give equal bits
+DEVICE = os.environ.get("AKE_TEST_DEVICE", "cpu")
+DTYPE = os.environ.get("AKE_TEST_DTYPE", "")
+ON_GPU = DEVICE.startswith("cuda")
+REF_COS = 0.9999     # GPU vs the CPU FP32 reference, per vector
+BATCH_COS = 0.99999  # GPU vs GPU across batches (CUDA-graph buckets)
+# /info's "dtype" as the engine resolves it
+INFO_DTYPE = {"": "float16" if ON_GPU else "float32", "default": "float16" if ON_GPU else "float32",
+              "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[DTYPE]
 
 
 def pytest_configure(config):
@@ -40,7 +57,10 @@ class Server:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AKE_")}
         full_env.update(env or {})
         self._log = open(self.log_path, "wb")
-        cmd = [AKE_BIN, "serve", "--model", MODEL_DIR, "--host", "127.0.0.1", "--port", "0", *args]
+        cmd = [AKE_BIN, "serve", "--model", MODEL_DIR, "--host", "127.0.0.1", "--port", "0"]
+        if "--device" not in args:
+            cmd += ["--device", DEVICE] + (["--dtype", DTYPE] if DTYPE else [])
+        cmd += list(args)
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
         self.pid = self.proc.pid
         self.port = self._wait_port()
@@ -148,10 +168,23 @@ def cli_embed(texts):
     return rows
 
 
-def assert_close(got, want, what=""):
+def cosine(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def assert_close(got, want, what="", same_engine=False, gpu=None):
+    """got from the server vs want: the CLI's CPU FP32 reference, or (same_engine) another
+    answer of the same server. gpu (default: ON_GPU) says whether got came from a GPU engine."""
     got = np.asarray(got, dtype=np.float32)
     want = np.asarray(want, dtype=np.float32)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    if ON_GPU if gpu is None else gpu:
+        lim = BATCH_COS if same_engine else REF_COS
+        c = cosine(got, want)
+        assert c >= lim, f"{what}: cosine {c:.7f} < {lim} ({DEVICE} {DTYPE or 'default'})"
+        return
     diff = float(np.max(np.abs(got - want))) if got.size else 0.0
     assert diff <= TOL, f"{what}: max |diff| {diff:.3g} > {TOL}"
 
