@@ -75,7 +75,7 @@ serve() { # serve ENV... -- ARGS...: starts the server, waits for /health
     done
 } 2>&1 | tee "$TXT"
 
-AKE_COMMIT=$COMMIT timeout 420 make GPU_MODEL="$GPU_MODEL" test-gpu
+AKE_COMMIT=$COMMIT timeout "${TEST_GPU_TIMEOUT:-420}" make GPU_MODEL="$GPU_MODEL" test-gpu
 rc=$?
 cp build/test-gpu.log "$RES/test-gpu-$DATE.log"
 echo "test-gpu rc $rc"
