@@ -56,7 +56,8 @@ serve() { # serve ENV... -- ARGS...: starts the server, waits for /health
 {
     echo "# bench/gpu_serve.sh: card $CARD, commit $COMMIT, $DATE; model $GPU_MODEL, fp16 (the CUDA default)"
     echo "# akidb-embed loadgen, single-text requests (~10 tokens), open loop; latency from due time to response"
-    for v in "-- " "-- --idle-spin-us 100000" "AKE_CUDA_SYNC=spin -- --idle-spin-us 100000" "AKE_CUDA_SYNC=block -- "; do
+    # default; no overlap of batches (AKE_BATCHER_OVERLAP=0); idle spin; GPU waits by blocking sync
+    for v in "-- " "AKE_BATCHER_OVERLAP=0 -- " "-- --idle-spin-us 100000" "AKE_CUDA_SYNC=block -- "; do
         echo "## lone request (rate 20/s, 4 s): $v"
         # shellcheck disable=SC2086
         serve $v || continue
@@ -65,10 +66,10 @@ serve() { # serve ENV... -- ARGS...: starts the server, waits for /health
         build/akidb-embed loadgen --url http://127.0.0.1:$PORT --rate 20 --duration 4 --warmup 0
         snap >build/m1
         means build/m0 build/m1
-        if [ "$v" = "-- " ] || [ "$v" = "-- --idle-spin-us 100000" ]; then
-            for r in 5000 20000 30000; do
+        if [ "${v#AKE_CUDA_SYNC}" = "$v" ]; then
+            for r in 5000 20000 30000 40000; do
                 echo "### rate $r/s"
-                build/akidb-embed loadgen --url http://127.0.0.1:$PORT --rate $r --duration 4 --warmup 1 | tail -n 1
+                build/akidb-embed loadgen --url http://127.0.0.1:$PORT --rate $r --duration 4 --warmup 1 2>&1 | tail -n 2
             done
         fi
         kill "$sp"; wait "$sp"

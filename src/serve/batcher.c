@@ -424,7 +424,9 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
         r->cu[1] = warm;
         st = ake_engine_embed(r->engine, r->ids, r->cu, 1, r->out[0], err, errlen);
         if (st != AKE_OK) goto fail;
-        r->async = strncmp(ake_engine_device(r->engine), "cpu", 3) != 0;
+        /* AKE_BATCHER_OVERLAP=0: complete each batch before the next (to measure the overlap) */
+        const char *ov = getenv("AKE_BATCHER_OVERLAP");
+        r->async = strncmp(ake_engine_device(r->engine), "cpu", 3) != 0 && !(ov && !strcmp(ov, "0"));
     }
     for (int32_t i = 0; i < n_rep; i++) {
         replica *r = &b->rep[i];
