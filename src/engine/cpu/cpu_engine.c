@@ -188,27 +188,29 @@ static void linear_run(cpu_engine *e, const cpu_linear *l, const float *X, float
     dnnl_memory_destroy(dst);
 }
 
-/* x[t] = LN(x[t]) over d features, in place, for T rows. */
+/* xr = LN(xr) over d features, in place. The simd reductions let the compiler
+ * vectorize the sums (reassociating them), which plain C would forbid. */
+static inline void layernorm_row(float *xr, const float *g, const float *b, int32_t d, float eps) {
+    float sum = 0.0f, var = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int32_t c = 0; c < d; c++) sum += xr[c];
+    const float mean = sum / (float)d;
+#pragma omp simd reduction(+ : var)
+    for (int32_t c = 0; c < d; c++) var += (xr[c] - mean) * (xr[c] - mean);
+    const float rstd = 1.0f / sqrtf(var / (float)d + eps);
+#pragma omp simd
+    for (int32_t c = 0; c < d; c++) xr[c] = (xr[c] - mean) * rstd * g[c] + b[c];
+}
+
+/* x[t] = LN(x[t]) for T rows of d features. */
 static void layernorm_rows(float *x, const float *g, const float *b, int32_t T, int32_t d, float eps) {
 #pragma omp parallel for schedule(static)
-    for (int32_t t = 0; t < T; t++) {
-        float *xr = x + (size_t)t * d;
-        float sum = 0.0f;
-        for (int32_t c = 0; c < d; c++) sum += xr[c];
-        float mean = sum / (float)d, var = 0.0f;
-        for (int32_t c = 0; c < d; c++) {
-            float v = xr[c] - mean;
-            var += v * v;
-        }
-        float rstd = 1.0f / sqrtf(var / (float)d + eps);
-        for (int32_t c = 0; c < d; c++) xr[c] = (xr[c] - mean) * rstd * g[c] + b[c];
-    }
+    for (int32_t t = 0; t < T; t++) layernorm_row(x + (size_t)t * d, g, b, d, eps);
 }
 
 static void embed_tokens(const cpu_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n) {
     const ake_model_config *cfg = &e->base.model->cfg;
     const int32_t d = cfg->hidden;
-    const float eps = cfg->layer_norm_eps;
 #pragma omp parallel for schedule(static)
     for (int32_t s = 0; s < n; s++) {
         for (int32_t t = cu_seqlens[s]; t < cu_seqlens[s + 1]; t++) {
@@ -216,18 +218,8 @@ static void embed_tokens(const cpu_engine *e, const int32_t *ids, const int32_t 
             const float *p = e->pos + (size_t)(t - cu_seqlens[s]) * d;
             const float *ty = e->type; /* token type 0: single-sequence inputs */
             float *xr = e->x + (size_t)t * d;
-            float sum = 0.0f;
-            for (int32_t c = 0; c < d; c++) {
-                xr[c] = w[c] + p[c] + ty[c];
-                sum += xr[c];
-            }
-            float mean = sum / (float)d, var = 0.0f;
-            for (int32_t c = 0; c < d; c++) {
-                float v = xr[c] - mean;
-                var += v * v;
-            }
-            float rstd = 1.0f / sqrtf(var / (float)d + eps);
-            for (int32_t c = 0; c < d; c++) xr[c] = (xr[c] - mean) * rstd * e->emb_g[c] + e->emb_b[c];
+            for (int32_t c = 0; c < d; c++) xr[c] = w[c] + p[c] + ty[c];
+            layernorm_row(xr, e->emb_g, e->emb_b, d, cfg->layer_norm_eps);
         }
     }
 }
