@@ -4,8 +4,6 @@
 #include "test_util.h"
 
 #include <math.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "engine/engine.h"
 #include "model/model.h"
@@ -45,15 +43,6 @@ static float *add(tensors *ts, const char *name, int64_t rows, int64_t cols, flo
     return ts->data[i];
 }
 
-static void write_text(const char *dir, const char *name, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Writes the model folder and returns views of its weights (ts keeps the data). */
 static void make_model(const char *dir, const tiny_cfg *c, tensors *ts) {
     const int d = c->d, inter = INTER_MULT * d;
@@ -63,14 +52,14 @@ static void make_model(const char *dir, const tiny_cfg *c, tensors *ts) {
              "\"num_attention_heads\":%d,\"intermediate_size\":%d,\"max_position_embeddings\":%d,"
              "\"type_vocab_size\":2,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\"}",
              VOCAB, d, NLAYERS, c->heads, inter, MAXPOS);
-    write_text(dir, "config.json", buf);
+    test_put_file(dir, "config.json", buf);
     snprintf(buf, sizeof buf,
              "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
              "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"}%s]",
              c->normalize ? ",{\"idx\":2,\"name\":\"2\",\"path\":\"2_Normalize\","
                             "\"type\":\"sentence_transformers.models.Normalize\"}"
                           : "");
-    write_text(dir, "modules.json", buf);
+    test_put_file(dir, "modules.json", buf);
     snprintf(buf, sizeof buf, "%s/1_Pooling", dir);
     mkdir(buf, 0755);
     snprintf(buf, sizeof buf,
@@ -78,7 +67,7 @@ static void make_model(const char *dir, const tiny_cfg *c, tensors *ts) {
              "\"pooling_mode_max_tokens\":%s}",
              d, strcmp(c->pooling, "cls") ? "false" : "true", strcmp(c->pooling, "mean") ? "false" : "true",
              strcmp(c->pooling, "max") ? "false" : "true");
-    write_text(dir, "1_Pooling/config.json", buf);
+    test_put_file(dir, "1_Pooling/config.json", buf);
 
     ts->n = 0;
     add(ts, "embeddings.word_embeddings.weight", VOCAB, d, 0.5f, 0);
@@ -204,8 +193,7 @@ static void ref_embed(const tensors *ts, const tiny_cfg *c, const int32_t *ids, 
 }
 
 static void check_config(const tiny_cfg *c, uint64_t seed) {
-    char dir[] = "/tmp/ake-engine-ref-XXXXXX", err[512];
-    assert_non_null(mkdtemp(dir));
+    char *dir = test_tmp_dir(), err[512];
     rng_state = seed;
     tensors ts;
     make_model(dir, c, &ts);
@@ -238,9 +226,8 @@ static void check_config(const tiny_cfg *c, uint64_t seed) {
     ake_engine_free(e);
     ake_model_free(m);
     for (int i = 0; i < ts.n; i++) free(ts.data[i]);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    test_rm_rf(dir);
+    free(dir);
 }
 
 static void test_head32_mean_normalized(void **s) { (void)s; check_config(&(tiny_cfg){64, 2, "mean", true}, 1); }

@@ -4,7 +4,6 @@
  * load back with the configuration of their arch. */
 #include "test_util.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,31 +13,6 @@
 #include "model/synth.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
-
-static char *tmp_dir(void) {
-    char *d = strdup("/tmp/ake_model_XXXXXX");
-    assert_non_null(d);
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void put_file(const char *dir, const char *rel, const char *text) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, rel);
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot create %s", path);
-    fputs(text, f);
-    fclose(f);
-}
 
 static void del_file(const char *dir, const char *rel) {
     char path[512];
@@ -182,8 +156,8 @@ static void write_tiny_weights(const char *dir, const tiny_opts *o) {
 
 /* A fresh temp folder holding a valid tiny model with F32 weights and no sentence-transformers files. */
 static char *make_tiny(const tiny_opts *o) {
-    char *dir = tmp_dir();
-    put_file(dir, "config.json", tiny_config);
+    char *dir = test_tmp_dir();
+    test_put_file(dir, "config.json", tiny_config);
     tiny_opts d = o ? *o : (tiny_opts){0};
     if (!d.prefix) d.prefix = "";
     write_tiny_weights(dir, &d);
@@ -191,7 +165,7 @@ static char *make_tiny(const tiny_opts *o) {
 }
 
 static void drop(char *dir) {
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -262,11 +236,11 @@ static void test_tiny_defaults(void **state) {
     assert_true(fabsf(m->cfg.layer_norm_eps - 1e-5f) < 1e-10f);
     assert_int_equal(m->cfg.layers, TL);
     assert_int_equal(m->layer[1].ff1_w->shape[0], TF);
-    assert_memory_equal(m->name, "ake_model_", 10);
+    assert_string_equal(m->name, strrchr(dir, '/') + 1); /* the folder's last component */
     ake_model_free(m);
 
     /* Defaults for type_vocab_size, layer_norm_eps, hidden_act, position_embedding_type. */
-    put_file(dir, "config.json",
+    test_put_file(dir, "config.json",
              "{\"vocab_size\":10,\"hidden_size\":8,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
              "\"intermediate_size\":16,\"max_position_embeddings\":16}");
     m = expect_load_ok(dir);
@@ -279,7 +253,7 @@ static void test_tiny_defaults(void **state) {
     snprintf(slashed, sizeof slashed, "%s/", dir);
     m = expect_load_ok(slashed);
     assert_null(strchr(m->name, '/'));
-    assert_memory_equal(m->name, "ake_model_", 10);
+    assert_string_equal(m->name, strrchr(dir, '/') + 1); /* the folder's last component */
     ake_model_free(m);
     drop(dir);
 }
@@ -315,29 +289,29 @@ static void test_tiny_sentence_transformers(void **state) {
     char sub[512];
     snprintf(sub, sizeof sub, "%s/1_Pooling", dir);
     assert_int_equal(mkdir(sub, 0755), 0);
-    put_file(dir, "modules.json",
+    test_put_file(dir, "modules.json",
              "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
              "{\"idx\":1,\"name\":\"1\",\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
              "{\"idx\":2,\"name\":\"2\",\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.models.Normalize\"}]");
-    put_file(dir, "1_Pooling/config.json",
+    test_put_file(dir, "1_Pooling/config.json",
              "{\"word_embedding_dimension\":8,\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":false,"
              "\"pooling_mode_max_tokens\":false,\"pooling_mode_mean_sqrt_len_tokens\":false}");
-    put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":1000,\"do_lower_case\":false}");
+    test_put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":1000,\"do_lower_case\":false}");
     ake_model *m = expect_load_ok(dir);
     assert_int_equal(m->cfg.pooling, AKE_POOL_CLS);
     assert_true(m->cfg.normalize); /* the 2_Normalize folder does not exist: modules.json decides */
     assert_int_equal(m->cfg.max_seq_length, TP); /* clamped to max_position */
     ake_model_free(m);
 
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_max_tokens\":true}");
-    put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":12}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_max_tokens\":true}");
+    test_put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":12}");
     m = expect_load_ok(dir);
     assert_int_equal(m->cfg.pooling, AKE_POOL_MAX);
     assert_int_equal(m->cfg.max_seq_length, 12);
     ake_model_free(m);
 
     /* Pooling without Normalize. */
-    put_file(dir, "modules.json",
+    test_put_file(dir, "modules.json",
              "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
              "{\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"}]");
     m = expect_load_ok(dir);
@@ -346,7 +320,7 @@ static void test_tiny_sentence_transformers(void **state) {
 
     /* No modules.json: 1_Pooling/config.json still read, normalize false. */
     del_file(dir, "modules.json");
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_cls_token\":true}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_cls_token\":true}");
     m = expect_load_ok(dir);
     assert_int_equal(m->cfg.pooling, AKE_POOL_CLS);
     assert_false(m->cfg.normalize);
@@ -361,7 +335,7 @@ static void test_missing_files(void **state) {
     char *dir = make_tiny(NULL);
     del_file(dir, "model.safetensors");
     expect_load_fail(dir, AKE_ENOTFOUND, dir, "model.safetensors", NULL);
-    put_file(dir, "pytorch_model.bin", "x");
+    test_put_file(dir, "pytorch_model.bin", "x");
     expect_load_fail(dir, AKE_ENOTFOUND, "model.safetensors", "pytorch_model.bin", NULL);
     drop(dir);
 
@@ -371,8 +345,8 @@ static void test_missing_files(void **state) {
     drop(dir);
 
     expect_load_fail("/nonexistent/akidb-model", AKE_ENOTFOUND, "/nonexistent/akidb-model", NULL, NULL);
-    char *d2 = tmp_dir();
-    put_file(d2, "file", "x");
+    char *d2 = test_tmp_dir();
+    test_put_file(d2, "file", "x");
     char fp[512];
     snprintf(fp, sizeof fp, "%s/file", d2);
     expect_load_fail(fp, AKE_EINVAL, fp, "not a folder", NULL);
@@ -425,7 +399,7 @@ static void test_bad_configs(void **state) {
     for (size_t i = 0; i < sizeof cfg_cases / sizeof cfg_cases[0]; i++) {
         const cfg_case *c = &cfg_cases[i];
         print_message("case: %s\n", c->what);
-        put_file(dir, "config.json", c->config);
+        test_put_file(dir, "config.json", c->config);
         expect_load_fail(dir, c->want, "config.json", c->n1, c->n2);
     }
     drop(dir);
@@ -473,12 +447,12 @@ static void test_bad_tensors(void **state) {
 
     /* A config that disagrees with every tensor (vocab 11). */
     dir = make_tiny(NULL);
-    put_file(dir, "config.json",
+    test_put_file(dir, "config.json",
              "{\"vocab_size\":11,\"hidden_size\":8,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
              "\"intermediate_size\":16,\"max_position_embeddings\":16}");
     expect_load_fail(dir, AKE_EFORMAT, "'embeddings.word_embeddings.weight'", "[10, 8]", "[11, 8]");
     /* More layers in the config than in the file. */
-    put_file(dir, "config.json",
+    test_put_file(dir, "config.json",
              "{\"vocab_size\":10,\"hidden_size\":8,\"num_hidden_layers\":3,\"num_attention_heads\":2,"
              "\"intermediate_size\":16,\"max_position_embeddings\":16}");
     expect_load_fail(dir, AKE_ENOTFOUND, "'encoder.layer.2.attention.self.query.weight'", NULL, NULL);
@@ -486,9 +460,9 @@ static void test_bad_tensors(void **state) {
 
     /* A corrupt safetensors file is reported with its path. */
     dir = make_tiny(NULL);
-    put_file(dir, "model.safetensors", "garbage!garbage!"); /* reads as a ~2.4e18-byte header length */
+    test_put_file(dir, "model.safetensors", "garbage!garbage!"); /* reads as a ~2.4e18-byte header length */
     expect_load_fail(dir, AKE_ETOOLONG, "model.safetensors", dir, NULL);
-    put_file(dir, "model.safetensors", "short");
+    test_put_file(dir, "model.safetensors", "short");
     expect_load_fail(dir, AKE_EFORMAT, "model.safetensors", dir, "too short");
     drop(dir);
 }
@@ -503,43 +477,43 @@ static void test_bad_sentence_transformers(void **state) {
         "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
         "{\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
         "{\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.models.Normalize\"}]";
-    put_file(dir, "modules.json", modules);
+    test_put_file(dir, "modules.json", modules);
 
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":true}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_cls_token\":true,\"pooling_mode_mean_tokens\":true}");
     expect_load_fail(dir, AKE_EUNSUPPORTED, "1_Pooling/config.json", "pooling_mode_cls_token",
                      "pooling_mode_mean_tokens");
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_sqrt_len_tokens\":true}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_sqrt_len_tokens\":true}");
     expect_load_fail(dir, AKE_EUNSUPPORTED, "1_Pooling/config.json", "pooling_mode_mean_sqrt_len_tokens", NULL);
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":false}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":false}");
     expect_load_fail(dir, AKE_EFORMAT, "1_Pooling/config.json", "no pooling mode", NULL);
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":1}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":1}");
     expect_load_fail(dir, AKE_EFORMAT, "1_Pooling/config.json", "pooling_mode_mean_tokens", NULL);
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true,\"word_embedding_dimension\":9}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true,\"word_embedding_dimension\":9}");
     expect_load_fail(dir, AKE_EFORMAT, "1_Pooling/config.json", "word_embedding_dimension", NULL);
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true");
     expect_load_fail(dir, AKE_EFORMAT, "1_Pooling/config.json", "not valid JSON", NULL);
     del_file(dir, "1_Pooling/config.json");
     expect_load_fail(dir, AKE_ENOTFOUND, "1_Pooling/config.json", "modules.json", NULL);
-    put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true}");
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_mean_tokens\":true}");
 
-    put_file(dir, "modules.json",
+    test_put_file(dir, "modules.json",
              "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
              "{\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.models.Pooling\"},"
              "{\"path\":\"2_Dense\",\"type\":\"sentence_transformers.models.Dense\"}]");
     expect_load_fail(dir, AKE_EUNSUPPORTED, "modules.json", "'sentence_transformers.models.Dense'", NULL);
-    put_file(dir, "modules.json", "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"}]");
+    test_put_file(dir, "modules.json", "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"}]");
     expect_load_fail(dir, AKE_EUNSUPPORTED, "modules.json", "no Pooling", NULL);
-    put_file(dir, "modules.json", "[{\"path\":\"../x\",\"type\":\"sentence_transformers.models.Pooling\"}]");
+    test_put_file(dir, "modules.json", "[{\"path\":\"../x\",\"type\":\"sentence_transformers.models.Pooling\"}]");
     expect_load_fail(dir, AKE_EFORMAT, "modules.json", "path", NULL);
-    put_file(dir, "modules.json", "{\"a\":1}");
+    test_put_file(dir, "modules.json", "{\"a\":1}");
     expect_load_fail(dir, AKE_EFORMAT, "modules.json", "array", NULL);
-    put_file(dir, "modules.json", "[1]");
+    test_put_file(dir, "modules.json", "[1]");
     expect_load_fail(dir, AKE_EFORMAT, "modules.json", "module #0", NULL);
 
-    put_file(dir, "modules.json", modules);
-    put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":-5}");
+    test_put_file(dir, "modules.json", modules);
+    test_put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":-5}");
     expect_load_fail(dir, AKE_EFORMAT, "sentence_bert_config.json", "max_seq_length", NULL);
-    put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":null}");
+    test_put_file(dir, "sentence_bert_config.json", "{\"max_seq_length\":null}");
     ake_model *m = expect_load_ok(dir);
     assert_int_equal(m->cfg.max_seq_length, 0);
     ake_model_free(m);
@@ -621,7 +595,7 @@ static void test_synth_configs(void **state) {
     assert_int_equal(c.vocab_size, 30522);
     assert_int_equal(c.max_position, 512);
 
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     assert_int_equal(ake_model_synth("gpt-2", 1, test_model_dir(), dir, err, sizeof err), AKE_EINVAL);
     assert_non_null(strstr(err, "'gpt-2'"));
     assert_non_null(strstr(err, "minilm-l3"));
@@ -637,7 +611,7 @@ static void test_synth_configs(void **state) {
 
 static void test_synth_minilm_l3(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char out[512], out16[512], out16b[512], err[512];
     snprintf(out, sizeof out, "%s/a/b/minilm-l3", dir); /* parents created */
     snprintf(out16, sizeof out16, "%s/l3-f16", dir);
@@ -740,7 +714,7 @@ static void test_synth_minilm_l3(void **state) {
 
 static void test_synth_bge_small(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char out[512], err[512];
     snprintf(out, sizeof out, "%s/bge-small", dir);
     ake_model_synth_opts f16 = {.dtype = AKE_DT_F16};

@@ -4,7 +4,6 @@
 #include "test_util.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,15 +48,6 @@ static void expect_header_fail(const char *header, size_t data_len, ake_status w
     expect_parse_fail(b, len, want, n1, n2);
     free(b);
 }
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) { nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* ---- the real model ------------------------------------------------------------------- */
 
@@ -325,15 +315,9 @@ static void test_corrupted_bytes(void **state) {
 
 /* ---- writer --------------------------------------------------------------------------- */
 
-static char *tmp_dir(void) {
-    char *d = strdup("/tmp/ake_st_XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
 static void test_round_trip(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char path[256], err[512] = "";
     snprintf(path, sizeof path, "%s/rt.safetensors", dir);
 
@@ -394,7 +378,7 @@ static void test_round_trip(void **state) {
     assert_int_equal(ake_safetensors_count(st), 0);
     ake_safetensors_close(st);
 
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -408,7 +392,7 @@ static ake_status fill_ramp(void *ctx, int i, void *dst, size_t nbytes, char *er
 
 static void test_write_fill(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char path[256], err[512] = "";
     snprintf(path, sizeof path, "%s/fill.safetensors", dir);
     ake_tensor ts[] = {
@@ -424,13 +408,13 @@ static void test_write_fill(void **state) {
     assert_non_null(y);
     assert_int_equal(((const unsigned char *)y->data)[3], 16 + 3);
     ake_safetensors_close(st);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
 static void test_write_rejects(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char path[256], err[512] = "";
     snprintf(path, sizeof path, "%s/bad.safetensors", dir);
     float v[4] = {0};
@@ -470,7 +454,7 @@ static void test_write_rejects(void **state) {
     snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", dir);
     assert_int_equal(ake_safetensors_write(path, dup, 1, err, sizeof err), AKE_EIO);
     assert_non_null(strstr(err, "no/such/dir"));
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -485,7 +469,7 @@ static void write_bytes(const char *path, const void *b, size_t n) {
 
 static void test_open_errors(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char path[256], err[512] = "";
     ake_safetensors *st = (ake_safetensors *)0x1;
     snprintf(path, sizeof path, "%s/missing.safetensors", dir);
@@ -507,7 +491,7 @@ static void test_open_errors(void **state) {
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "past"));
     free(b);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 
@@ -515,7 +499,7 @@ static void test_open_errors(void **state) {
  * mapping; open() must still hand out 8-byte-aligned data. */
 static void test_open_unaligned_header(void **state) {
     (void)state;
-    char *dir = tmp_dir();
+    char *dir = test_tmp_dir();
     char path[256], err[512] = "";
     const char *hdr = "{" T("d", "F64", "[2]", "[0,16]") "}";
     assert_int_not_equal(strlen(hdr) % 8, 0);
@@ -536,7 +520,7 @@ static void test_open_unaligned_header(void **state) {
     ake_safetensors_close(st);
     free(full);
     free(b);
-    rm_rf(dir);
+    test_rm_rf(dir);
     free(dir);
 }
 

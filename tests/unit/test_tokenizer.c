@@ -184,38 +184,11 @@ static void encode_ok(const ake_tokenizer *tok, const char *s, int32_t max_token
     if (st) fail_msg("encode(\"%s\"): %s", s, err);
 }
 
-/* A fresh temporary folder; rm_dir removes it with its files (no subfolders). */
-static char *make_dir(void) {
-    char *d = strdup("/tmp/ake_tok_test_XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void rm_dir(char *d) {
-    static const char *const names[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"};
-    char p[4096];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", d, names[i]);
-        unlink(p);
-    }
-    assert_int_equal(rmdir(d), 0);
-    free(d);
-}
-
-static void write_file(const char *dir, const char *name, const char *data, size_t len) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 static void copy_model_file(const char *dir, const char *name) {
     size_t n = 0;
     char *data = test_read_file(model_file(name), &n);
     if (!data) fail_msg("cannot read %s", model_file(name));
-    write_file(dir, name, data, n);
+    test_write_file(dir, name, data, n);
     free(data);
 }
 
@@ -246,12 +219,13 @@ static void test_golden_added_tokens(void **state) {
     cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(g.head, "added_tokens"))
         cJSON_AddItemToArray(added, cJSON_Duplicate(a, true));
     char *text = cJSON_PrintUnformatted(spec);
-    char *dir = make_dir();
-    write_file(dir, "tokenizer.json", text, strlen(text));
+    char *dir = test_tmp_dir();
+    test_write_file(dir, "tokenizer.json", text, strlen(text));
     ake_tokenizer *tok = load_ok(dir);
     check_golden(tok, &g, GOLDEN_ADDED);
     ake_tokenizer_free(tok);
-    rm_dir(dir);
+    test_rm_rf(dir);
+    free(dir);
     free(text);
     cJSON_Delete(spec);
     golden_free(&g);
@@ -446,19 +420,20 @@ static void test_missing_folder(void **state) {
     assert_null(tok);
     assert_non_null(strstr(err, "/nonexistent/akidb-model"));
     /* a folder without tokenizer files */
-    char *dir = make_dir();
+    char *dir = test_tmp_dir();
     assert_int_equal(ake_tokenizer_load(dir, &tok, err, sizeof err), AKE_ENOTFOUND);
     assert_null(tok);
     assert_non_null(strstr(err, "tokenizer.json"));
     assert_non_null(strstr(err, "vocab.txt"));
-    rm_dir(dir);
+    test_rm_rf(dir);
+    free(dir);
     /* a file where the folder should be */
     assert_int_equal(ake_tokenizer_load(model_file("tokenizer.json"), &tok, err, sizeof err), AKE_ENOTFOUND);
     assert_int_equal(ake_tokenizer_load(NULL, &tok, err, sizeof err), AKE_EINVAL);
 }
 
 static void expect_bad_json(const char *dir, const char *json, ake_status want, const char *needle) {
-    write_file(dir, "tokenizer.json", json, strlen(json));
+    test_write_file(dir, "tokenizer.json", json, strlen(json));
     ake_tokenizer *tok = NULL;
     char err[512] = "";
     ake_status st = ake_tokenizer_load(dir, &tok, err, sizeof err);
@@ -469,7 +444,7 @@ static void expect_bad_json(const char *dir, const char *json, ake_status want, 
 
 static void test_corrupt_tokenizer_json(void **state) {
     (void)state;
-    char *dir = make_dir();
+    char *dir = test_tmp_dir();
     /* the real file cut in half */
     size_t n = 0;
     char *real = test_read_file(model_file("tokenizer.json"), &n);
@@ -513,7 +488,7 @@ static void test_corrupt_tokenizer_json(void **state) {
              "{%s, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": "
              "\"BertProcessing\", \"cls\": [\"[CLS]\", 7], \"sep\": [\"[SEP]\", 8]}}",
              wp);
-    write_file(dir, "tokenizer.json", buf, strlen(buf));
+    test_write_file(dir, "tokenizer.json", buf, strlen(buf));
     ake_tokenizer *tok = load_ok(dir);
     ake_tokens out = {0};
     encode_ok(tok, "a b c", 0, AKE_TRUNCATE_RIGHT, &out);
@@ -523,13 +498,14 @@ static void test_corrupt_tokenizer_json(void **state) {
     assert_int_equal(ake_tokenizer_pad_id(tok), -1);
     ake_tokens_release(&out);
     ake_tokenizer_free(tok);
-    rm_dir(dir);
+    test_rm_rf(dir);
+    free(dir);
 }
 
 /* vocab.txt + tokenizer_config.json + special_tokens_map.json must tokenize as tokenizer.json. */
 static void test_vocab_txt_fallback(void **state) {
     (void)state;
-    char *dir = make_dir();
+    char *dir = test_tmp_dir();
     copy_model_file(dir, "vocab.txt");
     copy_model_file(dir, "tokenizer_config.json");
     copy_model_file(dir, "special_tokens_map.json");
@@ -564,7 +540,7 @@ static void test_vocab_txt_fallback(void **state) {
 
     /* a vocab.txt without [MASK] and no config naming another: refused, naming the token */
     const char small[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n";
-    write_file(dir, "vocab.txt", small, sizeof small - 1);
+    test_write_file(dir, "vocab.txt", small, sizeof small - 1);
     ake_tokenizer *bad = NULL;
     char err[512] = "";
     assert_int_equal(ake_tokenizer_load(dir, &bad, err, sizeof err), AKE_EFORMAT);
@@ -573,7 +549,7 @@ static void test_vocab_txt_fallback(void **state) {
     /* ... unless tokenizer_config.json names the specials (lowercase off here) */
     const char cfg[] = "{\"do_lower_case\": false, \"unk_token\": \"[UNK]\", \"cls_token\": \"[CLS]\", "
                        "\"sep_token\": {\"content\": \"[SEP]\"}, \"pad_token\": \"[PAD]\"}";
-    write_file(dir, "tokenizer_config.json", cfg, sizeof cfg - 1);
+    test_write_file(dir, "tokenizer_config.json", cfg, sizeof cfg - 1);
     txt = load_ok(dir);
     encode_ok(txt, "hello Hello", 0, AKE_TRUNCATE_RIGHT, &a);
     int32_t want[] = {2, 4, 1, 3};
@@ -582,14 +558,15 @@ static void test_vocab_txt_fallback(void **state) {
     ake_tokenizer_free(txt);
     /* invalid UTF-8 in vocab.txt names the line */
     const char badtxt[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nh\xffllo\n";
-    write_file(dir, "vocab.txt", badtxt, sizeof badtxt - 1);
+    test_write_file(dir, "vocab.txt", badtxt, sizeof badtxt - 1);
     assert_int_equal(ake_tokenizer_load(dir, &bad, err, sizeof err), AKE_EFORMAT);
     assert_non_null(strstr(err, "line 5"));
 
     ake_tokens_release(&a);
     ake_tokens_release(&b);
     ake_tokenizer_free(json);
-    rm_dir(dir);
+    test_rm_rf(dir);
+    free(dir);
 }
 
 /* ---- threads ------------------------------------------------------------------------------ */

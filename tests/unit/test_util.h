@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Folder of the real default model (make test-unit sets AKE_MODEL_DIR). */
 static inline const char *test_model_dir(void) {
@@ -29,6 +32,39 @@ static inline char *test_read_file(const char *path, size_t *len_out) {
     fclose(f);
     if (buf) { buf[n] = 0; if (len_out) *len_out = (size_t)n; }
     return buf;
+}
+
+/* A fresh folder under /tmp (malloc'd path, caller frees); fails the test if it cannot. */
+static inline char *test_tmp_dir(void) {
+    char *d = strdup("/tmp/ake_test_XXXXXX");
+    assert_non_null(d);
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static inline int test_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* Removes dir with everything under it. */
+static inline void test_rm_rf(const char *dir) { nftw(dir, test_rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Writes len bytes to dir/rel (rel's folder must exist); fails the test if it cannot. */
+static inline void test_write_file(const char *dir, const char *rel, const void *data, size_t len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot create %s", path);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* test_write_file of a NUL-terminated text. */
+static inline void test_put_file(const char *dir, const char *rel, const char *text) {
+    test_write_file(dir, rel, text, strlen(text));
 }
 
 #endif
