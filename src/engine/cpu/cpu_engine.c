@@ -35,8 +35,8 @@ typedef struct {
 
 typedef enum { POST_NONE, POST_GELU, POST_ADD_TO_DST } cpu_post_op;
 
-/* FP32 weights of one layer. Pointers either alias the model's mmapped F32
- * tensors or point into the engine's owned `weights` arena. */
+/* One encoder layer: its four matmuls (weights owned by oneDNN) and its LayerNorm
+ * vectors, which alias the model's mmapped F32 tensors or point into the arena. */
 typedef struct {
     cpu_linear qkv;           /* [3d, d]: rows of Wq, Wk, Wv stacked; bias [3d] */
     cpu_linear out;           /* [d, d], adds into x (residual) */
@@ -49,10 +49,10 @@ typedef struct {
 typedef struct {
     ake_engine base;
     int32_t threads;
-    /* weights */
     dnnl_engine_t dnnl;        /* owned */
     dnnl_stream_t stream;      /* owned */
-    float *arena;              /* owned: converted / concatenated weights */
+    /* weights outside the matmuls */
+    float *arena;              /* owned: fused QKV biases and any non-F32 vector or embedding, as F32 */
     const float *word, *pos, *type, *emb_g, *emb_b; /* [vocab,d] [maxpos,d] [types,d] [d] [d] */
     cpu_layer *layer;          /* owned [layers] */
     /* activations, sized once for opts.max_tokens */
@@ -65,7 +65,7 @@ typedef struct {
     int32_t max_pos_padded;    /* max_position rounded up to 16 */
 } cpu_engine;
 
-/* Bytes of F32 needed to hold `t` converted (0 if it is F32 already and can be aliased). */
+/* Floats needed to hold `t` converted to F32 (0 if it is F32 already and can be aliased). */
 static size_t conv_floats(const ake_tensor *t) { return t->dtype == AKE_DT_F32 ? 0 : (size_t)t->numel; }
 
 /* Returns t's data as F32: the mapping itself when F32, else a converted copy
