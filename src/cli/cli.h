@@ -42,7 +42,8 @@ typedef struct {
 int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, char *err, size_t errlen);
 void ake_text_reader_release(ake_text_reader *r);
 
-/* Writes a JSON array of floats, each printed round-trip exact (%.9g), then '\n'. */
+/* Writes a JSON array of floats, each as printf's %.9g (round-trip exact; the server's
+ * ake_format_float, so CLI and HTTP print the same bytes), then '\n'. */
 void ake_write_float_array(FILE *f, const float *v, int32_t n);
 
 /* Prints "akidb-embed <cmd>: <message>" to stderr. */

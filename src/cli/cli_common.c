@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "serve/jsonw.h"
 
 void ake_cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -158,7 +159,11 @@ void ake_text_reader_release(ake_text_reader *r) {
 }
 
 void ake_write_float_array(FILE *f, const float *v, int32_t n) {
+    char num[40];
     fputc('[', f);
-    for (int32_t i = 0; i < n; i++) fprintf(f, i ? ",%.9g" : "%.9g", (double)v[i]);
+    for (int32_t i = 0; i < n; i++) {
+        if (i) fputc(',', f);
+        fwrite(num, 1, (size_t)ake_format_float(num, v[i]), f);
+    }
     fputs("]\n", f);
 }
