@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,41 +60,10 @@ struct ake_safetensors {
     st_meta *meta;    /* [n_meta] sorted by key; strings owned */
 };
 
-static const struct {
-    const char *name;
-    size_t size;
-} dtype_info[AKE_DT_COUNT] = {
-    [AKE_DT_F32] = {"F32", 4},         [AKE_DT_F16] = {"F16", 2},         [AKE_DT_BF16] = {"BF16", 2},
-    [AKE_DT_I8] = {"I8", 1},           [AKE_DT_U8] = {"U8", 1},           [AKE_DT_F8_E4M3] = {"F8_E4M3", 1},
-    [AKE_DT_F8_E5M2] = {"F8_E5M2", 1}, [AKE_DT_I16] = {"I16", 2},         [AKE_DT_I32] = {"I32", 4},
-    [AKE_DT_I64] = {"I64", 8},         [AKE_DT_F64] = {"F64", 8},         [AKE_DT_BOOL] = {"BOOL", 1},
-};
-
-const char *ake_dtype_name(ake_dtype dt) {
-    if ((int)dt < 0 || dt >= AKE_DT_COUNT) return "?";
-    return dtype_info[dt].name;
-}
-
-size_t ake_dtype_size(ake_dtype dt) {
-    if ((int)dt < 0 || dt >= AKE_DT_COUNT) return 0;
-    return dtype_info[dt].size;
-}
-
-int ake_dtype_parse(const char *s, ake_dtype *out) {
-    if (!s) return -1;
-    for (int i = 0; i < AKE_DT_COUNT; i++) {
-        if (strcasecmp(s, dtype_info[i].name) == 0) {
-            if (out) *out = (ake_dtype)i;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Exact, case-sensitive: the header spelling is part of the format. */
 static int dtype_from_header(const char *s, ake_dtype *out) {
     for (int i = 0; i < AKE_DT_COUNT; i++) {
-        if (strcmp(s, dtype_info[i].name) == 0) {
+        if (strcmp(s, ake_dtype_name((ake_dtype)i)) == 0) {
             *out = (ake_dtype)i;
             return 0;
         }
@@ -256,7 +224,7 @@ static ake_status parse_entry(const char *L, const cJSON *e, uint64_t data_len, 
         t->shape[k] = (int64_t)v;
         if (!overflow && __builtin_mul_overflow(numel, v, &numel)) overflow = true;
     }
-    size_t esz = dtype_info[t->dtype].size;
+    size_t esz = ake_dtype_size(t->dtype);
     uint64_t nbytes = 0;
     if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)esz, &nbytes)) {
         char sb[256];
@@ -287,7 +255,7 @@ static ake_status parse_entry(const char *L, const cJSON *e, uint64_t data_len, 
                         "%s: tensor '%s' has data_offsets [%llu, %llu] spanning %llu bytes, but dtype %s and shape %s "
                         "need %llu bytes.",
                         L, name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)(en - b),
-                        dtype_info[t->dtype].name, shape_str(sb, sizeof sb, ndim, t->shape), (unsigned long long)nbytes);
+                        ake_dtype_name(t->dtype), shape_str(sb, sizeof sb, ndim, t->shape), (unsigned long long)nbytes);
     }
     t->nbytes = (size_t)nbytes;
     *begin_out = b;
@@ -665,7 +633,7 @@ static ake_status check_write_tensor(const char *path, const ake_tensor *t, int 
             return ake_errf(err, errlen, AKE_EINVAL, "writing %s: tensor '%s' has a shape whose size overflows.",
                             path, t->name);
     }
-    if (__builtin_mul_overflow(n, (uint64_t)dtype_info[t->dtype].size, &n))
+    if (__builtin_mul_overflow(n, (uint64_t)ake_dtype_size(t->dtype), &n))
         return ake_errf(err, errlen, AKE_EINVAL, "writing %s: tensor '%s' has a shape whose size overflows.", path,
                         t->name);
     if (n != (uint64_t)t->nbytes)
@@ -709,7 +677,7 @@ static ake_status write_impl(const char *path, const ake_tensor *tensors, int n,
         if (i) sb_str(&hb, ",");
         sb_json_str(&hb, t->name);
         sb_str(&hb, ":{\"dtype\":\"");
-        sb_str(&hb, dtype_info[t->dtype].name);
+        sb_str(&hb, ake_dtype_name(t->dtype));
         sb_str(&hb, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             if (d) sb_str(&hb, ",");

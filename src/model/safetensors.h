@@ -12,27 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dtype.h"
 #include "base/status.h"
 
-typedef enum {
-    AKE_DT_F32 = 0,
-    AKE_DT_F16,
-    AKE_DT_BF16,
-    AKE_DT_I8,
-    AKE_DT_U8,
-    AKE_DT_F8_E4M3,
-    AKE_DT_F8_E5M2,
-    AKE_DT_I16,
-    AKE_DT_I32,
-    AKE_DT_I64,
-    AKE_DT_F64,
-    AKE_DT_BOOL,
-    AKE_DT_COUNT
-} ake_dtype;
-
-/* "F32", "F16", ... as spelled in safetensors headers. */
-const char *ake_dtype_name(ake_dtype dt);
-size_t ake_dtype_size(ake_dtype dt);
 
 #define AKE_MAX_DIMS 8
 
@@ -79,10 +61,6 @@ const char *ake_safetensors_label(const ake_safetensors *st);
  * The string is owned by the ake_safetensors. */
 const char *ake_safetensors_metadata(const ake_safetensors *st, const char *key);
 
-/* Case-insensitive dtype lookup ("f16" and "F16" both give AKE_DT_F16), for
- * command-line switches. Returns 0 and sets *out, or -1 for an unknown name.
- * (Header parsing itself is case-sensitive, as the format requires.) */
-int ake_dtype_parse(const char *s, ake_dtype *out);
 
 /* Writes tensors to `path` in safetensors format (used by `synth` and tests).
  * For each tensor the writer reads name, dtype, ndim, shape, data and nbytes;
