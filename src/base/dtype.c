@@ -33,3 +33,35 @@ int ake_dtype_parse(const char *s, ake_dtype *out) {
     return -1;
 }
 
+
+void ake_quantize_rows(const float *x, int64_t rows, int64_t cols, ake_dtype qdt, void *codes, float *scales) {
+    const float qmax = qdt == AKE_DT_I8 ? AKE_I8_QMAX : AKE_E4M3_QMAX;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float amax = 0.0f;
+        for (int64_t c = 0; c < cols; c++) amax = fmaxf(amax, fabsf(xr[c]));
+        const float s = amax > 0.0f ? amax / qmax : 1.0f;
+        scales[r] = s;
+        if (qdt == AKE_DT_I8) {
+            int8_t *q = (int8_t *)codes + r * cols;
+            for (int64_t c = 0; c < cols; c++) q[c] = ake_f32_to_i8(xr[c] / s);
+        } else {
+            uint8_t *q = (uint8_t *)codes + r * cols;
+            for (int64_t c = 0; c < cols; c++) q[c] = ake_f32_to_e4m3(xr[c] / s);
+        }
+    }
+}
+
+void ake_dequantize_rows(const void *codes, ake_dtype qdt, const float *scales, int64_t rows, int64_t cols,
+                         float *out) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *o = out + r * cols;
+        if (qdt == AKE_DT_I8) {
+            const int8_t *q = (const int8_t *)codes + r * cols;
+            for (int64_t c = 0; c < cols; c++) o[c] = (float)q[c] * scales[r];
+        } else {
+            const uint8_t *q = (const uint8_t *)codes + r * cols;
+            for (int64_t c = 0; c < cols; c++) o[c] = ake_e4m3_to_f32(q[c]) * scales[r];
+        }
+    }
+}

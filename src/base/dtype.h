@@ -71,4 +71,13 @@ static inline float ake_e4m3_to_f32(uint8_t b) {
     return b & 0x80 ? -a : a;
 }
 
+/* Row-wise symmetric quantization, the layout of quantized folders (src/model/model.h):
+ * codes[r, c] = q(x[r, c] / scales[r]) with scales[r] = absmax(row r) / qmax (1 for an
+ * all-zero row, so that every scale is > 0). x [rows, cols] fp32; codes [rows, cols] of
+ * qdt (AKE_DT_I8 or AKE_DT_F8_E4M3); scales [rows]. */
+void ake_quantize_rows(const float *x, int64_t rows, int64_t cols, ake_dtype qdt, void *codes, float *scales);
+/* out[r, c] = value(codes[r, c]) * scales[r]: the inverse, for engines that compute in float. */
+void ake_dequantize_rows(const void *codes, ake_dtype qdt, const float *scales, int64_t rows, int64_t cols,
+                         float *out);
+
 #endif

@@ -21,6 +21,8 @@ int ake_cmd_synth(int argc, char **argv);
 int ake_cmd_bench(int argc, char **argv);
 int ake_cmd_serve(int argc, char **argv);
 int ake_cmd_loadgen(int argc, char **argv);
+int ake_cmd_validate(int argc, char **argv);
+int ake_cmd_quantize(int argc, char **argv);
 
 /* Parses a positive int flag value; prints an error naming the flag and returns false if bad. */
 bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, int32_t *out);
@@ -41,6 +43,18 @@ typedef struct {
  * success, 0 at end of input, -1 on a malformed jsonl line (message in err). */
 int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, char *err, size_t errlen);
 void ake_text_reader_release(ake_text_reader *r);
+
+/* A text file read whole: one text per line (or per JSON string literal with jsonl). */
+typedef struct {
+    int32_t n;
+    char **text;   /* owned [n], NUL-terminated (a text may hold U+0000 with jsonl: use len) */
+    size_t *len;   /* owned [n] */
+} ake_texts;
+
+/* Reads at most `limit` texts (<= 0: all) of `path`; on failure prints "akidb-embed <cmd>:
+ * ..." naming the file and line, and returns 1 (0 on success). Release with ake_texts_release. */
+int ake_cli_read_texts(const char *cmd, const char *path, bool jsonl, int32_t limit, ake_texts *out);
+void ake_texts_release(ake_texts *t);
 
 /* Writes a JSON array of floats, each as printf's %.9g (round-trip exact; the server's
  * ake_format_float, so CLI and HTTP print the same bytes), then '\n'. */

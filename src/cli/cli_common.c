@@ -167,3 +167,54 @@ void ake_write_float_array(FILE *f, const float *v, int32_t n) {
     }
     fputs("]\n", f);
 }
+
+int ake_cli_read_texts(const char *cmd, const char *path, bool jsonl, int32_t limit, ake_texts *out) {
+    memset(out, 0, sizeof *out);
+    ake_text_reader r = {.jsonl = jsonl};
+    if (!(r.f = fopen(path, "rb"))) {
+        ake_cli_error(cmd, "cannot open '%s': %s", path, strerror(errno));
+        return 1;
+    }
+    char err[256];
+    const char *text;
+    size_t len, cap = 0;
+    int got, rc = 0;
+    while ((limit <= 0 || out->n < limit) && (got = ake_text_reader_next(&r, &text, &len, err, sizeof err)) != 0) {
+        if (got < 0) {
+            ake_cli_error(cmd, "%s line %lld: %s", path, (long long)r.line_no, err);
+            rc = 1;
+            break;
+        }
+        if ((size_t)out->n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            char **t = realloc(out->text, cap * sizeof *t);
+            size_t *l = t ? realloc(out->len, cap * sizeof *l) : NULL;
+            if (t) out->text = t;
+            if (l) out->len = l;
+            if (!t || !l) {
+                ake_cli_error(cmd, "out of memory reading '%s'", path);
+                rc = 1;
+                break;
+            }
+        }
+        if (!(out->text[out->n] = malloc(len + 1))) {
+            ake_cli_error(cmd, "out of memory reading '%s'", path);
+            rc = 1;
+            break;
+        }
+        memcpy(out->text[out->n], text, len);
+        out->text[out->n][len] = 0;
+        out->len[out->n++] = len;
+    }
+    fclose(r.f);
+    ake_text_reader_release(&r);
+    if (rc) ake_texts_release(out);
+    return rc;
+}
+
+void ake_texts_release(ake_texts *t) {
+    for (int32_t i = 0; i < t->n; i++) free(t->text[i]);
+    free(t->text);
+    free(t->len);
+    memset(t, 0, sizeof *t);
+}

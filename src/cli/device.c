@@ -5,7 +5,7 @@
 
 bool ake_cli_parse_precision(const char *cmd, const char *s, ake_precision *out) {
     if (ake_precision_parse(s, out) == 0) return true;
-    fprintf(stderr, "akidb-embed %s: --dtype expects fp32, fp16 or bf16, got '%s'\n", cmd, s);
+    fprintf(stderr, "akidb-embed %s: --dtype expects fp32, fp16, bf16, int8 or fp8, got '%s'\n", cmd, s);
     return false;
 }
 

@@ -8,7 +8,8 @@
 
 #define AKE_CLI_DEVICE_HELP                                                                      \
     "  --device D        cpu (default), cuda:N, or auto (the first GPU if one is visible, else the CPU)\n" \
-    "  --dtype P         fp32 (the CPU's only precision), fp16 (CUDA default) or bf16\n"
+    "  --dtype P         fp32 (CPU default), fp16 (CUDA default), bf16 (CUDA), int8 (W8A8: dynamic\n"                 \
+    "                    quantization of a float model, or a quantized folder's own scales)\n"
 
 /* Parses a --dtype value into *out; prints an error naming the flag and returns false if bad. */
 bool ake_cli_parse_precision(const char *cmd, const char *s, ake_precision *out);

@@ -16,6 +16,8 @@ static const char usage[] =
     "  tokenize   print the token ids of each text as a JSON array\n"
     "  bench      time the engine alone over a (batch x seq) grid\n"
     "  synth      write a random-weight model folder of a known architecture\n"
+    "  quantize   write an INT8 or FP8 copy of a model folder, calibrated on real text and gated\n"
+    "  validate   compare a model's embeddings with a reference model's (cosine, recall@10, gate)\n"
     "  version    print the version\n";
 
 int main(int argc, char **argv) {
@@ -30,6 +32,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return ake_cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return ake_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "synth")) return ake_cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "validate")) return ake_cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         puts("akidb-embed " AKE_VERSION);
         return 0;

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *ake_precision_name(ake_precision p) {
@@ -10,15 +11,17 @@ const char *ake_precision_name(ake_precision p) {
     case AKE_PREC_FP32: return "fp32";
     case AKE_PREC_FP16: return "fp16";
     case AKE_PREC_BF16: return "bf16";
+    case AKE_PREC_INT8: return "int8";
+    case AKE_PREC_FP8: return "fp8";
     default: return "default";
     }
 }
 
 int ake_precision_parse(const char *s, ake_precision *out) {
     static const struct { const char *name; ake_precision p; } names[] = {
-        {"fp32", AKE_PREC_FP32}, {"f32", AKE_PREC_FP32}, {"float32", AKE_PREC_FP32},
-        {"fp16", AKE_PREC_FP16}, {"f16", AKE_PREC_FP16}, {"float16", AKE_PREC_FP16},
-        {"bf16", AKE_PREC_BF16}, {"bfloat16", AKE_PREC_BF16}};
+        {"fp32", AKE_PREC_FP32}, {"f32", AKE_PREC_FP32},  {"float32", AKE_PREC_FP32},  {"fp16", AKE_PREC_FP16},
+        {"f16", AKE_PREC_FP16},  {"float16", AKE_PREC_FP16}, {"bf16", AKE_PREC_BF16}, {"bfloat16", AKE_PREC_BF16},
+        {"int8", AKE_PREC_INT8}, {"i8", AKE_PREC_INT8},   {"fp8", AKE_PREC_FP8},      {"fp8_e4m3", AKE_PREC_FP8}};
     for (size_t i = 0; s && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i].name) == 0) {
             *out = names[i].p;
@@ -46,6 +49,30 @@ static bool is_cuda_device(const char *device) {
     return true;
 }
 
+ake_status ake_engine_caps_query(const char *device, ake_engine_caps *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    if (device && strcmp(device, "cpu") == 0) return ake_cpu_engine_caps(out, err, errlen);
+    if (!device || !is_cuda_device(device))
+        return ake_errf(err, errlen, AKE_EINVAL, "unknown device '%s' (expected cpu, cuda:N or auto)",
+                        device ? device : "(null)");
+#ifdef AKE_HAVE_CUDA
+    return ake_cuda_engine_caps(device[4] == ':' ? atoi(device + 5) : 0, out, err, errlen);
+#else
+    return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                    "device '%s': this build has no CUDA backend (built with CUDA=0 or without nvcc)", device);
+#endif
+}
+
+/* "fp32, int8" for the bits of caps->precisions. */
+static const char *precision_list(const ake_engine_caps *caps, char *buf, size_t len) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int p = AKE_PREC_FP32; p < AKE_PREC_COUNT; p++)
+        if (caps->precisions & (1u << p))
+            o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s", o ? ", " : "", ake_precision_name(p));
+    return buf;
+}
+
 ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                              size_t errlen) {
     *out = NULL;
@@ -54,36 +81,40 @@ ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts
     if (!opts || opts->max_tokens <= 0 || opts->max_batch <= 0)
         return ake_errf(err, errlen, AKE_EINVAL, "engine limits must be positive (max_tokens, max_batch)");
     ake_engine_opts o = *opts;
-    /* auto: the first GPU when one is visible, else the CPU, which computes in fp32
-     * whatever was asked (callers say so to the user: ake_engine_device tells). */
-    if (strcmp(device, "auto") == 0) {
-        device = ake_engine_cuda_devices() > 0 ? "cuda:0" : "cpu";
-        if (strcmp(device, "cpu") == 0) o.precision = AKE_PREC_FP32;
-    }
-    if (o.precision < AKE_PREC_DEFAULT || o.precision > AKE_PREC_BF16)
+    if (o.precision < AKE_PREC_DEFAULT || o.precision >= AKE_PREC_COUNT)
         return ake_errf(err, errlen, AKE_EINVAL, "unknown precision %d", (int)o.precision);
-    ake_status st;
+    /* auto: the first GPU when one is visible, else the CPU, which computes in fp32 when
+     * asked for a GPU-only precision (callers say so to the user: ake_engine_device tells). */
+    bool fallback = false;
+    if (strcmp(device, "auto") == 0) {
+        fallback = ake_engine_cuda_devices() == 0;
+        device = fallback ? "cpu" : "cuda:0";
+    }
+    ake_engine_caps caps;
+    ake_status st = ake_engine_caps_query(device, &caps, err, errlen);
+    if (st != AKE_OK) return st;
+    /* a quantized folder runs in its own 8-bit type where the device has it */
+    const ake_precision own = model->qdtype == AKE_DT_I8 ? AKE_PREC_INT8 : AKE_PREC_FP8;
+    if (o.precision == AKE_PREC_DEFAULT && model->qdtype != AKE_DT_F32 && (caps.precisions & (1u << own)))
+        o.precision = own;
+    if (o.precision == AKE_PREC_DEFAULT) o.precision = caps.default_precision;
+    if (!(caps.precisions & (1u << o.precision))) {
+        if (!fallback) {
+            char list[64];
+            return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device '%s' (%s) computes in %s, not %s", device,
+                            caps.hardware, precision_list(&caps, list, sizeof list), ake_precision_name(o.precision));
+        }
+        o.precision = caps.default_precision;
+    }
+    o.device = device;
     if (strcmp(device, "cpu") == 0) {
-        if (o.precision == AKE_PREC_DEFAULT) o.precision = AKE_PREC_FP32;
-        if (o.precision != AKE_PREC_FP32)
-            return ake_errf(err, errlen, AKE_EUNSUPPORTED,
-                            "the CPU engine computes in fp32 only (asked for %s); use --device cuda:N for fp16/bf16",
-                            ake_precision_name(o.precision));
         st = ake_cpu_engine_create(model, &o, out, err, errlen);
-    } else if (is_cuda_device(device)) {
-        if (o.precision == AKE_PREC_DEFAULT) o.precision = AKE_PREC_FP16;
-        if (o.precision == AKE_PREC_FP32)
-            return ake_errf(err, errlen, AKE_EUNSUPPORTED,
-                            "device '%s': the CUDA engine computes in fp16 or bf16 (asked for fp32)", device);
+    } else {
 #ifdef AKE_HAVE_CUDA
-        o.device = device;
         st = ake_cuda_engine_create(model, &o, out, err, errlen);
 #else
-        return ake_errf(err, errlen, AKE_EUNSUPPORTED,
-                        "device '%s': this build has no CUDA backend (built with CUDA=0 or without nvcc)", device);
+        st = AKE_EUNSUPPORTED; /* unreachable: the capability query refused the device */
 #endif
-    } else {
-        return ake_errf(err, errlen, AKE_EINVAL, "unknown device '%s' (expected cpu, cuda:N or auto)", device);
     }
     if (st != AKE_OK) return st;
     ake_engine *e = *out;

@@ -16,9 +16,23 @@
 typedef struct ake_engine ake_engine;
 
 /* Arithmetic precision of the forward pass. DEFAULT is the backend's own: fp32 on
- * the CPU (the only one it has), fp16 on CUDA (which has fp16 and bf16: weights are
- * converted once at creation, LayerNorm, softmax and accumulations stay in fp32). */
-typedef enum { AKE_PREC_DEFAULT = 0, AKE_PREC_FP32, AKE_PREC_FP16, AKE_PREC_BF16 } ake_precision;
+ * the CPU, fp16 on CUDA (weights are converted once at creation; LayerNorm, softmax and
+ * accumulations stay in fp32).
+ * INT8 and FP8 (E4M3) are W8A8: the four linear layers of every encoder block multiply
+ * 8-bit weights (a scale per output channel) by 8-bit activations (a scale per token,
+ * computed at run time, or one static scale per layer input when the model folder carries
+ * calibrated `input_scale` tensors); attention, LayerNorm, GELU and pooling stay in the
+ * backend's float precision (CPU fp32, CUDA fp16). A float model is quantized at creation
+ * (dynamic quantization); a quantized folder (src/model/model.h) brings its own codes. */
+typedef enum {
+    AKE_PREC_DEFAULT = 0,
+    AKE_PREC_FP32,
+    AKE_PREC_FP16,
+    AKE_PREC_BF16,
+    AKE_PREC_INT8,
+    AKE_PREC_FP8,
+    AKE_PREC_COUNT
+} ake_precision;
 
 typedef struct {
     const char *device;  /* "cpu" (default when NULL), "cuda" / "cuda:N", or "auto":
@@ -29,10 +43,25 @@ typedef struct {
     ake_precision precision; /* AKE_PREC_DEFAULT (the zero value) = the backend's own */
 } ake_engine_opts;
 
-/* "fp32", "fp16", "bf16" ("default" for AKE_PREC_DEFAULT). Static strings. */
+/* "fp32", "fp16", "bf16", "int8", "fp8" ("default" for AKE_PREC_DEFAULT). Static strings. */
 const char *ake_precision_name(ake_precision p);
-/* Parses fp32|fp16|bf16 (also f32, f16, float16, bfloat16). 0 on success, -1 otherwise. */
+/* Parses fp32|fp16|bf16|int8|fp8 (also f32, f16, float16, bfloat16, i8, fp8_e4m3).
+ * 0 on success, -1 otherwise. */
 int ake_precision_parse(const char *s, ake_precision *out);
+
+/* What a device can run, asked before creating an engine (callers never test device
+ * names). precisions: bit (1 << p) set for each ake_precision p the backend computes in;
+ * default_precision: what AKE_PREC_DEFAULT resolves to there. */
+typedef struct {
+    unsigned precisions;
+    ake_precision default_precision;
+    char hardware[128]; /* "cpu (AVX2, oneDNN 2.6)", "NVIDIA H200 (compute capability 9.0)" */
+} ake_engine_caps;
+
+/* Fills *out for device "cpu", "cuda" / "cuda:N" (not "auto"). AKE_EINVAL for a malformed
+ * device, AKE_EUNSUPPORTED when it is absent (no CUDA in this build, no such GPU), with
+ * err saying why. */
+ake_status ake_engine_caps_query(const char *device, ake_engine_caps *out, char *err, size_t errlen);
 
 /* Number of CUDA GPUs this build can use now: 0 when built without CUDA or when no
  * driver or GPU is present. Never fails. */

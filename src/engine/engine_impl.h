@@ -25,11 +25,15 @@ struct ake_engine {
     int32_t inflight;         /* submitted calls not yet waited for (engine.c keeps it) */
 };
 
+/* Capability queries behind ake_engine_caps_query (out is zeroed by the caller). */
+ake_status ake_cpu_engine_caps(ake_engine_caps *out, char *err, size_t errlen);
+ake_status ake_cuda_engine_caps(int device_index, ake_engine_caps *out, char *err, size_t errlen);
+
 ake_status ake_cpu_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                                  size_t errlen);
 
 /* src/engine/cuda/ (built when the Makefile finds nvcc; AKE_HAVE_CUDA is then defined).
- * opts->device is "cuda" or "cuda:N"; opts->precision is FP16 or BF16 (resolved). */
+ * opts->device is "cuda" or "cuda:N"; opts->precision is one its caps list (resolved). */
 ake_status ake_cuda_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                                   size_t errlen);
 int ake_cuda_device_count(void);

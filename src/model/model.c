@@ -352,8 +352,11 @@ typedef struct {
     size_t errlen;
 } wctx;
 
-/* Finds prefix+name and checks its shape (d1 < 0 for 1-D) and dtype. */
-static ake_status need(wctx *w, const char *name, int64_t d0, int64_t d1, const ake_tensor **out) {
+enum { KIND_FLOAT = 1, KIND_Q8 = 2 }; /* dtypes a tensor may have: F32/F16/BF16, I8/F8_E4M3 */
+
+/* Finds prefix+name and checks its shape (d1 < 0 for 1-D) and that its dtype is of `kinds`. */
+static ake_status need_as(wctx *w, const char *name, int64_t d0, int64_t d1, unsigned kinds,
+                          const ake_tensor **out) {
     char full[256];
     snprintf(full, sizeof full, "%s%s", w->prefix, name);
     const ake_tensor *t = ake_safetensors_find(w->m->st, full);
@@ -374,15 +377,112 @@ static ake_status need(wctx *w, const char *name, int64_t d0, int64_t d1, const 
                         "model.safetensors in %s: tensor '%s' has shape %s, but config.json implies %s.", w->m->dir,
                         full, found, want);
     }
-    if (t->dtype != AKE_DT_F32 && t->dtype != AKE_DT_F16 && t->dtype != AKE_DT_BF16)
-        return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
-                        "model.safetensors in %s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16.",
-                        w->m->dir, full, ake_dtype_name(t->dtype));
+    const bool is_float = t->dtype == AKE_DT_F32 || t->dtype == AKE_DT_F16 || t->dtype == AKE_DT_BF16;
+    const bool is_q8 = t->dtype == AKE_DT_I8 || t->dtype == AKE_DT_F8_E4M3;
+    if (!((kinds & KIND_FLOAT) && is_float) && !((kinds & KIND_Q8) && is_q8))
+        return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED, "model.safetensors in %s: tensor '%s' has dtype %s; %s.",
+                        w->m->dir, full, ake_dtype_name(t->dtype),
+                        kinds & KIND_Q8 ? "this weight must be F32, F16, BF16, or I8 / F8_E4M3 with a weight_scale"
+                                        : "this tensor must be F32, F16 or BF16");
+    if (is_q8) {
+        if (w->m->qdtype != AKE_DT_F32 && w->m->qdtype != t->dtype)
+            return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                            "model.safetensors in %s: tensor '%s' is %s but earlier 8-bit weights are %s; a folder "
+                            "holds one 8-bit type.",
+                            w->m->dir, full, ake_dtype_name(t->dtype), ake_dtype_name(w->m->qdtype));
+        w->m->qdtype = t->dtype;
+    }
     if ((uintptr_t)t->data % ake_dtype_size(t->dtype) != 0)
         return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
                         "model.safetensors in %s: tensor '%s' is not aligned to its %zu-byte element size in the file.",
                         w->m->dir, full, ake_dtype_size(t->dtype));
     *out = t;
+    return AKE_OK;
+}
+
+static ake_status need(wctx *w, const char *name, int64_t d0, int64_t d1, const ake_tensor **out) {
+    return need_as(w, name, d0, d1, KIND_FLOAT, out);
+}
+
+/* A scale tensor of n F32 values, each finite and > 0 (a zero scale would divide by zero
+ * when quantizing, a negative one flip signs, NaN poison every vector). */
+static ake_status need_scales(wctx *w, const char *name, int64_t n, const ake_tensor **out) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", w->prefix, name);
+    const ake_tensor *t = ake_safetensors_find(w->m->st, full);
+    if (!t)
+        return ake_errf(w->err, w->errlen, AKE_EFORMAT, "model.safetensors in %s: 8-bit weights need the scale tensor "
+                        "'%s', which is missing.", w->m->dir, full);
+    if (t->dtype != AKE_DT_F32 || t->ndim != 1 || t->shape[0] != n)
+        return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                        "model.safetensors in %s: scale tensor '%s' must be F32 of shape [%lld] (it is %s of %d "
+                        "dimensions, first %lld).",
+                        w->m->dir, full, (long long)n, ake_dtype_name(t->dtype), t->ndim,
+                        (long long)(t->ndim ? t->shape[0] : 0));
+    if ((uintptr_t)t->data % 4 != 0)
+        return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
+                        "model.safetensors in %s: tensor '%s' is not aligned to 4 bytes in the file.", w->m->dir, full);
+    const float *v = (const float *)t->data;
+    for (int64_t i = 0; i < n; i++)
+        if (!(isfinite(v[i]) && v[i] > 0.0f))
+            return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                            "model.safetensors in %s: scale tensor '%s' holds %g at index %lld; scales must be "
+                            "finite and greater than 0.",
+                            w->m->dir, full, (double)v[i], (long long)i);
+    *out = t;
+    return AKE_OK;
+}
+
+/* The linear layer `base` (e.g. "encoder.layer.0.intermediate.dense") of shape [out, in]:
+ * weight and bias, and for 8-bit weights their weight_scale and optional input_scale. */
+static ake_status need_linear(wctx *w, const char *base, int64_t out, int64_t in, ake_linear_weights *lw) {
+    char n[200], probe[256];
+    ake_status rc;
+    snprintf(n, sizeof n, "%s.weight", base);
+    if ((rc = need_as(w, n, out, in, KIND_FLOAT | KIND_Q8, &lw->w))) return rc;
+    snprintf(n, sizeof n, "%s.bias", base);
+    if ((rc = need(w, n, out, -1, &lw->b))) return rc;
+    const bool q8 = lw->w->dtype == AKE_DT_I8 || lw->w->dtype == AKE_DT_F8_E4M3;
+    lw->scale = lw->in_scale = NULL;
+    if (!q8) {
+        static const char *const extra[] = {"weight_scale", "input_scale"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(probe, sizeof probe, "%s%s.%s", w->prefix, base, extra[i]);
+            if (ake_safetensors_find(w->m->st, probe))
+                return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                                "model.safetensors in %s: '%s' stands beside a %s weight; scales belong to 8-bit "
+                                "weights only.",
+                                w->m->dir, probe, ake_dtype_name(lw->w->dtype));
+        }
+        return AKE_OK;
+    }
+    snprintf(n, sizeof n, "%s.weight_scale", base);
+    if ((rc = need_scales(w, n, out, &lw->scale))) return rc;
+    snprintf(n, sizeof n, "%s.input_scale", base);
+    snprintf(probe, sizeof probe, "%s%s", w->prefix, n);
+    if (ake_safetensors_find(w->m->st, probe) && (rc = need_scales(w, n, 1, &lw->in_scale))) return rc;
+    return AKE_OK;
+}
+
+/* q, k and v are fused into one GEMM by the engines: one dtype, one input scale. And
+ * static activation scales are all or nothing over the folder's 8-bit linears. */
+static ake_status check_layer_quant(wctx *w, int layer, const ake_layer_weights *L, int *n_q8, int *n_static) {
+    const ake_linear_weights *qkv[3] = {&L->q, &L->k, &L->v};
+    for (int i = 1; i < 3; i++) {
+        const float *s0 = L->q.in_scale ? (const float *)L->q.in_scale->data : NULL;
+        const float *si = qkv[i]->in_scale ? (const float *)qkv[i]->in_scale->data : NULL;
+        if (qkv[i]->w->dtype != L->q.w->dtype || !s0 != !si || (s0 && *s0 != *si))
+            return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                            "model.safetensors in %s: layer %d stores query, key and value differently (%s and %s, "
+                            "input_scale %g and %g); they share one input and must share dtype and input_scale.",
+                            w->m->dir, layer, ake_dtype_name(L->q.w->dtype), ake_dtype_name(qkv[i]->w->dtype),
+                            s0 ? (double)*s0 : 0.0, si ? (double)*si : 0.0);
+    }
+    const ake_linear_weights *all[6] = {&L->q, &L->k, &L->v, &L->o, &L->ff1, &L->ff2};
+    for (int i = 0; i < 6; i++) {
+        *n_q8 += all[i]->scale != NULL;
+        *n_static += all[i]->in_scale != NULL;
+    }
     return AKE_OK;
 }
 
@@ -408,39 +508,48 @@ static ake_status load_weights(ake_model *m, char *err, size_t errlen) {
         w.prefix = "bert.";
     const int64_t d = c->hidden, ff = c->intermediate;
     ake_status rc;
-    if ((rc = need(&w, "embeddings.word_embeddings.weight", c->vocab_size, d, &m->word_emb)) ||
+    m->qdtype = AKE_DT_F32;
+    if ((rc = need_as(&w, "embeddings.word_embeddings.weight", c->vocab_size, d, KIND_FLOAT | KIND_Q8,
+                      &m->word_emb)) ||
         (rc = need(&w, "embeddings.position_embeddings.weight", c->max_position, d, &m->pos_emb)) ||
         (rc = need(&w, "embeddings.token_type_embeddings.weight", c->type_vocab_size, d, &m->type_emb)) ||
         (rc = need_ln(&w, "embeddings.LayerNorm", d, &m->emb_ln_g, &m->emb_ln_b)))
         return rc;
+    m->word_emb_scale = NULL;
+    if (m->word_emb->dtype == AKE_DT_I8 || m->word_emb->dtype == AKE_DT_F8_E4M3) {
+        if ((rc = need_scales(&w, "embeddings.word_embeddings.weight_scale", c->vocab_size, &m->word_emb_scale)))
+            return rc;
+    }
     m->layer = calloc((size_t)c->layers, sizeof *m->layer);
     if (!m->layer) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
+    int n_q8 = 0, n_static = 0;
     for (int i = 0; i < c->layers; i++) {
         ake_layer_weights *L = &m->layer[i];
         char n[160];
-#define NEED(suffix, d0, d1, dst)                                                                                      \
+#define LINEAR(suffix, d0, d1, dst)                                                                                    \
     do {                                                                                                               \
         snprintf(n, sizeof n, "encoder.layer.%d.%s", i, suffix);                                                       \
-        if ((rc = need(&w, n, d0, d1, dst)) != AKE_OK) return rc;                                                      \
+        if ((rc = need_linear(&w, n, d0, d1, dst)) != AKE_OK) return rc;                                               \
     } while (0)
-        NEED("attention.self.query.weight", d, d, &L->q_w);
-        NEED("attention.self.query.bias", d, -1, &L->q_b);
-        NEED("attention.self.key.weight", d, d, &L->k_w);
-        NEED("attention.self.key.bias", d, -1, &L->k_b);
-        NEED("attention.self.value.weight", d, d, &L->v_w);
-        NEED("attention.self.value.bias", d, -1, &L->v_b);
-        NEED("attention.output.dense.weight", d, d, &L->o_w);
-        NEED("attention.output.dense.bias", d, -1, &L->o_b);
-        NEED("intermediate.dense.weight", ff, d, &L->ff1_w);
-        NEED("intermediate.dense.bias", ff, -1, &L->ff1_b);
-        NEED("output.dense.weight", d, ff, &L->ff2_w);
-        NEED("output.dense.bias", d, -1, &L->ff2_b);
-#undef NEED
+        LINEAR("attention.self.query", d, d, &L->q);
+        LINEAR("attention.self.key", d, d, &L->k);
+        LINEAR("attention.self.value", d, d, &L->v);
+        LINEAR("attention.output.dense", d, d, &L->o);
+        LINEAR("intermediate.dense", ff, d, &L->ff1);
+        LINEAR("output.dense", d, ff, &L->ff2);
+#undef LINEAR
         snprintf(n, sizeof n, "encoder.layer.%d.attention.output.LayerNorm", i);
         if ((rc = need_ln(&w, n, d, &L->ln1_g, &L->ln1_b)) != AKE_OK) return rc;
         snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm", i);
         if ((rc = need_ln(&w, n, d, &L->ln2_g, &L->ln2_b)) != AKE_OK) return rc;
+        if ((rc = check_layer_quant(&w, i, L, &n_q8, &n_static)) != AKE_OK) return rc;
     }
+    if (n_static && n_static != n_q8)
+        return ake_errf(err, errlen, AKE_EFORMAT,
+                        "model.safetensors in %s: %d of its %d 8-bit linear layers have an input_scale; static "
+                        "activation scales are all or none.",
+                        m->dir, n_static, n_q8);
+    m->static_act = n_static > 0;
     return AKE_OK;
 }
 
@@ -463,8 +572,26 @@ static char *folder_name(const char *dir) {
     return strndup(dir + s, len);
 }
 
+/* quantization_config.json, when present, is kept as text for reports (/info, metrics);
+ * it must be a JSON object. Nothing the engines do depends on it. */
+static ake_status read_quant_config(ake_model *m, char *err, size_t errlen) {
+    char *path = ake_path_join(m->dir, "quantization_config.json");
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    if (rc == AKE_ENOTFOUND) rc = AKE_OK;
+    else if (rc == AKE_OK && !cJSON_IsObject(root))
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
+    else if (rc == AKE_OK && !(m->quant_config = cJSON_PrintUnformatted(root)))
+        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
 void ake_model_free(ake_model *m) {
     if (!m) return;
+    free(m->quant_config);
     ake_safetensors_close(m->st);
     free(m->layer);
     free(m->name);
@@ -516,6 +643,7 @@ ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t er
     }
     if ((rc = ake_safetensors_open(st_path, &m->st, err, errlen)) != AKE_OK) goto fail;
     if ((rc = load_weights(m, err, errlen)) != AKE_OK) goto fail;
+    if ((rc = read_quant_config(m, err, errlen)) != AKE_OK) goto fail;
     free(pool_rel);
     free(st_path);
     *out = m;

@@ -41,36 +41,70 @@ typedef struct {
     int32_t max_seq_length; /* from sentence_bert_config.json, clamped to max_position; 0 when absent */
 } ake_model_config;
 
-/* Views of the weights of one encoder layer, in HF Linear layout: W is [out, in]. */
+/* One linear layer y = x W^T + b as the folder stores it, W in HF Linear layout [out, in].
+ * A float folder has W of F32, F16 or BF16 and no scales. A quantized folder (below) may
+ * hold W as 8-bit codes: W_real[o, i] = W[o, i] * scale[o]. */
 typedef struct {
-    const ake_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b; /* [d, d], [d] */
-    const ake_tensor *o_w, *o_b;                         /* [d, d], [d] */
+    const ake_tensor *w;        /* [out, in] F32 / F16 / BF16, or I8 / F8_E4M3 with scale */
+    const ake_tensor *scale;    /* [out] F32, > 0: "<name>.weight_scale", only beside 8-bit w */
+    const ake_tensor *in_scale; /* [1] F32, > 0: "<name>.input_scale", the calibrated per-tensor
+                                   scale of the input activations (static W8A8); NULL: dynamic */
+    const ake_tensor *b;        /* [out] */
+} ake_linear_weights;
+
+/* The weights of one encoder layer. q, k and v read the same input and are fused into one
+ * GEMM by the engines, so a folder stores them in one dtype with one input_scale. */
+typedef struct {
+    ake_linear_weights q, k, v;                          /* [d, d], [d] */
+    ake_linear_weights o;                                /* [d, d], [d] */
     const ake_tensor *ln1_g, *ln1_b;                     /* [d] attention output LayerNorm */
-    const ake_tensor *ff1_w, *ff1_b;                     /* [inter, d], [inter] */
-    const ake_tensor *ff2_w, *ff2_b;                     /* [d, inter], [d] */
+    ake_linear_weights ff1;                              /* [inter, d], [inter] */
+    ake_linear_weights ff2;                              /* [d, inter], [d] */
     const ake_tensor *ln2_g, *ln2_b;                     /* [d] output LayerNorm */
 } ake_layer_weights;
+
+/* A quantized folder (written by `akidb-embed quantize`, src/quant/) is an ordinary model
+ * folder whose model.safetensors holds, besides float tensors:
+ *   <linear>.weight            I8 or F8_E4M3 [out, in]: the codes, symmetric (no zero point)
+ *   <linear>.weight_scale      F32 [out]: one scale per output channel, finite and > 0
+ *   <linear>.input_scale       F32 [1], optional: static per-tensor activation scale (codes =
+ *                              round(x / input_scale), saturated); absent = dynamic per-token
+ *   embeddings.word_embeddings.weight        I8 or F8_E4M3 [vocab, d]
+ *   embeddings.word_embeddings.weight_scale  F32 [vocab]: one scale per row, dequantized on lookup
+ * <linear> is each of encoder.layer.N.{attention.self.query, attention.self.key,
+ * attention.self.value, attention.output.dense, intermediate.dense, output.dense}. A linear
+ * may stay float (the layers the calibration kept in 16-bit); q, k and v must agree. Biases,
+ * LayerNorms, position and token-type embeddings stay float. SmoothQuant's migration is
+ * already folded into the stored LayerNorm and value weights, so nothing else is needed to
+ * run. quantization_config.json records how it was made (read for reports only). */
 
 typedef struct {
     char *dir;                 /* owned copy of the folder path */
     char *name;                /* owned: last path component, e.g. "all-MiniLM-L6-v2" */
     ake_model_config cfg;
     ake_safetensors *st;       /* owned; every ake_tensor below points into it */
-    const ake_tensor *word_emb; /* [vocab, d] */
+    const ake_tensor *word_emb; /* [vocab, d], float or 8-bit */
+    const ake_tensor *word_emb_scale; /* [vocab] F32 per-row scale of an 8-bit word_emb, else NULL */
     const ake_tensor *pos_emb;  /* [max_position, d] */
     const ake_tensor *type_emb; /* [type_vocab, d] */
     const ake_tensor *emb_ln_g, *emb_ln_b; /* [d] */
     ake_layer_weights *layer;  /* owned array [cfg.layers] */
+    ake_dtype qdtype;          /* I8 or F8_E4M3 when some weight is 8-bit, else AKE_DT_F32 */
+    bool static_act;           /* the 8-bit linears carry input_scale (static activation scales) */
+    char *quant_config;        /* owned: quantization_config.json's text, or NULL */
 } ake_model;
+
 
 /* Loads and validates a model folder: every tensor present with the shape the
  * config implies and a float dtype (F32, F16 or BF16; dtypes may differ between
- * tensors), its data aligned to its element size. Tensors not needed (position_ids,
- * pooler.*, MLM heads) are ignored. On failure *out is NULL and err names the file
- * and field or tensor: AKE_ENOTFOUND (folder, config.json, model.safetensors or a
- * tensor missing), AKE_EFORMAT (malformed or inconsistent), AKE_EUNSUPPORTED (valid
- * but not implemented: hidden_act other than gelu, other pooling modes, Dense
- * modules, I8 weights...), AKE_EIO, AKE_ETOOLONG, AKE_ENOMEM.
+ * tensors) or, in a quantized folder, the 8-bit codes and scales described above
+ * (scales finite and > 0, one 8-bit dtype per folder), its data aligned to its element
+ * size. Tensors not needed (position_ids, pooler.*, MLM heads) are ignored. On failure
+ * *out is NULL and err names the file and field or tensor: AKE_ENOTFOUND (folder,
+ * config.json, model.safetensors or a tensor missing), AKE_EFORMAT (malformed or
+ * inconsistent, a bad scale), AKE_EUNSUPPORTED (valid but not implemented: hidden_act
+ * other than gelu, other pooling modes, Dense modules, 8-bit biases...), AKE_EIO,
+ * AKE_ETOOLONG, AKE_ENOMEM.
  * Free with ake_model_free (NULL is fine); every ake_tensor dies with the model. */
 ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t errlen);
 void ake_model_free(ake_model *m);

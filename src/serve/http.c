@@ -462,7 +462,7 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     if ((st = ake_batch_policy_parse(s->o.batch_policy, &bo.policy, err, errlen)) != AKE_OK) goto fail;
     if (s->o.dtype && *s->o.dtype && strcmp(s->o.dtype, "default") &&
         ake_precision_parse(s->o.dtype, &bo.precision) != 0) {
-        st = ake_errf(err, errlen, AKE_EINVAL, "--dtype '%s': expected fp32, fp16 or bf16", s->o.dtype);
+        st = ake_errf(err, errlen, AKE_EINVAL, "--dtype '%s': expected fp32, fp16, bf16, int8 or fp8", s->o.dtype);
         goto fail;
     }
     if ((st = ake_pipeline_load(s->o.model_dir, &s->p, err, errlen)) != AKE_OK) goto fail;
@@ -488,6 +488,8 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     switch (ake_batcher_precision(s->batcher, 0)) {
     case AKE_PREC_FP16: s->dtype = "float16"; break;
     case AKE_PREC_BF16: s->dtype = "bfloat16"; break;
+    case AKE_PREC_INT8: s->dtype = "int8"; break;       /* W8A8; torch's names for the 8-bit types */
+    case AKE_PREC_FP8: s->dtype = "float8_e4m3fn"; break;
     default: s->dtype = "float32"; break;
     }
     atomic_store(&s->ready, true);

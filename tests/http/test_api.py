@@ -244,7 +244,7 @@ def test_env_vars_set_flags(make_server):
 
 def test_bad_flags_fail_fast(tmp_path):
     for args, env in ((["--port", "70000"], {}), (["--batch-policy", "5:1"], {}), ([], {"AKE_MAX_WAIT_MS": "x"}),
-                      (["--model", str(tmp_path)], {}), (["--device", "tpu"], {}), (["--dtype", "fp8"], {}),
+                      (["--model", str(tmp_path)], {}), (["--device", "tpu"], {}), (["--dtype", "fp12"], {}), (["--dtype", "fp8"], {}),
                       (["--max-batch-tokens", "100"], {})):
         r = subprocess.run([AKE_BIN, "serve", "--port", "0", *args], capture_output=True, text=True, timeout=60,
                            env={"PATH": "/usr/bin:/bin", **env})

@@ -197,19 +197,19 @@ static void test_real_model(void **state) {
     assert_string_equal(m->emb_ln_b->name, "embeddings.LayerNorm.bias");
     for (int i = 0; i < c->layers; i++) {
         const ake_layer_weights *L = &m->layer[i];
-        const ake_tensor *all[] = {L->q_w, L->q_b, L->k_w, L->k_b, L->v_w, L->v_b, L->o_w, L->o_b,
-                                   L->ln1_g, L->ln1_b, L->ff1_w, L->ff1_b, L->ff2_w, L->ff2_b, L->ln2_g, L->ln2_b};
+        const ake_tensor *all[] = {L->q.w, L->q.b, L->k.w, L->k.b, L->v.w, L->v.b, L->o.w, L->o.b,
+                                   L->ln1_g, L->ln1_b, L->ff1.w, L->ff1.b, L->ff2.w, L->ff2.b, L->ln2_g, L->ln2_b};
         for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
             assert_non_null(all[k]);
             assert_int_equal(all[k]->dtype, AKE_DT_F32);
             assert_int_equal((uintptr_t)all[k]->data % 4, 0);
         }
-        assert_int_equal(L->ff1_w->shape[0], 1536);
-        assert_int_equal(L->ff1_w->shape[1], 384);
-        assert_int_equal(L->ff2_w->shape[0], 384);
-        assert_int_equal(L->ff2_w->shape[1], 1536);
+        assert_int_equal(L->ff1.w->shape[0], 1536);
+        assert_int_equal(L->ff1.w->shape[1], 384);
+        assert_int_equal(L->ff2.w->shape[0], 384);
+        assert_int_equal(L->ff2.w->shape[1], 1536);
     }
-    assert_string_equal(m->layer[5].ff2_w->name, "encoder.layer.5.output.dense.weight");
+    assert_string_equal(m->layer[5].ff2.w->name, "encoder.layer.5.output.dense.weight");
     assert_string_equal(m->layer[3].ln1_g->name, "encoder.layer.3.attention.output.LayerNorm.weight");
     ake_model_free(m);
     ake_model_free(NULL);
@@ -235,7 +235,7 @@ static void test_tiny_defaults(void **state) {
     assert_int_equal(m->cfg.max_seq_length, 0);
     assert_true(fabsf(m->cfg.layer_norm_eps - 1e-5f) < 1e-10f);
     assert_int_equal(m->cfg.layers, TL);
-    assert_int_equal(m->layer[1].ff1_w->shape[0], TF);
+    assert_int_equal(m->layer[1].ff1.w->shape[0], TF);
     assert_string_equal(m->name, strrchr(dir, '/') + 1); /* the folder's last component */
     ake_model_free(m);
 
@@ -277,7 +277,7 @@ static void test_tiny_half_dtypes(void **state) {
         tiny_opts o = {.dtype = dts[i]};
         char *dir = make_tiny(&o);
         ake_model *m = expect_load_ok(dir);
-        assert_int_equal(m->layer[0].q_w->dtype, dts[i]);
+        assert_int_equal(m->layer[0].q.w->dtype, dts[i]);
         ake_model_free(m);
         drop(dir);
     }
@@ -439,10 +439,15 @@ static void test_bad_tensors(void **state) {
     expect_load_fail(dir, AKE_EFORMAT, "'embeddings.LayerNorm.weight'", "[3, 5]", "[8]");
     drop(dir);
 
-    /* A weight stored as I8. */
+    /* A weight stored as I8 without the per-channel scales that give its codes a meaning. */
     o = (tiny_opts){.as_i8 = "encoder.layer.1.attention.self.value.weight"};
     dir = make_tiny(&o);
-    expect_load_fail(dir, AKE_EUNSUPPORTED, "'encoder.layer.1.attention.self.value.weight'", "I8", dir);
+    expect_load_fail(dir, AKE_EFORMAT, "'encoder.layer.1.attention.self.value.weight_scale'", "missing", dir);
+    drop(dir);
+    /* A bias stored as I8: only weights may be 8-bit. */
+    o = (tiny_opts){.as_i8 = "encoder.layer.1.attention.self.value.bias"};
+    dir = make_tiny(&o);
+    expect_load_fail(dir, AKE_EUNSUPPORTED, "'encoder.layer.1.attention.self.value.bias'", "I8", dir);
     drop(dir);
 
     /* A config that disagrees with every tensor (vocab 11). */
@@ -665,8 +670,8 @@ static void test_synth_minilm_l3(void **state) {
 
     /* The F16 file holds the F32 values rounded to nearest even, tensor by tensor. */
     const ake_tensor *pairs[][2] = {{m->word_emb, h->word_emb},
-                                    {m->layer[0].q_w, h->layer[0].q_w},
-                                    {m->layer[2].ff2_w, h->layer[2].ff2_w},
+                                    {m->layer[0].q.w, h->layer[0].q.w},
+                                    {m->layer[2].ff2.w, h->layer[2].ff2.w},
                                     {m->layer[1].ln1_g, h->layer[1].ln1_g},
                                     {m->emb_ln_b, h->emb_ln_b}};
     for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
@@ -702,9 +707,9 @@ static void test_synth_minilm_l3(void **state) {
     rc = ake_model_synth_ex("minilm-l3", 42, test_model_dir(), out16b, &bf, err, sizeof err);
     if (rc != AKE_OK) fail_msg("%s", err);
     h = expect_load_ok(out16b);
-    assert_int_equal(h->layer[0].k_w->dtype, AKE_DT_BF16);
-    for (int64_t i = 0; i < m->layer[0].k_w->numel; i++) {
-        float x = f32_at(m->layer[0].k_w, i), y = bf16_to_f32(u16_at(h->layer[0].k_w, i));
+    assert_int_equal(h->layer[0].k.w->dtype, AKE_DT_BF16);
+    for (int64_t i = 0; i < m->layer[0].k.w->numel; i++) {
+        float x = f32_at(m->layer[0].k.w, i), y = bf16_to_f32(u16_at(h->layer[0].k.w, i));
         assert_true(fabsf(x - y) <= fabsf(x) * (1.0f / 256.0f));
     }
     ake_model_free(h);
@@ -726,8 +731,8 @@ static void test_synth_bge_small(void **state) {
     assert_int_equal(m->cfg.pooling, AKE_POOL_CLS);
     assert_true(m->cfg.normalize);
     assert_int_equal(m->cfg.max_seq_length, 512);
-    assert_int_equal(m->layer[11].ff1_w->dtype, AKE_DT_F16);
-    assert_int_equal(m->layer[11].ff1_w->shape[0], 1536);
+    assert_int_equal(m->layer[11].ff1.w->dtype, AKE_DT_F16);
+    assert_int_equal(m->layer[11].ff1.w->shape[0], 1536);
     ake_model_free(m);
     /* Overwriting an existing folder works. */
     rc = ake_model_synth_ex("bge-small", 7, test_model_dir(), out, &f16, err, sizeof err);
