@@ -324,21 +324,35 @@ static ake_status dev_alloc(void **p, size_t bytes, const char *what, const char
                                                                 : ake_errf(err, errlen, AKE_EIO, "cudaMemset failed");
 }
 
+/* The GPU must be visible and of compute capability 8.0+ (cp.async and bf16 tensor cores in
+ * the kernels). Precisions: what this engine implements. */
+extern "C" ake_status ake_cuda_engine_caps(int idx, ake_engine_caps *out, char *err, size_t errlen) {
+    int count = 0;
+    cudaError_t ce = cudaGetDeviceCount(&count);
+    if (ce != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device 'cuda:%d': no CUDA GPU is visible (%s)", idx,
+                        ce != cudaSuccess ? cudaGetErrorString(ce) : "the driver reports 0 devices");
+    }
+    if (idx >= count)
+        return ake_errf(err, errlen, AKE_EINVAL, "device 'cuda:%d': only %d CUDA GPU%s visible (cuda:0..cuda:%d)", idx,
+                        count, count == 1 ? " is" : "s are", count - 1);
+    cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, idx));
+    snprintf(out->hardware, sizeof out->hardware, "%.96s, compute capability %d.%d", prop.name, prop.major, prop.minor);
+    if (prop.major < 8)
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device 'cuda:%d' (%s) has compute capability %d.%d; need 8.0+",
+                        idx, prop.name, prop.major, prop.minor);
+    out->precisions = 1u << AKE_PREC_FP16 | 1u << AKE_PREC_BF16;
+    out->default_precision = AKE_PREC_FP16;
+    return AKE_OK;
+}
+
 extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engine_opts *opts, ake_engine **out,
                                              char *err, size_t errlen) {
     *out = NULL;
     const char *device = opts->device;
     const int idx = device[4] == ':' ? atoi(device + 5) : 0;
-    int count = 0;
-    cudaError_t ce = cudaGetDeviceCount(&count);
-    if (ce != cudaSuccess || count == 0) {
-        cudaGetLastError();
-        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device '%s': no CUDA GPU is visible (%s)", device,
-                        ce != cudaSuccess ? cudaGetErrorString(ce) : "the driver reports 0 devices");
-    }
-    if (idx >= count)
-        return ake_errf(err, errlen, AKE_EINVAL, "device '%s': only %d CUDA GPU%s visible (cuda:0..cuda:%d)", device,
-                        count, count == 1 ? " is" : "s are", count - 1);
     const ake_model_config *cfg = &m->cfg;
     const int d = cfg->hidden, inter = cfg->intermediate, H = cfg->heads, L = cfg->layers;
     if (d % 8 || d > AKE_CUDA_LN_MAX_D || inter % 8 || d % H || !ake_cuda_attention_supports(d / H))
@@ -346,11 +360,12 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
                         "%s: the CUDA engine takes hidden sizes that are multiples of 8 up to %d, head dims 32, 64 "
                         "or 128 (model: hidden %d, %d heads, intermediate %d)",
                         m->name, AKE_CUDA_LN_MAX_D, d, H, inter);
+    if (m->qdtype != AKE_DT_F32)
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                        "%s holds %s weights; the CUDA engine runs float folders only (fp16 or bf16)", m->name,
+                        ake_dtype_name(m->qdtype));
     cudaDeviceProp prop;
-    CUDA_CHECK(cudaGetDeviceProperties(&prop, idx));
-    if (prop.major < 8)
-        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device '%s' (%s) has compute capability %d.%d; need 8.0+",
-                        device, prop.name, prop.major, prop.minor);
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, idx)); /* the capability query checked idx and 8.0+ */
     /* AKE_CUDA_SYNC=spin|yield|block: how a host thread waits for the GPU (the primary
      * context's scheduling flag; only before the context exists, else left as it is).
      * Unset: CUDA's auto (spins while there are more cores than active contexts). */
@@ -442,7 +457,7 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     for (size_t i = 0; i < 5; i++) stage_bytes = all[i]->nbytes > stage_bytes ? all[i]->nbytes : stage_bytes;
     for (int l = 0; l < L; l++) {
         const ake_layer_weights *lw = &m->layer[l];
-        const ake_tensor *t[] = {lw->q_w, lw->k_w, lw->v_w, lw->o_w, lw->ff1_w, lw->ff2_w};
+        const ake_tensor *t[] = {lw->q.w, lw->k.w, lw->v.w, lw->o.w, lw->ff1.w, lw->ff2.w};
         for (size_t i = 0; i < 6; i++) stage_bytes = t[i]->nbytes > stage_bytes ? t[i]->nbytes : stage_bytes;
     }
     void *staging = NULL;
@@ -492,14 +507,14 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         w->b2_32 = takef(d);
         const size_t dd = (size_t)d * d * es;
         struct { const ake_tensor *t; void *dst; ake_dtype to; } jobs[] = {
-            {lw->q_w, w->wqkv, dt}, {lw->k_w, (char *)w->wqkv + dd, dt}, {lw->v_w, (char *)w->wqkv + 2 * dd, dt},
-            {lw->q_b, w->bqkv, dt}, {lw->k_b, (char *)w->bqkv + d * es, dt}, {lw->v_b, (char *)w->bqkv + 2 * d * es, dt},
-            {lw->o_w, w->wo, dt},   {lw->o_b, w->bo, dt},
-            {lw->ff1_w, w->w1, dt}, {lw->ff1_b, w->b1, dt},
-            {lw->ff2_w, w->w2, dt}, {lw->ff2_b, w->b2, dt},
+            {lw->q.w, w->wqkv, dt}, {lw->k.w, (char *)w->wqkv + dd, dt}, {lw->v.w, (char *)w->wqkv + 2 * dd, dt},
+            {lw->q.b, w->bqkv, dt}, {lw->k.b, (char *)w->bqkv + d * es, dt}, {lw->v.b, (char *)w->bqkv + 2 * d * es, dt},
+            {lw->o.w, w->wo, dt},   {lw->o.b, w->bo, dt},
+            {lw->ff1.w, w->w1, dt}, {lw->ff1.b, w->b1, dt},
+            {lw->ff2.w, w->w2, dt}, {lw->ff2.b, w->b2, dt},
             {lw->ln1_g, w->ln1_g, AKE_DT_F32}, {lw->ln1_b, w->ln1_b, AKE_DT_F32},
             {lw->ln2_g, w->ln2_g, AKE_DT_F32}, {lw->ln2_b, w->ln2_b, AKE_DT_F32},
-            {lw->o_b, w->bo32, AKE_DT_F32},    {lw->ff2_b, w->b2_32, AKE_DT_F32}};
+            {lw->o.b, w->bo32, AKE_DT_F32},    {lw->ff2.b, w->b2_32, AKE_DT_F32}};
         for (size_t i = 0; i < sizeof jobs / sizeof jobs[0] && !st; i++)
             st = upload(jobs[i].t, jobs[i].dst, jobs[i].to, staging, err, errlen);
     }
