@@ -5,7 +5,8 @@
  * between CUDA events after 3 warm-ups.
  *
  *   build/dev/cuda/kernels_bench [fp16|bf16] [attention]     (make dev-cuda)
- *   AKE_CUDA_ATTN=1 build/dev/cuda/kernels_bench fp16 attention   attention v1 only */
+ *   AKE_CUDA_ATTN=1 build/dev/cuda/kernels_bench fp16 attention   attention v1 only
+ *   build/dev/cuda/kernels_bench fp16 8bit      the W8A8 GEMMs and kernels (bench/gpu_kernels8.sh) */
 #include "../../tests/gpu/gpu_util.h"
 
 #include "engine/cuda/attention.cuh"
@@ -14,11 +15,12 @@
 #include "engine/cuda/gemm.cuh"
 #include "engine/cuda/layernorm.cuh"
 #include "engine/cuda/pool.cuh"
+#include "engine/cuda/quant.cuh"
 #include "engine/engine_impl.h"
 
 static cudaEvent_t ev0, ev1;
 static double g_bw, g_flops; /* measured ceilings: bytes/s (read + written), FLOP/s */
-static int g_attention_only;
+static int g_attention_only, g_8bit;
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -132,6 +134,149 @@ done:;
     free(ids), free(pids), free(cu), free(tiles);
 }
 
+/* ---- 8-bit (W8A8) building blocks --------------------------------------------------------- */
+
+static void *rand_e4m3(size_t n, float amp) {
+    uint8_t *h = malloc(n);
+    for (size_t i = 0; i < n; i++) h[i] = ake_f32_to_e4m3(rng_uniform(-amp, amp));
+    void *d = dev_copy(h, n);
+    free(h);
+    return d;
+}
+
+static void *rand_i8(size_t n) {
+    int8_t *h = malloc(n);
+    for (size_t i = 0; i < n; i++) h[i] = (int8_t)rng_int(-127, 127);
+    void *d = dev_copy(h, n);
+    free(h);
+    return d;
+}
+
+static void *rand_i32(size_t n, int32_t lim) {
+    int32_t *h = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) h[i] = rng_int(-lim, lim);
+    void *d = dev_copy(h, n * 4);
+    free(h);
+    return d;
+}
+
+/* fp16, fp8 (both paths) and int8 GEMM rates at one shape, each on random operands. */
+static void bench_gemm8(ake_cuda_gemm *g, ake_cuda_gemm *gd, int M, int N, int K, const char *label) {
+    void *x16 = rand16((size_t)M * K, 1.0f, AKE_DT_F16), *w16 = rand16((size_t)N * K, 0.05f, AKE_DT_F16);
+    void *b16 = rand16((size_t)N, 0.1f, AKE_DT_F16), *y16 = dev_poisoned((size_t)M * N * 2);
+    void *x8 = rand_e4m3((size_t)M * K, 2.0f), *w8 = rand_e4m3((size_t)N * K, 2.0f);
+    void *xi = rand_i8((size_t)M * K), *wi = rand_i8((size_t)N * K);
+    float *sx = randf((size_t)M, 0.001f, 0.01f), *sw = randf((size_t)N, 0.001f, 0.01f);
+    int32_t *acc = dev_poisoned((size_t)M * N * 4);
+    const double fl = 2.0 * M * (double)N * K;
+    char sh[96];
+    snprintf(sh, sizeof sh, "%s M=%d N=%d K=%d", label, M, N, K);
+    double us16, us8, us8d, usi;
+    TIME_US(us16, ake_cuda_gemm_run(g, 0, AKE_DT_F16, M, N, K, x16, w16, b16, NULL, y16, AKE_GEMM_BIAS));
+    TIME_US(us8, ake_cuda_gemm_run_fp8(g, 0, AKE_DT_F16, M, N, K, x8, sx, w8, sw, b16, y16));
+    TIME_US(us8d, ake_cuda_gemm_run_fp8(gd, 0, AKE_DT_F16, M, N, K, x8, sx, w8, sw, b16, y16));
+    TIME_US(usi, ake_cuda_gemm_run_i8(g, 0, M, N, K, xi, wi, acc));
+    printf("gemm8      %-34s fp16+bias %8.1f us %6.1f TF | fp8 %s %8.1f us %6.1f TF | fp8 dequant %8.1f us %6.1f TF "
+           "| int8->int32 %8.1f us %6.1f TOP/s\n",
+           sh, us16, fl / us16 * 1e-6,
+           ake_cuda_gemm_fp8_shape_path(g, AKE_DT_F16, M, N, K, 1) == AKE_FP8_OUTER_VEC ? "outer-vec" : "(dequant)", us8,
+           fl / us8 * 1e-6, us8d, fl / us8d * 1e-6, usi, fl / usi * 1e-6);
+    void *bufs[] = {x16, w16, b16, y16, x8, w8, xi, wi, sx, sw, acc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+}
+
+/* Each 8-bit kernel alone at one model shape, against its byte floor. */
+static void bench_quant_shape(const shape *s) {
+    const int T = s->B * s->S, d = s->d, inter = s->inter;
+    char sh[96];
+    snprintf(sh, sizeof sh, "%s B=%d S=%d (T=%d)", s->name, s->B, s->S, T);
+    const ake_dtype dt = AKE_DT_F16;
+    void *x = rand16((size_t)T * d, 1.0f, dt), *res = rand16((size_t)T * d, 1.0f, dt), *y = rand16((size_t)T * d, 1.0f, dt);
+    void *h = rand16((size_t)T * inter, 3.0f, dt), *h2 = dev_poisoned((size_t)T * inter * 2);
+    void *acc_d = rand_i32((size_t)T * 3 * d, 30000), *acc_i = rand_i32((size_t)T * inter, 30000);
+    float *rs = randf((size_t)T, 1e-5f, 1e-4f), *cs = randf((size_t)(3 * d > inter ? 3 * d : inter), 0.5f, 1.5f);
+    float *bias = randf((size_t)(3 * d > inter ? 3 * d : inter), -0.1f, 0.1f);
+    float *gam = randf((size_t)d, 0.5f, 1.5f), *bet = randf((size_t)d, -0.5f, 0.5f);
+    void *q = dev_poisoned((size_t)T * inter), *qkv = dev_poisoned((size_t)T * 3 * d * 2);
+    float *qs = dev_poisoned((size_t)T * 4), *sst = randf(1, 0.01f, 0.01f);
+    const double Td = (double)T * d, Ti = (double)T * inter;
+    const ake_dtype qdts[] = {AKE_DT_I8, AKE_DT_F8_E4M3};
+    double us;
+    for (int k = 0; k < 2; k++) {
+        const ake_cuda_qout qo = {qdts[k], q, qs, NULL}, qst = {qdts[k], q, qs, sst};
+        char op[32];
+        snprintf(op, sizeof op, "q_rows_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_quantize_rows(0, qo, dt, x, T, d));
+        report(op, sh, us, Td * (2 + 1) + T * 4.0, 0);
+        snprintf(op, sizeof op, "q_rows_%s_st", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_quantize_rows(0, qst, dt, x, T, d));
+        report(op, sh, us, Td * (2 + 1) + T * 4.0, 0);
+        /* LN: y f16 + res f16 -> out f16 (in place on res) + Q */
+        const ake_cuda_gemm_result y16 = {dt, y, NULL, NULL, NULL}, yi = {AKE_DT_I32, acc_d, rs, cs, bias};
+        snprintf(op, sizeof op, "ln_q_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, y16, gam, bet, T, d, 1e-12f, qo));
+        report(op, sh, us, Td * (2 + 2 + 2 + 1) + T * 4.0, 0);
+        snprintf(op, sizeof op, "ln_q_%s_i32", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, yi, gam, bet, T, d, 1e-12f, qo));
+        report(op, sh, us, Td * (4 + 2 + 2 + 1) + T * 8.0, 0);
+        /* GELU: FFN1 output -> Q */
+        const ake_cuda_gemm_result h16 = {dt, h, NULL, NULL, NULL}, hi = {AKE_DT_I32, acc_i, rs, cs, bias};
+        snprintf(op, sizeof op, "gelu_q_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_gelu_quant(0, h16, T, inter, qo, dt, NULL));
+        report(op, sh, us, Ti * (2 + 1) + T * 4.0, 0);
+        snprintf(op, sizeof op, "gelu_q_%s_i32", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
+        TIME_US(us, ake_cuda_gelu_quant(0, hi, T, inter, qo, dt, NULL));
+        report(op, sh, us, Ti * (4 + 1) + T * 8.0, 0);
+    }
+    const ake_cuda_qout none = {AKE_DT_I8, NULL, NULL, NULL};
+    const ake_cuda_gemm_result y16 = {dt, y, NULL, NULL, NULL}, h16 = {dt, h, NULL, NULL, NULL},
+                               hi = {AKE_DT_I32, acc_i, rs, cs, bias}, qkvi = {AKE_DT_I32, acc_d, rs, cs, bias};
+    TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, y16, gam, bet, T, d, 1e-12f, none));
+    report("ln_noq", sh, us, Td * 2 * 3, 0);
+    TIME_US(us, ake_cuda_layernorm(0, dt, res, y, res, gam, bet, T, d, 1e-12f));
+    report("add_ln", sh, us, Td * 2 * 3, 0);
+    TIME_US(us, ake_cuda_gelu_quant(0, h16, T, inter, none, dt, h2));
+    report("gelu_16", sh, us, Ti * 2 * 2, 0);
+    TIME_US(us, ake_cuda_gelu_quant(0, hi, T, inter, none, dt, h2));
+    report("gelu_i32_16", sh, us, Ti * (4 + 2) + T * 4.0, 0);
+    TIME_US(us, ake_cuda_gelu(0, dt, h2, (size_t)T * inter));
+    report("gelu", sh, us, Ti * 2 * 2, 0);
+    TIME_US(us, ake_cuda_dequant_bias(0, dt, qkv, qkvi, T, 3 * d));
+    report("dequant", sh, us, Td * 3 * (4 + 2) + T * 4.0, 0);
+    void *bufs[] = {x, res, y, h, h2, acc_d, acc_i, rs, cs, bias, gam, bet, q, qkv, qs, sst};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+}
+
+/* `kernels_bench fp16 8bit`: the 8-bit GEMM rates beside fp16 at 8192^3 and at the FFN shapes,
+ * then each 8-bit kernel against its byte floor at MiniLM and bert-base B=128 S=128. */
+static void bench_8bit(ake_cuda_gemm *g) {
+    char err[256];
+    ake_cuda_gemm *gd = NULL;
+    if (ake_cuda_gemm_create(&gd, 1, err, sizeof err) != AKE_OK) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    ake_cuda_gemm_fp8_force_dequant(gd, 1);
+    fflush(stdout);
+    const ake_fp8_path path = ake_cuda_gemm_fp8_path(g);
+    printf("FP8 path: %s\n", path == AKE_FP8_OUTER_VEC ? "cuBLASLt outer-vector scales + bias epilogue"
+                             : path == AKE_FP8_DEQUANT ? "fp32 sums + dequant kernel"
+                                                       : "none");
+    if (path == AKE_FP8_NONE) {
+        fprintf(stderr, "kernels_bench: no FP8 tensor cores here\n");
+        exit(77);
+    }
+    bench_gemm8(g, gd, 8192, 8192, 8192, "square");
+    bench_gemm8(g, gd, 16384, 3072, 768, "bert-base ffn1");
+    bench_gemm8(g, gd, 16384, 768, 3072, "bert-base ffn2");
+    bench_gemm8(g, gd, 16384, 2304, 768, "bert-base qkv");
+    bench_gemm8(g, gd, 16384, 1536, 384, "minilm ffn1");
+    bench_gemm8(g, gd, 16384, 384, 1536, "minilm ffn2");
+    const shape shapes[] = {{"minilm", 128, 128, 384, 12, 1536}, {"bert-base", 128, 128, 768, 12, 3072}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) bench_quant_shape(&shapes[i]);
+    ake_cuda_gemm_free(gd);
+}
+
 int main(int argc, char **argv) {
     if (ake_cuda_device_count() == 0) {
         fprintf(stderr, "kernels_bench: no CUDA GPU is visible\n");
@@ -139,6 +284,7 @@ int main(int argc, char **argv) {
     }
     const ake_dtype dt = argc > 1 && !strcmp(argv[1], "bf16") ? AKE_DT_BF16 : AKE_DT_F16;
     g_attention_only = argc > 2 && !strcmp(argv[2], "attention");
+    g_8bit = argc > 2 && !strcmp(argv[2], "8bit");
     rng_seed_from_env();
     struct cudaDeviceProp prop;
     GPU_CHECK(cudaGetDeviceProperties(&prop, 0));
@@ -165,6 +311,11 @@ int main(int argc, char **argv) {
     cudaFree(ga), cudaFree(gb), cudaFree(gc);
     printf("%s (%s): copy %.0f GB/s (read + written), %s GEMM 8192^3 %.0f TFLOP/s\n", prop.name, dt_name(dt),
            g_bw * 1e-9, dt_name(dt), g_flops * 1e-12);
+    if (g_8bit) {
+        bench_8bit(g);
+        ake_cuda_gemm_free(g);
+        return 0;
+    }
     const shape shapes[] = {{"minilm", 1, 32, 384, 12, 1536},      {"minilm", 128, 128, 384, 12, 1536},
                             {"bert-base", 128, 128, 768, 12, 3072}, {"bert-base", 32, 512, 768, 12, 3072},
                             {"bert-large", 32, 512, 1024, 16, 4096}};

@@ -15,6 +15,7 @@
 #include "engine/cuda/gemm.cuh"
 #include "engine/cuda/layernorm.cuh"
 #include "engine/cuda/pool.cuh"
+#include "engine/cuda/quant.cuh"
 #include "engine/engine_impl.h"
 
 static int g_checks, g_failures;
@@ -405,6 +406,564 @@ static void test_convert(void) {
     free(src), free(got);
 }
 
+/* ---- 8-bit (W8A8) building blocks: quantizers, FP8 and INT8 GEMMs, dequantization -------- */
+/* References: base/dtype.h's encoders (ake_f32_to_i8, ake_f32_to_e4m3, ake_e4m3_to_f32), with
+ * the row scale as quant.cuh defines it, in fp32 as the kernels compute it. A code may differ
+ * from the reference by one step only where the reference's x/s lies within float rounding
+ * of the rounding boundary between the two codes (the kernel's x comes from its own fp32
+ * arithmetic); those are counted and bounded, any other difference fails. */
+
+static const char *q_name(ake_dtype qdt) { return qdt == AKE_DT_I8 ? "int8" : qdt == AKE_DT_F8_E4M3 ? "e4m3" : "none"; }
+static float q_max(ake_dtype qdt) { return qdt == AKE_DT_I8 ? AKE_I8_QMAX : AKE_E4M3_QMAX; }
+static uint8_t q_enc(float a, ake_dtype qdt) { return qdt == AKE_DT_I8 ? (uint8_t)ake_f32_to_i8(a) : ake_f32_to_e4m3(a); }
+static float q_dec(uint8_t b, ake_dtype qdt) { return qdt == AKE_DT_I8 ? (float)(int8_t)b : ake_e4m3_to_f32(b); }
+/* codes in value order (adjacent codes differ by 1; E4M3's -0 and +0 are both 0) */
+static int q_ord(uint8_t b, ake_dtype qdt) { return qdt == AKE_DT_I8 ? (int)(int8_t)b : (b & 0x80) ? -(b & 0x7f) : b; }
+/* a byte neither encoder produces: unwritten codes stay visible */
+static int q_poison(ake_dtype qdt) { return qdt == AKE_DT_I8 ? 0x80 : 0x7f; }
+
+/* Reference quantization of one row x[K]: returns its scale (dynamic unless sst > 0), fills
+ * q[K] and arg[K] = x * (1/s), the value that was rounded. */
+static float quant_row_ref(const float *x, int K, ake_dtype qdt, float sst, uint8_t *q, float *arg) {
+    float amax = 0.0f;
+    for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[k]));
+    const float s = sst > 0.0f ? sst : amax > 0.0f ? amax / q_max(qdt) : 1.0f;
+    const float inv = 1.0f / s;
+    for (int k = 0; k < K; k++) {
+        arg[k] = x[k] * inv;
+        q[k] = q_enc(arg[k], qdt);
+    }
+    return s;
+}
+
+/* Compares codes [rows, K] and scales [rows]; exact: no one-step difference allowed. */
+static void expect_codes(const char *what, const uint8_t *got, const float *gs, const uint8_t *ref, const float *rs,
+                         const float *arg, int rows, int K, ake_dtype qdt, int exact, float scale_rtol) {
+    size_t bad = 0, boundary = 0, sat = 0, first = (size_t)-1, bad_s = 0;
+    double max_dist = 0.0;
+    const double qm = q_max(qdt);
+    for (int r = 0; r < rows; r++)
+        if (!(fabs((double)gs[r] - rs[r]) <= scale_rtol * fabs((double)rs[r]))) bad_s++;
+    for (size_t i = 0; i < (size_t)rows * K; i++) {
+        const int og = q_ord(got[i], qdt), orf = q_ord(ref[i], qdt);
+        sat += fabs(q_dec(ref[i], qdt)) == qm;
+        if (og == orf) continue;
+        if (!exact && abs(og - orf) == 1 && got[i] != q_poison(qdt)) {
+            const double mid = 0.5 * ((double)q_dec(got[i], qdt) + q_dec(ref[i], qdt)), a = arg[i];
+            const double dist = fabs(a - mid);
+            if (dist <= 4e-6 * qm + 4e-6 * fabs(a)) {
+                boundary++;
+                if (dist > max_dist) max_dist = dist;
+                continue;
+            }
+        }
+        if (!bad) first = i;
+        bad++;
+    }
+    const size_t n = (size_t)rows * K, limit = n / 1000 + 2;
+    g_checks++;
+    if (bad || bad_s || boundary > limit) {
+        g_failures++;
+        printf("FAIL %s: %zu of %zu codes off", what, bad, n);
+        if (bad) printf(" (first at %zu: got %d, want %d, x/s %.6g)", first, q_ord(got[first], qdt), q_ord(ref[first], qdt),
+                        (double)arg[first]);
+        printf(", %zu of %d scales off, %zu one-step at boundaries (limit %zu)\n", bad_s, rows, boundary, limit);
+    } else {
+        printf("ok   %-58s %zu one-step at boundaries (max |x/s - b| %.2g), %zu saturated\n", what, boundary, max_dist,
+               sat);
+    }
+}
+
+/* Compares got against ref with a bound per element (NaN fails). */
+static void expect_within(const char *what, const float *got, const float *ref, const double *bound, size_t n) {
+    size_t bad = 0, first = (size_t)-1;
+    double worst = 0.0; /* max |err| / bound */
+    for (size_t i = 0; i < n; i++) {
+        const double err = fabs((double)got[i] - ref[i]);
+        if (!(err <= bound[i])) {
+            if (!bad) first = i;
+            bad++;
+        }
+        if (err / bound[i] > worst || isnan(err)) worst = isnan(err) ? INFINITY : err / bound[i];
+    }
+    g_checks++;
+    if (bad) {
+        g_failures++;
+        printf("FAIL %s: %zu of %zu elements off (first at %zu: got %g, want %g, bound %g)\n", what, bad, n, first,
+               (double)got[first], (double)ref[first], bound[first]);
+    } else {
+        printf("ok   %-58s max |err|/bound %.3g\n", what, worst);
+    }
+}
+
+static uint8_t *fetch8(const void *d, size_t n) {
+    uint8_t *h = malloc(n ? n : 1);
+    GPU_CHECK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost));
+    return h;
+}
+static float *fetch32(const void *d, size_t n) {
+    float *h = malloc((n ? n : 1) * 4);
+    GPU_CHECK(cudaMemcpy(h, d, n * 4, cudaMemcpyDeviceToHost));
+    return h;
+}
+static void *dev_filled(size_t bytes, int byte) {
+    void *d = NULL;
+    GPU_CHECK(cudaMalloc(&d, bytes ? bytes : 16));
+    GPU_CHECK(cudaMemset(d, byte, bytes ? bytes : 16));
+    return d;
+}
+/* Half an ulp of dt relative to the value (the output's own rounding). */
+static double rel16(ake_dtype dt) { return dt == AKE_DT_F16 ? 0x1p-11 : 0x1p-8; }
+
+/* ---- quantize_rows ---- */
+
+static void test_quantize_rows(ake_dtype qdt, ake_dtype xdt, int M, int K, int stat) {
+    const size_t n = (size_t)M * K, es = xdt == AKE_DT_F32 ? 4 : 2;
+    float *x = malloc(n * 4), *arg = malloc(n * 4), *rs = malloc((size_t)M * 4);
+    uint16_t *x16 = malloc(n * 2);
+    uint8_t *ref = malloc(n);
+    for (int r = 0; r < M; r++) {
+        const float amp = powf(10.0f, rng_uniform(-2.0f, 2.0f)); /* rows of different magnitudes */
+        for (int k = 0; k < K; k++) {
+            const float v = (r == M / 2 && M > 2) ? 0.0f : rng_uniform(-amp, amp); /* one row of zeros */
+            const size_t i = (size_t)r * K + k;
+            if (xdt == AKE_DT_F32) x[i] = v;
+            else x16[i] = to16(v, xdt), x[i] = from16(x16[i], xdt);
+        }
+    }
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
+    const float sst = stat ? 0.6f * amax / q_max(qdt) : 0.0f; /* static: the largest values saturate */
+    for (int r = 0; r < M; r++) rs[r] = quant_row_ref(x + (size_t)r * K, K, qdt, sst, ref + (size_t)r * K, arg + (size_t)r * K);
+    void *dx = dev_copy(xdt == AKE_DT_F32 ? (void *)x : (void *)x16, n * es), *dq = dev_filled(n, q_poison(qdt));
+    float *ds = dev_poisoned((size_t)M * 4), *dst = stat ? dev_copy(&sst, 4) : NULL;
+    const ake_cuda_qout qo = {qdt, dq, ds, dst};
+    ake_cuda_quantize_rows(0, qo, xdt, dx, M, K);
+    GPU_CHECK(cudaDeviceSynchronize());
+    uint8_t *got = fetch8(dq, n);
+    float *gs = fetch32(ds, (size_t)M);
+    char what[160];
+    snprintf(what, sizeof what, "quantize_rows %s<-%s M=%d K=%d %s", q_name(qdt),
+             xdt == AKE_DT_F32 ? "fp32" : dt_name(xdt), M, K, stat ? "static" : "dynamic");
+    expect_codes(what, got, gs, ref, rs, arg, M, K, qdt, 1, 0.0f); /* same fp32 operations: bit-exact */
+    free(got), free(gs);
+    cudaFree(dx), cudaFree(dq), cudaFree(ds), cudaFree(dst);
+    free(x), free(arg), free(rs), free(x16), free(ref);
+}
+
+/* ---- a GEMM result as the next kernel reads it: 16-bit y, or int32 sums + scales + bias ---- */
+
+typedef struct {
+    ake_dtype dt;                   /* F16, BF16 or I32 */
+    int M, N;
+    double *y;                      /* [M, N] the exact values (reference) */
+    void *dy;                       /* device [M, N] of dt */
+    float *drs, *dcs, *dbias;       /* device (I32 only; dbias may be NULL) */
+} gemm_result_data;
+
+/* amp: |y| up to about amp; zero_row: row M/2 is all zeros (I32: acc zeros, y = bias). */
+static gemm_result_data make_result(ake_dtype dt, int M, int N, float amp, int with_bias, int zero_row) {
+    gemm_result_data r = {dt, M, N, malloc((size_t)M * N * sizeof(double)), NULL, NULL, NULL, NULL};
+    const size_t n = (size_t)M * N;
+    if (dt == AKE_DT_I32) {
+        int32_t *acc = malloc(n * 4);
+        float *rs = malloc((size_t)M * 4), *cs = malloc((size_t)N * 4), *b = malloc((size_t)N * 4);
+        for (int m = 0; m < M; m++) rs[m] = rng_uniform(0.5f, 1.5f) * amp / 30000.0f;
+        for (int c = 0; c < N; c++) cs[c] = rng_uniform(0.5f, 1.5f), b[c] = with_bias ? rng_uniform(-0.3f, 0.3f) : 0.0f;
+        for (int m = 0; m < M; m++)
+            for (int c = 0; c < N; c++) {
+                const size_t i = (size_t)m * N + c;
+                acc[i] = zero_row && m == M / 2 ? 0 : rng_int(-30000, 30000);
+                r.y[i] = (double)acc[i] * rs[m] * cs[c] + b[c];
+            }
+        r.dy = dev_copy(acc, n * 4), r.drs = dev_copy(rs, (size_t)M * 4), r.dcs = dev_copy(cs, (size_t)N * 4);
+        r.dbias = with_bias ? dev_copy(b, (size_t)N * 4) : NULL;
+        free(acc), free(rs), free(cs), free(b);
+    } else {
+        uint16_t *h = malloc(n * 2);
+        for (size_t i = 0; i < n; i++) {
+            h[i] = to16(zero_row && (int)(i / N) == M / 2 ? 0.0f : rng_uniform(-amp, amp), dt);
+            r.y[i] = from16(h[i], dt);
+        }
+        r.dy = dev_copy(h, n * 2);
+        free(h);
+    }
+    return r;
+}
+
+static ake_cuda_gemm_result result_desc(const gemm_result_data *r) {
+    ake_cuda_gemm_result d = {r->dt, r->dy, r->drs, r->dcs, r->dbias};
+    return d;
+}
+
+static void free_result(gemm_result_data *r) {
+    free(r->y);
+    cudaFree(r->dy), cudaFree(r->drs), cudaFree(r->dcs), cudaFree(r->dbias);
+}
+
+static const char *res_name(ake_dtype dt) { return dt == AKE_DT_I32 ? "int32" : dt_name(dt); }
+
+/* ---- GELU (+ quantize) ---- */
+
+static void test_gelu_quant(ake_dtype ydt, ake_dtype qdt /* AKE_DT_F16/BF16: no Q, h of that type */, int M, int N,
+                            int stat) {
+    const size_t n = (size_t)M * N;
+    gemm_result_data y = make_result(ydt, M, N, 5.0f, M % 2 == 1, M > 2);
+    float *h = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) h[i] = (float)(0.5 * y.y[i] * (1.0 + erf(y.y[i] / sqrt(2.0))));
+    const int quant = qdt == AKE_DT_I8 || qdt == AKE_DT_F8_E4M3;
+    char what[160];
+    snprintf(what, sizeof what, "gelu_quant %s->%s M=%d N=%d%s", res_name(ydt), quant ? q_name(qdt) : dt_name(qdt), M,
+             N, quant ? (stat ? " static" : " dynamic") : "");
+    if (quant) {
+        float *arg = malloc(n * 4), *rs = malloc((size_t)M * 4), amax = 0.0f;
+        uint8_t *ref = malloc(n);
+        for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(h[i]));
+        const float sst = stat ? 0.6f * amax / q_max(qdt) : 0.0f;
+        for (int r = 0; r < M; r++)
+            rs[r] = quant_row_ref(h + (size_t)r * N, N, qdt, sst, ref + (size_t)r * N, arg + (size_t)r * N);
+        void *dq = dev_filled(n, q_poison(qdt));
+        float *ds = dev_poisoned((size_t)M * 4), *dst = stat ? dev_copy(&sst, 4) : NULL;
+        const ake_cuda_qout qo = {qdt, dq, ds, dst};
+        ake_cuda_gelu_quant(0, result_desc(&y), M, N, qo, AKE_DT_F16, NULL);
+        GPU_CHECK(cudaDeviceSynchronize());
+        uint8_t *got = fetch8(dq, n);
+        float *gs = fetch32(ds, (size_t)M);
+        expect_codes(what, got, gs, ref, rs, arg, M, N, qdt, 0, stat ? 0.0f : 2e-6f);
+        free(got), free(gs), free(arg), free(rs), free(ref);
+        cudaFree(dq), cudaFree(ds), cudaFree(dst);
+    } else {
+        const ake_cuda_qout none = {AKE_DT_I8, NULL, NULL, NULL};
+        void *dh = dev_poisoned(n * 2);
+        ake_cuda_gelu_quant(0, result_desc(&y), M, N, none, qdt, dh);
+        GPU_CHECK(cudaDeviceSynchronize());
+        float *got = fetch16(dh, n, qdt);
+        expect_close(what, got, h, n, 1e-3f, qdt == AKE_DT_F16 ? 1e-3f : 8e-3f);
+        free(got);
+        cudaFree(dh);
+    }
+    free(h);
+    free_result(&y);
+}
+
+/* ---- residual + LayerNorm (+ quantize) ---- */
+
+static void test_layernorm_quant(ake_dtype dt, ake_dtype ydt, ake_dtype qdt /* AKE_DT_F32: no Q */, int rows, int d,
+                                 int stat, int in_place) {
+    const size_t n = (size_t)rows * d;
+    gemm_result_data y = make_result(ydt, rows, d, 3.0f, 1, 0);
+    uint16_t *hr = malloc(n * 2);
+    float *r = malloc(n * 4), *ref = malloc(n * 4), *g = malloc((size_t)d * 4), *b = malloc((size_t)d * 4),
+          *tmp = malloc((size_t)d * 4);
+    fill16(hr, r, n, -2.0f, 2.0f, dt);
+    for (int c = 0; c < d; c++) g[c] = rng_uniform(0.5f, 1.5f), b[c] = rng_uniform(-0.5f, 0.5f);
+    for (int i = 0; i < rows; i++) {
+        for (int c = 0; c < d; c++) tmp[c] = (float)(y.y[(size_t)i * d + c] + r[(size_t)i * d + c]);
+        ln_ref(ref + (size_t)i * d, tmp, g, b, d, 1e-12f);
+    }
+    const int quant = qdt != AKE_DT_F32;
+    void *dr = dev_copy(hr, n * 2), *dg = dev_copy(g, (size_t)d * 4), *db = dev_copy(b, (size_t)d * 4);
+    void *dout = in_place ? dr : dev_poisoned(n * 2), *dq = quant ? dev_filled(n, q_poison(qdt)) : NULL;
+    float amax = 0.0f;
+    for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(ref[i]));
+    const float sst = quant && stat ? 0.6f * amax / q_max(qdt) : 0.0f;
+    float *ds = quant ? dev_poisoned((size_t)rows * 4) : NULL, *dst = sst > 0.0f ? dev_copy(&sst, 4) : NULL;
+    const ake_cuda_qout qo = {quant ? qdt : AKE_DT_I8, dq, ds, dst};
+    ake_cuda_layernorm_quant(0, dt, dout, dr, result_desc(&y), dg, db, rows, d, 1e-12f, qo);
+    GPU_CHECK(cudaDeviceSynchronize());
+    float *got = fetch16(dout, n, dt);
+    char what[160];
+    snprintf(what, sizeof what, "layernorm_quant %s y %s -> %s rows=%d d=%d%s%s", dt_name(dt), res_name(ydt),
+             quant ? q_name(qdt) : "none", rows, d, quant ? (stat ? " static" : " dynamic") : "",
+             in_place ? " in place" : "");
+    expect_close(what, got, ref, n, dt == AKE_DT_F16 ? 4e-3f : 3e-2f, dt == AKE_DT_F16 ? 2e-3f : 8e-3f);
+    if (quant) {
+        float *arg = malloc(n * 4), *rs = malloc((size_t)rows * 4);
+        uint8_t *qref = malloc(n);
+        for (int i = 0; i < rows; i++)
+            rs[i] = quant_row_ref(ref + (size_t)i * d, d, qdt, sst, qref + (size_t)i * d, arg + (size_t)i * d);
+        uint8_t *qg = fetch8(dq, n);
+        float *gs = fetch32(ds, (size_t)rows);
+        snprintf(what, sizeof what, "layernorm_quant %s y %s -> %s rows=%d d=%d, codes", dt_name(dt), res_name(ydt),
+                 q_name(qdt), rows, d);
+        expect_codes(what, qg, gs, qref, rs, arg, rows, d, qdt, 0, stat ? 0.0f : 1e-5f);
+        free(arg), free(rs), free(qref), free(qg), free(gs);
+    }
+    free(got);
+    if (!in_place) cudaFree(dout);
+    cudaFree(dr), cudaFree(dg), cudaFree(db), cudaFree(dq), cudaFree(ds), cudaFree(dst);
+    free(hr), free(r), free(ref), free(g), free(b), free(tmp);
+    free_result(&y);
+}
+
+/* ---- 8-bit GEMMs ---- */
+
+/* X [M, K] and W [N, K] quantized by the reference: X's rows with different magnitudes, row
+ * M/2 all zeros (M > 2), dynamic per-row scales, or one static scale for all rows (the
+ * largest values saturate); W per output channel. */
+typedef struct {
+    int M, N, K;
+    uint8_t *xq, *wq; /* [M, K], [N, K] codes */
+    float *sx, *sw;   /* [M], [N] */
+    float *xd, *wd;   /* decoded codes (exact), [M, K], [N, K] */
+} quant_operands;
+
+static quant_operands make_operands(ake_dtype qdt, int M, int N, int K, int stat) {
+    quant_operands o = {M, N, K, malloc((size_t)M * K), malloc((size_t)N * K), malloc((size_t)M * 4),
+                        malloc((size_t)N * 4), malloc((size_t)M * K * 4), malloc((size_t)N * K * 4)};
+    float *row = malloc((size_t)K * 4), *arg = malloc((size_t)K * 4);
+    const float sst = stat ? 0.6f * 2.0f / q_max(qdt) : 0.0f; /* rows reach |x| = 2 below */
+    for (int m = 0; m < M; m++) {
+        const float amp = stat ? 2.0f : powf(10.0f, rng_uniform(-1.0f, 1.0f));
+        for (int k = 0; k < K; k++) row[k] = (m == M / 2 && M > 2) ? 0.0f : rng_uniform(-amp, amp);
+        o.sx[m] = quant_row_ref(row, K, qdt, sst, o.xq + (size_t)m * K, arg);
+    }
+    for (int c = 0; c < N; c++) {
+        const float amp = rng_uniform(0.5f, 2.0f) / sqrtf((float)K);
+        for (int k = 0; k < K; k++) row[k] = rng_uniform(-amp, amp);
+        o.sw[c] = quant_row_ref(row, K, qdt, 0.0f, o.wq + (size_t)c * K, arg);
+    }
+    for (size_t i = 0; i < (size_t)M * K; i++) o.xd[i] = q_dec(o.xq[i], qdt);
+    for (size_t i = 0; i < (size_t)N * K; i++) o.wd[i] = q_dec(o.wq[i], qdt);
+    free(row), free(arg);
+    return o;
+}
+
+static void free_operands(quant_operands *o) { free(o->xq), free(o->wq), free(o->sx), free(o->sw), free(o->xd), free(o->wd); }
+
+/* FP8: Y = sx sw (Xq Wq^T) + bias, on the given handle's path, F16 and BF16 outputs, one row
+ * of poison past M must stay untouched. Bound per element: the output's rounding plus 2^-11
+ * of the sum of |terms| (fp32 accumulation on FP8 tensor cores, cuBLASLt's precise mode). */
+static void test_gemm_fp8(ake_cuda_gemm *g, int M, int N, int K, int stat, int with_bias) {
+    quant_operands o = make_operands(AKE_DT_F8_E4M3, M, N, K, stat);
+    const size_t ny = (size_t)M * N;
+    double *acc = malloc(ny * sizeof(double)), *mag = malloc(ny * sizeof(double)), *bound = malloc(ny * sizeof(double));
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < N; c++) {
+            double s = 0.0, a = 0.0;
+            const float *xr = o.xd + (size_t)m * K, *wr = o.wd + (size_t)c * K;
+            for (int k = 0; k < K; k++) {
+                const double p = (double)(xr[k] * wr[k]); /* exact: two E4M3 values */
+                s += p, a += fabs(p);
+            }
+            acc[(size_t)m * N + c] = s * o.sx[m] * o.sw[c];
+            mag[(size_t)m * N + c] = a * o.sx[m] * o.sw[c];
+        }
+    void *dx = dev_copy(o.xq, (size_t)M * K), *dw = dev_copy(o.wq, (size_t)N * K);
+    float *dsx = dev_copy(o.sx, (size_t)M * 4), *dsw = dev_copy(o.sw, (size_t)N * 4), *ref = malloc(ny * 4);
+    const ake_dtype dts[] = {AKE_DT_F16, AKE_DT_BF16};
+    for (int t = 0; t < 2; t++) {
+        const ake_dtype dt = dts[t];
+        uint16_t *hb = malloc((size_t)N * 2);
+        float *b = malloc((size_t)N * 4);
+        fill16(hb, b, (size_t)N, -0.5f, 0.5f, dt);
+        for (size_t i = 0; i < ny; i++) {
+            const double r = acc[i] + (with_bias ? b[i % N] : 0.0f);
+            ref[i] = (float)r;
+            bound[i] = rel16(dt) * fabs(r) + 0x1p-11 * mag[i] + 1e-7;
+        }
+        void *db = with_bias ? dev_copy(hb, (size_t)N * 2) : NULL, *dy = dev_poisoned((ny + N) * 2);
+        const int deq = ake_cuda_gemm_fp8_shape_path(g, dt, M, N, K, with_bias) == AKE_FP8_DEQUANT;
+        const char *path = deq ? "dequant" : "outer-vec";
+        if (deq && ake_cuda_gemm_fp8_path(g) == AKE_FP8_OUTER_VEC)
+            printf("info FP8 %s M=%d N=%d K=%d%s: no outer-vector algorithm, dequant path\n", dt_name(dt), M, N, K,
+                   with_bias ? " +bias" : "");
+        ake_cuda_gemm_run_fp8(g, 0, dt, M, N, K, dx, dsx, dw, dsw, db, dy);
+        GPU_CHECK(cudaDeviceSynchronize());
+        float *got = fetch16(dy, ny + N, dt);
+        char what[160];
+        snprintf(what, sizeof what, "gemm fp8 %s %s M=%d N=%d K=%d %s%s", path, dt_name(dt), M, N, K,
+                 stat ? "static" : "dynamic", with_bias ? " +bias" : "");
+        expect_within(what, got, ref, bound, ny);
+        size_t touched = 0;
+        for (size_t i = ny; i < ny + N; i++) touched += !isnan(got[i]);
+        snprintf(what, sizeof what, "gemm fp8 %s M=%d N=%d writes no row past M", path, M, N);
+        expect_true(what, touched == 0);
+        free(got), free(hb), free(b);
+        cudaFree(db), cudaFree(dy);
+    }
+    cudaFree(dx), cudaFree(dw), cudaFree(dsx), cudaFree(dsw);
+    free(acc), free(mag), free(bound), free(ref);
+    free_operands(&o);
+}
+
+/* INT8: ACC = Xq Wq^T exactly (int32), then Y = ACC sx sw + bias (ake_cuda_dequant_bias) in F16
+ * and BF16 from the int32 sums and from the same sums as fp32. */
+static void test_gemm_i8(ake_cuda_gemm *g, int M, int N, int K, int stat) {
+    quant_operands o = make_operands(AKE_DT_I8, M, N, K, stat);
+    const size_t ny = (size_t)M * N;
+    int32_t *acc = malloc(ny * 4), *got = malloc((ny + N) * 4);
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++)
+        for (int c = 0; c < N; c++) {
+            int32_t s = 0;
+            const int8_t *xr = (const int8_t *)o.xq + (size_t)m * K, *wr = (const int8_t *)o.wq + (size_t)c * K;
+            for (int k = 0; k < K; k++) s += (int32_t)xr[k] * wr[k];
+            acc[(size_t)m * N + c] = s;
+        }
+    void *dx = dev_copy(o.xq, (size_t)M * K), *dw = dev_copy(o.wq, (size_t)N * K);
+    int32_t *dacc = dev_poisoned((ny + N) * 4);
+    ake_cuda_gemm_run_i8(g, 0, M, N, K, dx, dw, dacc);
+    GPU_CHECK(cudaDeviceSynchronize());
+    GPU_CHECK(cudaMemcpy(got, dacc, (ny + N) * 4, cudaMemcpyDeviceToHost));
+    size_t bad = 0, touched = 0;
+    for (size_t i = 0; i < ny; i++) bad += got[i] != acc[i];
+    for (size_t i = ny; i < ny + N; i++) touched += got[i] != -1; /* 0xFFFFFFFF poison */
+    char what[160];
+    snprintf(what, sizeof what, "gemm int8 M=%d N=%d K=%d %s: int32 sums exact (%zu differ), no row past M", M, N, K,
+             stat ? "static" : "dynamic", bad);
+    expect_true(what, bad == 0 && touched == 0);
+    if (!bad && !touched) printf("ok   %s\n", what);
+    /* dequantize those sums: y = acc sx[m] sw[n] + bias[n] */
+    float *bias = malloc((size_t)N * 4), *ref = malloc(ny * 4), *acc32 = malloc(ny * 4);
+    double *bound = malloc(ny * sizeof(double));
+    for (int c = 0; c < N; c++) bias[c] = rng_uniform(-0.5f, 0.5f);
+    for (size_t i = 0; i < ny; i++) acc32[i] = (float)acc[i];
+    float *dsx = dev_copy(o.sx, (size_t)M * 4), *dsw = dev_copy(o.sw, (size_t)N * 4), *db = dev_copy(bias, (size_t)N * 4);
+    float *dacc32 = dev_copy(acc32, ny * 4);
+    const ake_dtype dts[] = {AKE_DT_F16, AKE_DT_BF16};
+    for (int t = 0; t < 4; t++) {
+        const ake_dtype dt = dts[t & 1];
+        const int from32 = t >= 2, with_bias = (t & 1) == 0 || M % 2 == 0;
+        for (size_t i = 0; i < ny; i++) {
+            const double p = (double)acc[i] * o.sx[i / N] * o.sw[i % N], r = p + (with_bias ? bias[i % N] : 0.0f);
+            ref[i] = (float)r;
+            bound[i] = rel16(dt) * fabs(r) + 4e-7 * fabs(p) + 1e-7;
+        }
+        void *dy = dev_poisoned(ny * 2);
+        const ake_cuda_gemm_result a = {from32 ? AKE_DT_F32 : AKE_DT_I32, from32 ? (void *)dacc32 : (void *)dacc, dsx,
+                                        dsw, with_bias ? db : NULL};
+        ake_cuda_dequant_bias(0, dt, dy, a, M, N);
+        GPU_CHECK(cudaDeviceSynchronize());
+        float *y = fetch16(dy, ny, dt);
+        snprintf(what, sizeof what, "dequant_bias %s->%s M=%d N=%d%s", from32 ? "fp32" : "int32", dt_name(dt), M, N,
+                 with_bias ? " +bias" : "");
+        expect_within(what, y, ref, bound, ny);
+        free(y);
+        cudaFree(dy);
+    }
+    cudaFree(dx), cudaFree(dw), cudaFree(dacc), cudaFree(dsx), cudaFree(dsw), cudaFree(db), cudaFree(dacc32);
+    free(acc), free(got), free(bias), free(ref), free(acc32), free(bound);
+    free_operands(&o);
+}
+
+/* The 8-bit GEMMs and a quantizer captured into a CUDA graph after an eager call of each shape
+ * (as the engine does): the replay must give the eager run's bits. */
+static void test_capture8(ake_cuda_gemm *g, int fp8, const char *path) {
+    const int M = 129, N = 768, K = 384;
+    quant_operands o = make_operands(AKE_DT_I8, M, N, K, 0); /* codes also valid as E4M3 bytes below */
+    for (size_t i = 0; i < (size_t)M * K; i++) o.xq[i] &= 0xf7; /* no E4M3 NaN pattern (0x7f / 0xff) */
+    for (size_t i = 0; i < (size_t)N * K; i++) o.wq[i] &= 0xf7;
+    uint16_t *hx = malloc((size_t)M * K * 2);
+    float *xf = malloc((size_t)M * K * 4);
+    fill16(hx, xf, (size_t)M * K, -2.0f, 2.0f, AKE_DT_F16);
+    void *dx = dev_copy(o.xq, (size_t)M * K), *dw = dev_copy(o.wq, (size_t)N * K), *dx16 = dev_copy(hx, (size_t)M * K * 2);
+    float *dsx = dev_copy(o.sx, (size_t)M * 4), *dsw = dev_copy(o.sw, (size_t)N * 4);
+    const size_t ybytes = (size_t)M * N * 4;
+    void *y0 = dev_poisoned(ybytes), *y1 = dev_poisoned(ybytes), *q0 = dev_poisoned((size_t)M * K),
+         *q1 = dev_poisoned((size_t)M * K);
+    float *s0 = dev_poisoned((size_t)M * 4), *s1 = dev_poisoned((size_t)M * 4);
+    cudaStream_t st;
+    GPU_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    const ake_dtype qdt = fp8 ? AKE_DT_F8_E4M3 : AKE_DT_I8;
+    for (int pass = 0; pass < 2; pass++) { /* 0: eager into y0/q0; 1: captured, replayed into y1/q1 */
+        void *y = pass ? y1 : y0, *q = pass ? q1 : q0;
+        const ake_cuda_qout qo = {qdt, q, pass ? s1 : s0, NULL};
+        cudaGraph_t graph = NULL;
+        if (pass) GPU_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+        ake_cuda_quantize_rows(st, qo, AKE_DT_F16, dx16, M, K);
+        if (fp8) ake_cuda_gemm_run_fp8(g, st, AKE_DT_F16, M, N, K, dx, dsx, dw, dsw, NULL, y);
+        else ake_cuda_gemm_run_i8(g, st, M, N, K, dx, dw, (int32_t *)y);
+        if (pass) {
+            cudaGraphExec_t exec;
+            GPU_CHECK(cudaStreamEndCapture(st, &graph));
+            GPU_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+            GPU_CHECK(cudaGraphLaunch(exec, st));
+            GPU_CHECK(cudaGraphExecDestroy(exec));
+            GPU_CHECK(cudaGraphDestroy(graph));
+        }
+        GPU_CHECK(cudaStreamSynchronize(st));
+    }
+    uint8_t *a = fetch8(y0, ybytes), *b = fetch8(y1, ybytes), *qa = fetch8(q0, (size_t)M * K), *qb = fetch8(q1, (size_t)M * K);
+    const size_t yb = fp8 ? (size_t)M * N * 2 : ybytes;
+    char what[160];
+    snprintf(what, sizeof what, "%s GEMM %s + quantize_rows captured in a graph replay the eager bits", fp8 ? "fp8" : "int8",
+             path);
+    expect_true(what, !memcmp(a, b, yb) && !memcmp(qa, qb, (size_t)M * K));
+    if (!memcmp(a, b, yb) && !memcmp(qa, qb, (size_t)M * K)) printf("ok   %s\n", what);
+    GPU_CHECK(cudaStreamDestroy(st));
+    cudaFree(dx), cudaFree(dw), cudaFree(dx16), cudaFree(dsx), cudaFree(dsw), cudaFree(y0), cudaFree(y1), cudaFree(q0),
+        cudaFree(q1), cudaFree(s0), cudaFree(s1);
+    free(a), free(b), free(qa), free(qb), free(hx), free(xf);
+    free_operands(&o);
+}
+
+/* Every 8-bit check. g: the handle of the 16-bit tests (its FP8 path as probed); gd: a handle
+ * forced onto the dequant path. */
+static void test_8bit(ake_cuda_gemm *g, ake_cuda_gemm *gd, int cc) {
+    fflush(stdout); /* the probe may explain a fallback on stderr */
+    const ake_fp8_path path = ake_cuda_gemm_fp8_path(g);
+    ake_cuda_gemm_fp8_path(gd);
+    printf("info FP8 GEMM path on this device (sm_%d): %s\n", cc,
+           path == AKE_FP8_OUTER_VEC ? "cuBLASLt outer-vector scales + bias epilogue"
+           : path == AKE_FP8_DEQUANT ? "fp32 sums + dequant kernel (outer-vector scaling refused)"
+                                     : "none (compute capability below 8.9)");
+    static const ake_dtype qdts[] = {AKE_DT_I8, AKE_DT_F8_E4M3};
+    static const int ds[] = {384, 768, 1024};
+    for (int qi = 0; qi < 2; qi++) {
+        const ake_dtype qdt = qdts[qi];
+        static const ake_dtype xdts[] = {AKE_DT_F16, AKE_DT_BF16, AKE_DT_F32};
+        for (int xi = 0; xi < 3; xi++)
+            for (int j = 0; j < 3; j++)
+                for (int i = 0; i < NSIZES; i++) test_quantize_rows(qdt, xdts[xi], SIZES[i], ds[j], (i + j) % 2);
+        static const int wide[] = {1536, 3072, 4096, 8192};
+        for (int j = 0; j < 4; j++) test_quantize_rows(qdt, AKE_DT_F16, 129, wide[j], j % 2);
+    }
+    /* GELU (+ quantize) over FFN widths (MiniLM 1536, bert-base 3072, bert-large 4096) */
+    static const ake_dtype ydts[] = {AKE_DT_F16, AKE_DT_BF16, AKE_DT_I32};
+    static const ake_dtype outs[] = {AKE_DT_I8, AKE_DT_F8_E4M3, AKE_DT_F16, AKE_DT_BF16};
+    static const int inters[] = {1536, 3072, 4096};
+    for (int yi = 0; yi < 3; yi++)
+        for (int oi = 0; oi < 4; oi++)
+            for (int j = 0; j < 3; j++)
+                for (int i = 0; i < NSIZES; i++) {
+                    if (j > 0 && SIZES[i] != 7 && SIZES[i] != 129 && SIZES[i] != 512) continue;
+                    test_gelu_quant(ydts[yi], outs[oi], SIZES[i], inters[j], (i + oi) % 2);
+                }
+    /* residual + LayerNorm (+ quantize) over hidden sizes 384, 768, 1024 */
+    static const ake_dtype lnq[] = {AKE_DT_I8, AKE_DT_F8_E4M3, AKE_DT_F32 /* none */};
+    for (int t = 0; t < 2; t++) {
+        const ake_dtype dt = t ? AKE_DT_BF16 : AKE_DT_F16;
+        for (int yi = 0; yi < 2; yi++)
+            for (int qi = 0; qi < 3; qi++)
+                for (int j = 0; j < 3; j++)
+                    for (int i = 0; i < NSIZES; i++) {
+                        if (j > 0 && SIZES[i] != 7 && SIZES[i] != 129 && SIZES[i] != 512) continue;
+                        test_layernorm_quant(dt, yi ? AKE_DT_I32 : dt, lnq[qi], SIZES[i], ds[j], (i + qi) % 2, i % 3 == 1);
+                    }
+    }
+    /* GEMMs at the shapes of MiniLM (d 384, inter 1536), bert-base (768, 3072), bert-large (1024, 4096) */
+    static const int shapes[][2] = {{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}, {2304, 768},
+                                    {768, 3072}, {3072, 768}, {4096, 1024}, {1024, 4096}};
+    for (int s = 0; s < 9; s++)
+        for (int i = 0; i < NSIZES; i++) {
+            if (s >= 4 && SIZES[i] != 7 && SIZES[i] != 129 && SIZES[i] != 512) continue;
+            const int M = SIZES[i], N = shapes[s][0], K = shapes[s][1];
+            test_gemm_i8(g, M, N, K, i % 2);
+            if (path == AKE_FP8_NONE) continue;
+            test_gemm_fp8(g, M, N, K, i % 2, (i + s) % 3 != 2);
+            if (s < 4 || SIZES[i] == 129) test_gemm_fp8(gd, M, N, K, (i + 1) % 2, (i + s) % 3 != 1);
+        }
+    test_capture8(g, 0, "");
+    if (path != AKE_FP8_NONE) {
+        test_capture8(g, 1, path == AKE_FP8_OUTER_VEC ? "(outer-vec)" : "(dequant)");
+        test_capture8(gd, 1, "(dequant)");
+    } else {
+        printf("info FP8 GEMM checks skipped: no FP8 tensor cores on sm_%d\n", cc);
+    }
+}
+
 int main(void) {
     if (ake_cuda_device_count() == 0) {
         fprintf(stderr, "test_kernels: no CUDA GPU is visible; make test-gpu runs on a GPU machine\n");
@@ -466,6 +1025,14 @@ int main(void) {
                 test_pool(dt, lens, 20, 1024, mode, norm, "20 random lens");
             }
     }
+    ake_cuda_gemm *gd = NULL; /* the FP8 dequant path, forced */
+    if (ake_cuda_gemm_create(&gd, 1, err, sizeof err) != AKE_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    ake_cuda_gemm_fp8_force_dequant(gd, 1);
+    test_8bit(g, gd, prop.major * 10 + prop.minor);
+    ake_cuda_gemm_free(gd);
     ake_cuda_gemm_free(g);
     printf("%s: %d checks, %d failed\n", g_failures ? "FAIL" : "PASS", g_checks, g_failures);
     return g_failures ? 1 : 0;
