@@ -17,7 +17,7 @@ mkdir -p .carry/debs .carry/tok
 git archive --format=tar HEAD | gzip -9 >.carry/ake.tar.gz
 (cd .carry/debs && [ -n "$(ls ./*.deb 2>/dev/null)" ] ||
     apt-get download libdnnl2 libdnnl-dev libcjson1 libcjson-dev libutf8proc2 libutf8proc-dev libmicrohttpd12 \
-        libmicrohttpd-dev libcurl4 libcurl4-openssl-dev libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 \
+        libmicrohttpd-dev libcurl4 libcurl4-openssl-dev libssl-dev libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 \
         libgssapi-krb5-2 libldap-2.5-0 libzstd1 libbrotli1 libp11-kit0 libunistring2 libtasn1-6 libnettle8 \
         libhogweed6 libgmp10 libkrb5-3 libk5crypto3 libkrb5support0 libsasl2-2 libffi8 libgnutls30 libkeyutils1 \
         libcom-err2 ocl-icd-libopencl1 make)

@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return ake_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "synth")) return ake_cmd_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate")) return ake_cmd_validate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return ake_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         puts("akidb-embed " AKE_VERSION);
         return 0;

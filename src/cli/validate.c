@@ -218,7 +218,7 @@ int ake_cmd_validate(int argc, char **argv) {
     }
     ake_accuracy a;
     char err[256], why[256] = "";
-    if (!rc && ake_accuracy_measure(r.vec, m.vec, texts.n, ake_engine_dim(m.e), o.queries, &a, err, sizeof err)) {
+    if (!rc && ake_accuracy_measure(r.vec, m.vec, texts.n, ake_engine_dim(m.e), 0, o.queries, &a, err, sizeof err)) {
         ake_cli_error("validate", "%s", err);
         rc = 1;
     }

@@ -184,6 +184,15 @@ ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen) {
     return e->ops->wait ? e->ops->wait(e, err, errlen) : AKE_OK;
 }
 
+ake_status ake_engine_set_observer(ake_engine *e, ake_linear_observer fn, void *ctx, char *err, size_t errlen) {
+    if (!e->ops->set_observer)
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "the %s engine takes no calibration observer (use the cpu)",
+                        e->ops->name);
+    return e->ops->set_observer(e, fn, ctx, err, errlen);
+}
+
+size_t ake_engine_weight_bytes(const ake_engine *e) { return e->weight_bytes; }
+
 int32_t ake_engine_dim(const ake_engine *e) { return e->model->cfg.hidden; }
 const char *ake_engine_device(const ake_engine *e) { return e->device; }
 ake_precision ake_engine_precision(const ake_engine *e) { return e->opts.precision; }

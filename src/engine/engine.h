@@ -92,6 +92,22 @@ ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *c
                              char *err, size_t errlen);
 ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen);
 
+/* Calibration hook (src/quant/calibrate.c): the fp32 input of every linear layer, seen
+ * before it is multiplied. which: 0 = QKV (the attention block's input), 1 = the attention
+ * output projection (its input is the attention context), 2 = FFN1, 3 = FFN2 (its input is
+ * the GELU output). x [rows, cols] row-major, valid during the call only; rows = the
+ * call's tokens. Called from the thread that called ake_engine_embed, in layer order. */
+typedef enum { AKE_LINEAR_QKV = 0, AKE_LINEAR_OUT, AKE_LINEAR_FFN1, AKE_LINEAR_FFN2, AKE_LINEAR_KINDS } ake_linear_kind;
+typedef void (*ake_linear_observer)(void *ctx, int32_t layer, ake_linear_kind which, const float *x, int32_t rows,
+                                    int32_t cols);
+/* Sets (fn non-NULL) or clears the observer. Engines that compute in fp32 on the CPU take
+ * one; others answer AKE_EUNSUPPORTED. Without an observer the forward pays nothing. */
+ake_status ake_engine_set_observer(ake_engine *e, ake_linear_observer fn, void *ctx, char *err, size_t errlen);
+
+/* Bytes of weights the engine holds resident (host or device): 8-bit weights count one
+ * byte per element, plus their scales. */
+size_t ake_engine_weight_bytes(const ake_engine *e);
+
 int32_t ake_engine_dim(const ake_engine *e);
 /* The device as resolved at creation: "cpu" or "cuda:N" (never "auto"). */
 const char *ake_engine_device(const ake_engine *e);

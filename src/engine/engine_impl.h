@@ -14,6 +14,8 @@ typedef struct {
                          char *err, size_t errlen);
     ake_status (*wait)(ake_engine *e, char *err, size_t errlen);
     const char *(*hardware)(const ake_engine *e); /* optional: NULL means "cpu" */
+    /* optional: NULL means observers are not supported */
+    ake_status (*set_observer)(ake_engine *e, ake_linear_observer fn, void *ctx, char *err, size_t errlen);
 } ake_engine_ops;
 
 /* Common head of every backend's engine struct (backends embed it first). */
@@ -23,6 +25,7 @@ struct ake_engine {
     ake_engine_opts opts;     /* limits as resolved at creation (device and precision too) */
     char device[24];          /* "cpu" or "cuda:N", set by ake_engine_create; opts.device points here */
     int32_t inflight;         /* submitted calls not yet waited for (engine.c keeps it) */
+    size_t weight_bytes;      /* resident weight bytes, set by the backend at creation */
 };
 
 /* Capability queries behind ake_engine_caps_query (out is zeroed by the caller). */

@@ -443,10 +443,10 @@ static ake_status need_linear(wctx *w, const char *base, int64_t out, int64_t in
     snprintf(n, sizeof n, "%s.bias", base);
     if ((rc = need(w, n, out, -1, &lw->b))) return rc;
     const bool q8 = lw->w->dtype == AKE_DT_I8 || lw->w->dtype == AKE_DT_F8_E4M3;
-    lw->scale = lw->in_scale = NULL;
+    lw->scale = lw->in_scale = lw->in_smooth = lw->in_rotation = NULL;
     if (!q8) {
-        static const char *const extra[] = {"weight_scale", "input_scale"};
-        for (int i = 0; i < 2; i++) {
+        static const char *const extra[] = {"weight_scale", "input_scale", "input_smooth", "input_rotation"};
+        for (int i = 0; i < 4; i++) {
             snprintf(probe, sizeof probe, "%s%s.%s", w->prefix, base, extra[i]);
             if (ake_safetensors_find(w->m->st, probe))
                 return ake_errf(w->err, w->errlen, AKE_EFORMAT,
@@ -461,27 +461,55 @@ static ake_status need_linear(wctx *w, const char *base, int64_t out, int64_t in
     snprintf(n, sizeof n, "%s.input_scale", base);
     snprintf(probe, sizeof probe, "%s%s", w->prefix, n);
     if (ake_safetensors_find(w->m->st, probe) && (rc = need_scales(w, n, 1, &lw->in_scale))) return rc;
+    snprintf(n, sizeof n, "%s.input_smooth", base);
+    snprintf(probe, sizeof probe, "%s%s", w->prefix, n);
+    if (ake_safetensors_find(w->m->st, probe) && (rc = need_scales(w, n, in, &lw->in_smooth))) return rc;
+    snprintf(probe, sizeof probe, "%s%s.input_rotation", w->prefix, base);
+    const ake_tensor *rt = ake_safetensors_find(w->m->st, probe);
+    if (rt) {
+        const int32_t b = rt->dtype == AKE_DT_I32 && rt->ndim == 1 && rt->shape[0] == 1 ? *(const int32_t *)rt->data : 0;
+        if ((uintptr_t)rt->data % 4 || b < 2 || (b & (b - 1)) || in % b)
+            return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                            "model.safetensors in %s: '%s' must be one I32, a power of two from 2 that divides the "
+                            "input width %lld.",
+                            w->m->dir, probe, (long long)in);
+        lw->in_rotation = rt;
+    }
     return AKE_OK;
 }
 
 /* q, k and v are fused into one GEMM by the engines: one dtype, one input scale. And
  * static activation scales are all or nothing over the folder's 8-bit linears. */
-static ake_status check_layer_quant(wctx *w, int layer, const ake_layer_weights *L, int *n_q8, int *n_static) {
+static ake_status check_layer_quant(wctx *w, int layer, const ake_layer_weights *L, int *n_q8, int *n_static,
+                                    const char **no_static) {
     const ake_linear_weights *qkv[3] = {&L->q, &L->k, &L->v};
     for (int i = 1; i < 3; i++) {
-        const float *s0 = L->q.in_scale ? (const float *)L->q.in_scale->data : NULL;
-        const float *si = qkv[i]->in_scale ? (const float *)qkv[i]->in_scale->data : NULL;
-        if (qkv[i]->w->dtype != L->q.w->dtype || !s0 != !si || (s0 && *s0 != *si))
+        const ake_linear_weights *a = &L->q, *p = qkv[i];
+        const char *what = NULL;
+        const ake_tensor *at = NULL, *pt = NULL;
+        if (p->w->dtype != a->w->dtype) what = "dtype", at = a->w, pt = p->w;
+        else if (!p->in_scale != !a->in_scale ||
+                 (a->in_scale && *(const float *)a->in_scale->data != *(const float *)p->in_scale->data))
+            what = "input_scale", at = a->in_scale, pt = p->in_scale;
+        else if (!p->in_smooth != !a->in_smooth ||
+                 (a->in_smooth && memcmp(a->in_smooth->data, p->in_smooth->data, a->in_smooth->nbytes) != 0))
+            what = "input_smooth", at = a->in_smooth, pt = p->in_smooth;
+        else if (!p->in_rotation != !a->in_rotation ||
+                 (a->in_rotation && *(const int32_t *)a->in_rotation->data != *(const int32_t *)p->in_rotation->data))
+            what = "input_rotation", at = a->in_rotation, pt = p->in_rotation;
+        if (what)
             return ake_errf(w->err, w->errlen, AKE_EFORMAT,
-                            "model.safetensors in %s: layer %d stores query, key and value differently (%s and %s, "
-                            "input_scale %g and %g); they share one input and must share dtype and input_scale.",
-                            w->m->dir, layer, ake_dtype_name(L->q.w->dtype), ake_dtype_name(qkv[i]->w->dtype),
-                            s0 ? (double)*s0 : 0.0, si ? (double)*si : 0.0);
+                            "model.safetensors in %s: layer %d: %s (%s) differs from the query's %s (%s); query, key "
+                            "and value read one input and must share dtype, input_scale, input_smooth and "
+                            "input_rotation.",
+                            w->m->dir, layer, pt ? pt->name : p->w->name, pt ? "present" : "absent", what,
+                            at ? at->name : "absent");
     }
     const ake_linear_weights *all[6] = {&L->q, &L->k, &L->v, &L->o, &L->ff1, &L->ff2};
     for (int i = 0; i < 6; i++) {
         *n_q8 += all[i]->scale != NULL;
         *n_static += all[i]->in_scale != NULL;
+        if (all[i]->scale && !all[i]->in_scale && !*no_static) *no_static = all[i]->w->name;
     }
     return AKE_OK;
 }
@@ -523,6 +551,7 @@ static ake_status load_weights(ake_model *m, char *err, size_t errlen) {
     m->layer = calloc((size_t)c->layers, sizeof *m->layer);
     if (!m->layer) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
     int n_q8 = 0, n_static = 0;
+    const char *no_static = NULL; /* the first 8-bit weight without an input_scale */
     for (int i = 0; i < c->layers; i++) {
         ake_layer_weights *L = &m->layer[i];
         char n[160];
@@ -542,13 +571,13 @@ static ake_status load_weights(ake_model *m, char *err, size_t errlen) {
         if ((rc = need_ln(&w, n, d, &L->ln1_g, &L->ln1_b)) != AKE_OK) return rc;
         snprintf(n, sizeof n, "encoder.layer.%d.output.LayerNorm", i);
         if ((rc = need_ln(&w, n, d, &L->ln2_g, &L->ln2_b)) != AKE_OK) return rc;
-        if ((rc = check_layer_quant(&w, i, L, &n_q8, &n_static)) != AKE_OK) return rc;
+        if ((rc = check_layer_quant(&w, i, L, &n_q8, &n_static, &no_static)) != AKE_OK) return rc;
     }
     if (n_static && n_static != n_q8)
         return ake_errf(err, errlen, AKE_EFORMAT,
-                        "model.safetensors in %s: %d of its %d 8-bit linear layers have an input_scale; static "
-                        "activation scales are all or none.",
-                        m->dir, n_static, n_q8);
+                        "model.safetensors in %s: %d of its %d 8-bit linear layers have an input_scale, not "
+                        "'%.*s.input_scale'; static activation scales are all or none.",
+                        m->dir, n_static, n_q8, (int)(strlen(no_static) - strlen(".weight")), no_static);
     m->static_act = n_static > 0;
     return AKE_OK;
 }

@@ -49,6 +49,12 @@ typedef struct {
     const ake_tensor *scale;    /* [out] F32, > 0: "<name>.weight_scale", only beside 8-bit w */
     const ake_tensor *in_scale; /* [1] F32, > 0: "<name>.input_scale", the calibrated per-tensor
                                    scale of the input activations (static W8A8); NULL: dynamic */
+    const ake_tensor *in_smooth; /* [in] F32, > 0: "<name>.input_smooth", SmoothQuant's factors s:
+                                   w holds W_real diag(s) and the input is divided by s before it
+                                   is quantized (x W^T = (x / s)(W diag(s))^T); NULL: none */
+    const ake_tensor *in_rotation; /* [1] I32: "<name>.input_rotation", the block b of a Hadamard
+                                   rotation (base/dtype.h): w holds W_real diag(s) H and the input
+                                   is (x / s) H before it is quantized; NULL: none */
     const ake_tensor *b;        /* [out] */
 } ake_linear_weights;
 
@@ -68,15 +74,22 @@ typedef struct {
  *   <linear>.weight            I8 or F8_E4M3 [out, in]: the codes, symmetric (no zero point)
  *   <linear>.weight_scale      F32 [out]: one scale per output channel, finite and > 0
  *   <linear>.input_scale       F32 [1], optional: static per-tensor activation scale (codes =
- *                              round(x / input_scale), saturated); absent = dynamic per-token
+ *                              round(x / input_smooth / input_scale), saturated); absent =
+ *                              dynamic per-token
+ *   <linear>.input_smooth      F32 [in], optional: SmoothQuant's per-input-channel factors s,
+ *                              already multiplied into the weight's columns
+ *   <linear>.input_rotation    I32 [1], optional: b, a power of two dividing in: the weight's
+ *                              rows are stored rotated by the block Walsh-Hadamard matrix H
+ *                              (after smoothing), and inputs are rotated alike: x -> (x / s) H
  *   embeddings.word_embeddings.weight        I8 or F8_E4M3 [vocab, d]
  *   embeddings.word_embeddings.weight_scale  F32 [vocab]: one scale per row, dequantized on lookup
  * <linear> is each of encoder.layer.N.{attention.self.query, attention.self.key,
  * attention.self.value, attention.output.dense, intermediate.dense, output.dense}. A linear
- * may stay float (the layers the calibration kept in 16-bit); q, k and v must agree. Biases,
- * LayerNorms, position and token-type embeddings stay float. SmoothQuant's migration is
- * already folded into the stored LayerNorm and value weights, so nothing else is needed to
- * run. quantization_config.json records how it was made (read for reports only). */
+ * may stay float (the layers the calibration kept in 16-bit); q, k and v must agree (they
+ * share one input: same dtype, input_scale, input_smooth and input_rotation). Biases, LayerNorms, position
+ * and token-type embeddings stay float. (SmoothQuant is not folded into the LayerNorms: in
+ * a post-LN BERT the LayerNorm's output is also the residual stream.)
+ * quantization_config.json records how the folder was made (read for reports only). */
 
 typedef struct {
     char *dir;                 /* owned copy of the folder path */

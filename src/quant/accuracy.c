@@ -38,10 +38,11 @@ static void nearest(const float *u, int32_t n, int32_t d, int32_t q, int32_t k, 
     }
 }
 
-ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t queries,
-                                ake_accuracy *out, char *err, size_t errlen) {
+ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t first,
+                                int32_t queries, ake_accuracy *out, char *err, size_t errlen) {
+    AKE_ASSERT(first >= 0 && first < n);
     memset(out, 0, sizeof *out);
-    out->n = n;
+    out->n = n - first;
     out->min_cos = 1.0;
     float *ur = unit_rows(ref, n, d), *uc = unit_rows(cand, n, d), *sim = malloc((size_t)n * sizeof *sim);
     if (!ur || !uc || !sim) {
@@ -51,25 +52,25 @@ ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, 
         return ake_errf(err, errlen, AKE_ENOMEM, "out of memory comparing %d embeddings", n);
     }
     double sum = 0.0;
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = first; i < n; i++) {
         double dot = 0.0;
         for (int32_t c = 0; c < d; c++) dot += (double)ur[(size_t)i * d + c] * uc[(size_t)i * d + c];
         sum += dot;
-        if (dot < out->min_cos || i == 0) {
+        if (dot < out->min_cos || i == first) {
             out->min_cos = dot;
             out->min_index = i;
         }
     }
-    out->mean_cos = n ? sum / n : 1.0;
+    out->mean_cos = sum / out->n;
     const int32_t k = AKE_RECALL_K;
-    out->queries = queries < n ? queries : n;
+    out->queries = queries < out->n ? queries : out->n;
     if (n <= k || out->queries <= 0) {
         out->recall = 1.0;
     } else {
         double hits = 0.0;
         int32_t tr[AKE_RECALL_K], tc[AKE_RECALL_K];
         for (int32_t qi = 0; qi < out->queries; qi++) {
-            const int32_t q = (int32_t)((int64_t)qi * n / out->queries);
+            const int32_t q = first + (int32_t)((int64_t)qi * out->n / out->queries);
             nearest(ur, n, d, q, k, sim, tr);
             nearest(uc, n, d, q, k, sim, tc);
             for (int a = 0; a < k; a++)

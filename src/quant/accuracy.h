@@ -22,7 +22,7 @@
 #define AKE_RECALL_K 10
 
 typedef struct {
-    int32_t n, queries;
+    int32_t n, queries;    /* texts whose cosines were measured (n - first), recall queries */
     double mean_cos, min_cos;
     int32_t min_index;     /* the text with the lowest cosine */
     double recall;         /* recall@AKE_RECALL_K */
@@ -34,10 +34,13 @@ typedef struct {
 
 #define AKE_GATE_DEFAULT ((ake_gate){0.995, 0.98, 0.95})
 
-/* ref, cand: [n, d] row-major (need not be normalized). queries is clamped to n; with
- * n <= AKE_RECALL_K, recall is 1 by definition. AKE_ENOMEM is the only failure. */
-ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t queries,
-                                ake_accuracy *out, char *err, size_t errlen);
+/* ref, cand: [n, d] row-major (need not be normalized). Cosines are measured over the rows
+ * first..n-1 and the queries are drawn evenly from them; neighbours are searched among all n
+ * rows (rows before `first` only widen the corpus: `quantize` gates on held-back texts while
+ * searching among the calibration texts too). queries is clamped to n - first; with n <=
+ * AKE_RECALL_K, recall is 1 by definition. AKE_ENOMEM is the only failure. */
+ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t first,
+                                int32_t queries, ake_accuracy *out, char *err, size_t errlen);
 
 /* True when every measure is at or above the gate; otherwise false with `why` naming each
  * failing measure and both numbers ("mean cosine 0.9921 < 0.995; ..."). */

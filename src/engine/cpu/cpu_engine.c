@@ -46,6 +46,9 @@ typedef struct {
     const float *b;           /* [N] the bias, in the arena */
     float *w_scale;           /* owned (q8) [N]: per-output-channel weight scales */
     float in_scale;           /* q8: static per-tensor activation scale; 0 = per token at run time */
+    float *inv_smooth;        /* owned (q8) [K] or NULL: 1 / SmoothQuant factor of each input channel */
+    float *wsum;              /* owned (q8) [N]: sum over k of the codes of row n, for the zero point */
+    int32_t rot;              /* q8: Hadamard block of the input rotation (1: none; base/dtype.h) */
 } cpu_linear;
 
 typedef enum { POST_NONE, POST_GELU, POST_ADD_TO_DST } cpu_post_op;
@@ -81,10 +84,17 @@ typedef struct {
     bool word_q_owned;
     int8_t *xq;                /* [T, max(d, inter)] codes of the next GEMM's input */
     float *xs;                 /* [T] their per-token scales */
+    float *xz;                 /* [T] their per-token zero points (0 for static scales) */
     int32_t *acc;              /* [T, max(3d, inter)] s32 GEMM output */
+    float *smooth_scratch;     /* [procs, smooth_cols]: one smoothed row per thread */
+    int32_t smooth_cols;       /* max(d, inter) */
     float *attn_scratch;       /* [procs, attn_slice]: K^T of one head [dh, maxpos] + scores [ATTN_QB, maxpos] */
     size_t attn_slice;         /* floats per processor in attn_scratch */
     int32_t max_pos_padded;    /* max_position rounded up to VL */
+    ake_linear_observer observer; /* calibration hook (fp32 engines), or NULL */
+    void *observer_ctx;
+    float w_qmax;              /* largest s8 weight code: 127, or 63 where int8 products go through
+                                  16-bit pair sums (see weight_qmax) */
 } cpu_engine;
 
 /* Floats needed to hold `t` converted to F32 (0 if it is F32 already and can be aliased). */
@@ -114,6 +124,8 @@ static void linear_free(cpu_linear *l) {
     if (l->weights) dnnl_memory_destroy(l->weights);
     if (l->bias) dnnl_memory_destroy(l->bias);
     free(l->w_scale);
+    free(l->inv_smooth);
+    free(l->wsum);
 }
 
 static void cpu_free(ake_engine *base) {
@@ -139,6 +151,8 @@ static void cpu_free(ake_engine *base) {
     }
     free(e->xq);
     free(e->xs);
+    free(e->xz);
+    free(e->smooth_scratch);
     free(e->acc);
     free(e);
 }
@@ -525,26 +539,46 @@ static inline vf geluv(vf x) {
     return 0.5f * x * one_plus_erf;
 }
 
-/* Codes of one row for the next s8 GEMM: q = round(x / s) saturated to +-127, with
- * s = absmax(x) / 127 (per token) or s = static_scale when > 0. Returns s. */
-static inline float quantize_row(const float *x, int32_t n, float static_scale, int8_t *q) {
-    float s = static_scale;
-    if (s <= 0.0f) {
-        float amax = 0.0f;
-#pragma omp simd reduction(max : amax)
-        for (int32_t c = 0; c < n; c++) {
-            const float a = fabsf(x[c]);
-            amax = a > amax ? a : amax; /* not fmaxf: without -ffast-math gcc calls libm for it */
+/* Codes of one row for the next s8 GEMM, from x' = x * inv_smooth (per channel; x itself
+ * when inv_smooth is NULL), sm: scratch [n]. Returns the scale s and sets *z:
+ *   static_scale > 0: symmetric, q = round(x' / s) saturated to +-127, s = static_scale, z = 0
+ *   else (per token): asymmetric over the row's [min, max], x' ~ s (q - z) with q in
+ *   -128..127, s = (max - min) / 255. Against symmetric absmax codes this spends every code
+ *   on values the row holds: GELU outputs (>= -0.17) would leave half of them unused. */
+static inline float quantize_row(const float *x, int32_t n, float static_scale, const float *inv_smooth, int32_t rot,
+                                 float *sm, int8_t *q, float *z) {
+    if (inv_smooth || rot) {
+        if (inv_smooth) {
+#pragma omp simd
+            for (int32_t c = 0; c < n; c++) sm[c] = x[c] * inv_smooth[c];
+        } else {
+            memcpy(sm, x, (size_t)n * sizeof *sm);
         }
-        s = amax > 0.0f ? amax / AKE_I8_QMAX : 1.0f;
+        if (rot > 1) ake_hadamard_rows(sm, 1, n, rot);
+        x = sm;
+    }
+    float s = static_scale, zp = 0.0f, lo = -127.0f, hi = 127.0f;
+    if (s <= 0.0f) {
+        float mn = x[0], mx = x[0];
+#pragma omp simd reduction(min : mn) reduction(max : mx)
+        for (int32_t c = 0; c < n; c++) {
+            mn = x[c] < mn ? x[c] : mn; /* not fminf/fmaxf: without -ffast-math gcc calls libm for them */
+            mx = x[c] > mx ? x[c] : mx;
+        }
+        mn = mn < 0.0f ? mn : 0.0f; /* keep 0 exact: padding-free rows, but zeros are common */
+        mx = mx > 0.0f ? mx : 0.0f;
+        s = mx > mn ? (mx - mn) / 255.0f : 1.0f;
+        zp = -128.0f - rintf(mn / s);
+        lo = -128.0f;
     }
     const float inv = 1.0f / s;
 #pragma omp simd
     for (int32_t c = 0; c < n; c++) {
-        float r = rintf(x[c] * inv);
-        r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+        float r = rintf(x[c] * inv) + zp;
+        r = r > hi ? hi : r < lo ? lo : r;
         q[c] = (int8_t)r;
     }
+    *z = zp;
     return s;
 }
 
@@ -570,26 +604,32 @@ static void finish_rows(cpu_engine *e, const row_epilogue *ep, int32_t T, int32_
         float *y = ep->dst + (size_t)t * n;
         if (l) {
             const int32_t *a = e->acc + (size_t)t * n;
-            const float sx = e->xs[t];
-            const float *sw = l->w_scale, *b = l->b;
+            /* x ~ sx (q - z): sum_k x_k w_nk = sx sw_n (acc_n - z wsum_n) */
+            const float sx = e->xs[t], z = e->xz[t];
+            const float *sw = l->w_scale, *b = l->b, *ws = l->wsum;
             if (ep->gelu) {
                 for (int32_t c = 0; c < n; c += VL) { /* n % 16 == 0: checked at creation */
-                    vf v, bw, bb;
+                    vf v, bw, bb, bs;
                     for (int k = 0; k < VL; k++) v[k] = (float)a[c + k];
                     memcpy(&bw, sw + c, sizeof bw);
                     memcpy(&bb, b + c, sizeof bb);
-                    storev(y + c, geluv(v * (sx * bw) + bb));
+                    memcpy(&bs, ws + c, sizeof bs);
+                    storev(y + c, geluv((v - z * bs) * (sx * bw) + bb));
                 }
             } else if (ep->residual) {
 #pragma omp simd
-                for (int32_t c = 0; c < n; c++) y[c] += (float)a[c] * (sx * sw[c]) + b[c];
+                for (int32_t c = 0; c < n; c++) y[c] += ((float)a[c] - z * ws[c]) * (sx * sw[c]) + b[c];
             } else {
 #pragma omp simd
-                for (int32_t c = 0; c < n; c++) y[c] = (float)a[c] * (sx * sw[c]) + b[c];
+                for (int32_t c = 0; c < n; c++) y[c] = ((float)a[c] - z * ws[c]) * (sx * sw[c]) + b[c];
             }
         }
         if (ep->ln_g) layernorm_row(y, ep->ln_g, ep->ln_b, n, eps);
-        if (quant) e->xs[t] = quantize_row(y, n, ep->next->in_scale, e->xq + (size_t)t * n);
+        if (quant) {
+            e->xs[t] = quantize_row(y, n, ep->next->in_scale, ep->next->inv_smooth, ep->next->rot,
+                                    e->smooth_scratch + (size_t)omp_get_thread_num() * e->smooth_cols,
+                                    e->xq + (size_t)t * n, &e->xz[t]);
+        }
     }
 }
 
@@ -657,13 +697,19 @@ static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t 
         pool_normalize(e, cu_seqlens, n, out);
         return AKE_OK;
     }
+#define OBSERVE(kind, X, cols)                                                                                        \
+    if (e->observer) e->observer(e->observer_ctx, l, kind, X, T, cols)
     for (int32_t l = 0; l < cfg->layers; l++) {
         const cpu_layer *w = &e->layer[l];
+        OBSERVE(AKE_LINEAR_QKV, e->x, d);
         linear_run(e, &w->qkv, e->x, e->qkv, T);
         attention(e, cu_seqlens, n);
+        OBSERVE(AKE_LINEAR_OUT, e->ctx, d);
         linear_run(e, &w->out, e->ctx, e->x, T); /* x += ctx Wo^T + bo */
         layernorm_rows(e->x, w->ln1_g, w->ln1_b, T, d, cfg->layer_norm_eps);
+        OBSERVE(AKE_LINEAR_FFN1, e->x, d);
         linear_run(e, &w->ffn1, e->x, e->h, T);  /* h = gelu(x W1^T + b1) */
+        OBSERVE(AKE_LINEAR_FFN2, e->h, cfg->intermediate);
         linear_run(e, &w->ffn2, e->h, e->x, T);  /* x += h W2^T + b2 */
         layernorm_rows(e->x, w->ln2_g, w->ln2_b, T, d, cfg->layer_norm_eps);
     }
@@ -671,13 +717,42 @@ static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t 
     return AKE_OK;
 }
 
-static const ake_engine_ops cpu_ops = {.name = "cpu", .free = cpu_free, .embed = cpu_embed};
+#undef OBSERVE
 
-/* W of lw [out, in] as fp32 into dst: converted from F16/BF16, or dequantized from 8-bit. */
-static void weight_f32(const ake_linear_weights *lw, float *dst) {
+static ake_status cpu_set_observer(ake_engine *base, ake_linear_observer fn, void *ctx, char *err, size_t errlen) {
+    cpu_engine *e = (cpu_engine *)base;
+    if (fn && base->opts.precision != AKE_PREC_FP32)
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "calibration observes an fp32 engine (this one is %s)",
+                        ake_precision_name(base->opts.precision));
+    e->observer = fn;
+    e->observer_ctx = ctx;
+    return AKE_OK;
+}
+
+static const ake_engine_ops cpu_ops = {
+    .name = "cpu", .free = cpu_free, .embed = cpu_embed, .set_observer = cpu_set_observer};
+
+/* Bytes of l's packed weights (oneDNN's layout) and its scales (its bias is in the arena). */
+static size_t linear_bytes(const cpu_linear *l) {
+    const dnnl_memory_desc_t *md = NULL;
+    dnnl_memory_get_memory_desc(l->weights, &md);
+    return (md ? dnnl_memory_desc_get_size(md) : 0) + (l->q8 ? (size_t)l->n * sizeof(float) : 0);
+}
+
+/* W of lw [out, in] as fp32 into dst: converted from F16/BF16, or dequantized from 8-bit.
+ * stored: keep a quantized folder's transforms of the columns (W diag(s) H, for an s8 layer
+ * that transforms its inputs alike); else the real W. */
+static void weight_f32(const ake_linear_weights *lw, float *dst, bool stored) {
     const ake_tensor *t = lw->w;
     if (lw->scale) ake_dequantize_rows(t->data, t->dtype, (const float *)lw->scale->data, t->shape[0], t->shape[1], dst);
     else copy_f32(t, dst);
+    if (lw->in_rotation && !stored) /* H H = I */
+        ake_hadamard_rows(dst, t->shape[0], t->shape[1], *(const int32_t *)lw->in_rotation->data);
+    if (lw->in_smooth && !stored) {
+        const float *s = (const float *)lw->in_smooth->data;
+        for (int64_t r = 0; r < t->shape[0]; r++)
+            for (int64_t c = 0; c < t->shape[1]; c++) dst[r * t->shape[1] + c] /= s[c];
+    }
 }
 
 /* Builds l from the weights `parts` stacked by rows (q, k, v for the fused QKV, else one),
@@ -691,26 +766,60 @@ static ake_status build_linear(cpu_engine *e, cpu_linear *l, const ake_linear_we
     for (int i = 0; i < nparts; i++) n += (int32_t)parts[i]->w->shape[0];
     if (q8 && !(l->w_scale = malloc((size_t)n * sizeof(float))))
         return ake_errf(err, errlen, AKE_ENOMEM, "out of memory quantizing '%s'", parts[0]->w->name);
+    /* rotation of the inputs: the folder's, or (dynamic quantization) the largest Hadamard block */
+    const ake_tensor *rt = parts[0]->in_rotation;
+    const int32_t rot = !q8 ? 1 : rt ? *(const int32_t *)rt->data : ake_hadamard_block(k, AKE_HADAMARD_MAX_BLOCK);
+    l->rot = rot;
     int32_t row = 0;
     for (int i = 0; i < nparts; i++) {
         const ake_linear_weights *lw = parts[i];
         const int32_t rows = (int32_t)lw->w->shape[0];
         if (!q8) {
-            weight_f32(lw, tmp32 + (size_t)row * k);
-        } else if (lw->w->dtype == AKE_DT_I8) {
+            weight_f32(lw, tmp32 + (size_t)row * k, false);
+        } else if (lw->w->dtype == AKE_DT_I8 && e->w_qmax == AKE_I8_QMAX) {
             memcpy(tmp8 + (size_t)row * k, lw->w->data, (size_t)rows * k);
             memcpy(l->w_scale + row, lw->scale->data, (size_t)rows * sizeof(float));
         } else {
-            weight_f32(lw, tmp32);
-            ake_quantize_rows(tmp32, rows, k, AKE_DT_I8, tmp8 + (size_t)row * k, l->w_scale + row);
+            weight_f32(lw, tmp32, true);
+            if (!lw->scale) ake_hadamard_rows(tmp32, rows, k, rot); /* a float weight: rotate it here */
+            ake_quantize_rows(tmp32, rows, k, AKE_DT_I8, e->w_qmax, tmp8 + (size_t)row * k, l->w_scale + row);
         }
         row += rows;
     }
     l->in_scale = q8 && parts[0]->in_scale ? *(const float *)parts[0]->in_scale->data : 0.0f;
+    if (q8 && parts[0]->in_smooth) {
+        if (!(l->inv_smooth = malloc((size_t)k * sizeof(float))))
+            return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading '%s'", parts[0]->w->name);
+        for (int32_t c = 0; c < k; c++) l->inv_smooth[c] = 1.0f / ((const float *)parts[0]->in_smooth->data)[c];
+    }
+    if (q8) {
+        if (!(l->wsum = malloc((size_t)n * sizeof(float))))
+            return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading '%s'", parts[0]->w->name);
+        for (int32_t r = 0; r < n; r++) {
+            int32_t sum = 0;
+            for (int32_t c = 0; c < k; c++) sum += tmp8[(size_t)r * k + c];
+            l->wsum[r] = (float)sum;
+        }
+    }
     if (linear_init(e, l, q8 ? NULL : tmp32, q8 ? tmp8 : NULL, bias, n, k, post) != AKE_OK)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED, "oneDNN could not build a%s matmul for '%s'",
                         q8 ? "n s8" : "n fp32", parts[0]->w->name);
     return AKE_OK;
+}
+
+/* Without VNNI, oneDNN multiplies s8 codes with vpmaddubsw, which adds pairs of u8 x s8
+ * products in 16 bits with saturation: full-range codes overflow (measured with oneDNN 2.6
+ * on a Zen 3: every output of a 64x384x256 s8 GEMM of +-127 codes was wrong). Weights of 7
+ * bits (+-63) keep every pair sum within 16 bits; oneDNN's int8 guide gives the same advice.
+ * VNNI (vpdpbusd) accumulates in 32 bits and takes the full range. */
+static float weight_qmax(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx512_core_vnni:
+    case dnnl_cpu_isa_avx512_core_bf16:
+    case dnnl_cpu_isa_avx512_core_amx:
+    case dnnl_cpu_isa_avx2_vnni: return AKE_I8_QMAX;
+    default: return 63.0f;
+    }
 }
 
 static const char *isa_name(void) {
@@ -761,6 +870,7 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
     e->threads = opts->threads > 0 && opts->threads < omp_get_num_procs() ? opts->threads : omp_get_num_procs();
     e->max_pos_padded = (cfg->max_position + VL - 1) / VL * VL;
     e->attn_slice = (size_t)(dh + ATTN_QB) * e->max_pos_padded;
+    e->w_qmax = weight_qmax();
 
     /* Arena: embeddings and small per-layer vectors converted to F32 (none for an F32
      * model), plus the fused QKV bias. Weight matrices go to oneDNN's own layout. An 8-bit
@@ -792,8 +902,11 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
     if (ok && int8) {
         e->xq = malloc(T * (size_t)(d > inter ? d : inter));
         e->xs = malloc(T * sizeof(float));
+        e->xz = malloc(T * sizeof(float));
         e->acc = malloc(T * wide * sizeof(int32_t));
-        ok = tmp8 && e->xq && e->xs && e->acc;
+        e->smooth_cols = d > inter ? d : inter;
+        e->smooth_scratch = malloc((size_t)omp_get_num_procs() * e->smooth_cols * sizeof(float));
+        ok = tmp8 && e->xq && e->xs && e->xz && e->acc && e->smooth_scratch;
         if (ok && word_q8) {
             e->word_q = (const int8_t *)m->word_emb->data;
             e->word_scale = (const float *)m->word_emb_scale->data;
@@ -804,7 +917,8 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
             ok = q && sc && (w32 || m->word_emb->dtype == AKE_DT_F32);
             if (ok) {
                 if (w32) copy_f32(m->word_emb, w32);
-                ake_quantize_rows(w32 ? w32 : (const float *)m->word_emb->data, cfg->vocab_size, d, AKE_DT_I8, q, sc);
+                ake_quantize_rows(w32 ? w32 : (const float *)m->word_emb->data, cfg->vocab_size, d, AKE_DT_I8,
+                                  AKE_I8_QMAX, q, sc);
             }
             free(w32);
             e->word_q = q;
@@ -873,6 +987,20 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
         return st;
     }
     AKE_ASSERT((size_t)(cur - e->arena) == floats);
+    /* resident weights: the arena's float copies, mmapped F32 tensors used as they are,
+     * the 8-bit word table, and every packed matrix */
+    size_t bytes = floats * sizeof(float);
+    const ake_tensor *aliased[] = {m->pos_emb, m->type_emb, m->emb_ln_g, m->emb_ln_b};
+    for (size_t i = 0; i < 4; i++) bytes += aliased[i]->dtype == AKE_DT_F32 ? aliased[i]->nbytes : 0;
+    if (e->word_q) bytes += (size_t)m->word_emb->numel + (size_t)cfg->vocab_size * sizeof(float);
+    else if (!word_q8 && m->word_emb->dtype == AKE_DT_F32) bytes += m->word_emb->nbytes;
+    for (int32_t l = 0; l < L; l++) {
+        const cpu_layer *w = &e->layer[l];
+        bytes += linear_bytes(&w->qkv) + linear_bytes(&w->out) + linear_bytes(&w->ffn1) + linear_bytes(&w->ffn2);
+        const ake_tensor *ln[] = {m->layer[l].ln1_g, m->layer[l].ln1_b, m->layer[l].ln2_g, m->layer[l].ln2_b};
+        for (size_t i = 0; i < 4; i++) bytes += ln[i]->dtype == AKE_DT_F32 ? ln[i]->nbytes : 0;
+    }
+    e->base.weight_bytes = bytes;
     *out = &e->base;
     return AKE_OK;
 }

@@ -297,7 +297,7 @@ static ake_status cuda_embed(ake_engine *base, const int32_t *ids, const int32_t
     return st != AKE_OK ? st : cuda_wait(base, err, errlen);
 }
 
-static const ake_engine_ops cuda_ops = {"cuda", cuda_free, cuda_embed, cuda_submit, cuda_wait, cuda_hardware};
+static const ake_engine_ops cuda_ops = {"cuda", cuda_free, cuda_embed, cuda_submit, cuda_wait, cuda_hardware, NULL};
 
 /* ---- creation ----------------------------------------------------------------------- */
 
@@ -521,6 +521,7 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     AKE_ASSERT(wp <= (char *)e->warena + welems * es && fp <= e->farena + felems);
     CUDA_CHECK(cudaDeviceSynchronize());
     cudaFree(staging);
+    e->base.weight_bytes = welems * es + felems * sizeof(float);
     if (st) {
         cuda_free(&e->base);
         return st;
