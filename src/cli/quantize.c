@@ -320,9 +320,14 @@ static int write_config(const quant_opts *o, const char *tmp, const ake_model *m
         cJSON_AddItemToArray(layers, ly);
     }
     cJSON_AddNumberToObject(j, "gemm_flops_8bit_share", ake_quant_8bit_share(m, plan));
+    if (!a) {
+        cJSON_AddStringToObject(j, "accuracy", why);
+        cJSON_AddBoolToObject(j, "gate_forced", true);
+        goto print;
+    }
     cJSON *acc = cJSON_AddObjectToObject(j, "accuracy");
     cJSON_AddStringToObject(acc, "against", "the source model in fp32 on the CPU");
-    cJSON_AddStringToObject(acc, "texts", "the held-back end of the calibration file");
+    cJSON_AddStringToObject(acc, "texts", "the held-back end of the calibration file (recall searched among all its texts)");
     cJSON_AddNumberToObject(acc, "count", a->n);
     cJSON_AddNumberToObject(acc, "mean_cosine", a->mean_cos);
     cJSON_AddNumberToObject(acc, "min_cosine", a->min_cos);
@@ -334,6 +339,7 @@ static int write_config(const quant_opts *o, const char *tmp, const ake_model *m
     cJSON_AddBoolToObject(acc, "pass", pass);
     if (!pass) cJSON_AddStringToObject(acc, "failed", why);
     cJSON_AddBoolToObject(j, "gate_forced", !pass && o->no_gate);
+print:;
     char *s = cJSON_Print(j), *path = ake_path_join(tmp, "quantization_config.json");
     cJSON_Delete(j);
     FILE *f = s && path ? fopen(path, "w") : NULL;
@@ -353,6 +359,18 @@ int ake_cmd_quantize(int argc, char **argv) {
     struct stat sb;
     if (stat(o.out, &sb) == 0) {
         ake_cli_error("quantize", "--out '%s' exists; choose a new folder", o.out);
+        return 1;
+    }
+    ake_engine_caps caps; /* the gate runs the result: fail now, not after calibrating, when it cannot */
+    const ake_precision want = o.qdt == AKE_DT_I8 ? AKE_PREC_INT8 : AKE_PREC_FP8;
+    if (ake_engine_caps_query(o.device, &caps, err, sizeof err) != AKE_OK) {
+        ake_cli_error("quantize", "%s", err);
+        return 1;
+    }
+    if (!(caps.precisions & (1u << want)) && !o.no_gate) {
+        ake_cli_error("quantize", "the accuracy gate runs the %s model, and device '%s' (%s) cannot: use --device "
+                      "cuda:N, or --no-gate to write it unchecked",
+                      ake_precision_name(want), o.device, caps.hardware);
         return 1;
     }
     if (!file_sha256(o.calib, sha)) {
@@ -463,10 +481,21 @@ int ake_cmd_quantize(int argc, char **argv) {
     ck = (checker){.o = &o, .src = m, .corpus = &corpus, .first = first, .ref = refvec, .tmp = tmp,
                    .weights = ake_path_join(tmp, "model.safetensors"), .max_len = corpus.max_len};
     ake_quant_plan plan = {.qdtype = o.qdt, .embeddings_8bit = true, .linear = lin};
-    ake_accuracy acc;
-    if (!ck.weights || check_plan(&ck, &plan, true, &acc)) goto done;
+    ake_accuracy acc = {0};
+    bool pass = false;
+    if (!ck.weights) goto done;
+    if (!(caps.precisions & (1u << want))) { /* --no-gate on a device that cannot run it: unmeasured */
+        if (ake_quant_write_weights(m, &plan, ck.weights, err, sizeof err) != AKE_OK) {
+            ake_cli_error("quantize", "%s", err);
+            goto done;
+        }
+        snprintf(why, sizeof why, "not measured: device '%s' cannot run %s", o.device, ake_precision_name(want));
+        if (write_config(&o, tmp, m, &plan, sha, n_cal, ake_calib_tokens(cal), NULL, false, why)) goto done;
+        goto finish;
+    }
+    if (check_plan(&ck, &plan, true, &acc)) goto done;
     print_acc("every linear in 8 bits:", &acc, ake_quant_8bit_share(m, &plan));
-    bool pass = ake_gate_check(&o.gate, &acc, why, sizeof why);
+    pass = ake_gate_check(&o.gate, &acc, why, sizeof why);
     if (!pass) {
         /* sensitivity: what keeping each linear in float alone buys, then the costliest first */
         const int32_t G = L * AKE_LINEAR_KINDS;
@@ -533,6 +562,7 @@ int ake_cmd_quantize(int argc, char **argv) {
         }
     }
     if (write_config(&o, tmp, m, &plan, sha, n_cal, ake_calib_tokens(cal), &acc, pass, why)) goto done;
+finish:
     if (rename(tmp, o.out) != 0) {
         ake_cli_error("quantize", "cannot rename '%s' to '%s': %s", tmp, o.out, strerror(errno));
         goto done;
@@ -541,7 +571,7 @@ int ake_cmd_quantize(int argc, char **argv) {
     tmp = NULL;
     fprintf(stderr, "wrote %s (%s, %.1f %% of linear FLOPs in 8 bits)%s\n", o.out,
             o.qdt == AKE_DT_I8 ? "int8" : "fp8_e4m3", 100.0 * ake_quant_8bit_share(m, &plan),
-            pass ? "" : " WITHOUT passing the gate (--no-gate)");
+            acc.n == 0 ? " WITHOUT an accuracy check (--no-gate)" : pass ? "" : " WITHOUT passing the gate (--no-gate)");
     rc = 0;
 done:
     if (tmp) remove_tree(tmp);

@@ -1,0 +1,168 @@
+"""INT8 quantization of the real all-MiniLM-L6-v2 on the CPU, end to end through the CLI:
+dynamic INT8 and a static INT8 folder calibrated on the committed calibration text both pass
+the default accuracy gate on 5,000 real sentences that calibration never saw
+(tests/golden/quant_eval.txt; both files come from tests/golden/make_quant_text.py), and the
+gate bites: scales broken by x100 fail `validate`, a calibration that clips half of every
+activation makes `quantize` refuse to write, each naming the failing measure."""
+import hashlib
+import json
+import os
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / os.environ.get("AKE_BIN", "build/akidb-embed")
+MODEL = ROOT / "models" / "all-MiniLM-L6-v2"
+CALIB = ROOT / "tests" / "golden" / "quant_calib.txt"
+EVAL = ROOT / "tests" / "golden" / "quant_eval.txt"
+GATE_TEXTS = 5000
+
+
+def run(*args, timeout=900):
+    return subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def test_eval_and_calibration_texts_do_not_overlap():
+    calib = set(CALIB.read_text().splitlines())
+    evals = EVAL.read_text().splitlines()
+    assert len(evals) >= GATE_TEXTS and len(calib) >= 1000
+    assert not calib.intersection(evals)
+
+
+def test_dynamic_int8_passes_the_gate(tmp_path):
+    out = tmp_path / "v.json"
+    r = run("validate", "--model", MODEL, "--dtype", "int8", "--reference", MODEL, "--corpus", EVAL,
+            "--limit", GATE_TEXTS, "--json", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    v = json.loads(out.read_text())
+    assert v["pass"] and v["texts"] == GATE_TEXTS and v["dtype"] == "int8" and v["queries"] == 500
+    assert v["mean_cosine"] >= 0.995 and v["min_cosine"] >= 0.98 and v["recall_at_10"] >= 0.95, v
+    assert "PASS" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def static_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("q") / "minilm-int8"
+    r = run("quantize", "--model", MODEL, "--dtype", "int8", "--calib", CALIB, "--out", out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_static_folder_is_small_and_says_how_it_was_made(static_folder):
+    size = (static_folder / "model.safetensors").stat().st_size
+    assert size <= 0.30 * (MODEL / "model.safetensors").stat().st_size
+    for f in ("config.json", "tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json"):
+        assert (static_folder / f).is_file(), f
+    c = json.loads((static_folder / "quantization_config.json").read_text())
+    assert c["dtype"] == "int8" and c["method"] == "percentile" and c["activations"].startswith("static")
+    assert c["calibration"]["sha256"] == hashlib.sha256(CALIB.read_bytes()).hexdigest()
+    assert c["calibration"]["samples"] > 1000
+    assert c["gemm_flops_8bit_share"] >= 0.80
+    assert len(c["layers"]) == 6 and all(set(l) == {"qkv", "out", "ffn1", "ffn2"} for l in c["layers"])
+    assert c["accuracy"]["pass"] and not c["gate_forced"]
+
+
+def test_static_int8_passes_the_gate(static_folder, tmp_path):
+    out = tmp_path / "v.json"
+    r = run("validate", "--model", static_folder, "--reference", MODEL, "--corpus", EVAL, "--limit", GATE_TEXTS,
+            "--json", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    v = json.loads(out.read_text())
+    assert v["pass"] and v["dtype"] == "int8" and v["file_size_ratio"] <= 0.30, v
+
+
+def test_static_folder_embeds_like_any_model(static_folder):
+    texts = "A quantized model is still a model folder.\nSecond line\n"
+    r = subprocess.run([str(BIN), "embed", "--model", str(static_folder)], input=texts, capture_output=True,
+                       text=True, timeout=120)
+    f = subprocess.run([str(BIN), "embed", "--model", str(MODEL)], input=texts, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and f.returncode == 0, r.stderr
+    a = np.array([json.loads(l) for l in r.stdout.splitlines()])
+    b = np.array([json.loads(l) for l in f.stdout.splitlines()])
+    assert a.shape == b.shape == (2, 384)
+    assert np.all(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1) > 0.99)
+
+
+def read_safetensors(path):
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def write_safetensors(path, header, buf):
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + buf)
+
+
+def test_scales_broken_x100_fail_validate(static_folder, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in static_folder.rglob("*"):
+        if f.is_file() and f.name != "model.safetensors":
+            (broken / f.relative_to(static_folder)).parent.mkdir(parents=True, exist_ok=True)
+            (broken / f.relative_to(static_folder)).write_bytes(f.read_bytes())
+    header, buf = read_safetensors(static_folder / "model.safetensors")
+    buf = bytearray(buf)
+    n = 0
+    for name, t in header.items():
+        if name.endswith(".input_scale"):
+            a, b = t["data_offsets"]
+            buf[a:b] = (np.frombuffer(bytes(buf[a:b]), "<f4") * 100).astype("<f4").tobytes()
+            n += 1
+    assert n >= 18
+    write_safetensors(broken / "model.safetensors", header, bytes(buf))
+    r = run("validate", "--model", broken, "--reference", MODEL, "--corpus", EVAL, "--limit", 1000)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "accuracy gate failed" in r.stderr and ("cosine" in r.stderr or "recall@10" in r.stderr), r.stderr
+
+
+def test_quantize_refuses_a_broken_calibration(tmp_path):
+    """Scales at the 50.1th percentile clip half of every input: no 20 % in float saves that."""
+    calib = tmp_path / "calib.txt"
+    calib.write_text("".join(CALIB.read_text().splitlines(keepends=True)[:600]))
+    out = tmp_path / "never"
+    r = run("quantize", "--model", MODEL, "--calib", calib, "--holdout", 100, "--method", "percentile",
+            "--percentile", 50.1, "--out", out)
+    assert r.returncode == 1, r.stderr
+    assert "accuracy gate fails" in r.stderr and "nothing written" in r.stderr, r.stderr
+    assert "cosine" in r.stderr.split("accuracy gate fails")[1] or "recall@10" in r.stderr.split("accuracy gate fails")[1]
+    assert not out.exists() and not list(tmp_path.glob("never.tmp-*"))
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--dtype", "fp8"], ["fp8", "--device cuda:N"]),
+    (["--dtype", "int4"], ["--dtype"]),
+    (["--smooth", "2"], ["--smooth"]),
+    (["--method", "guess"], ["--method"]),
+    (["--rotate", "3x"], ["--rotate"]),
+])
+def test_quantize_bad_flags(tmp_path, args, words):
+    r = run("quantize", "--model", MODEL, "--calib", CALIB, "--out", tmp_path / "o", *args)
+    assert r.returncode in (1, 2) and r.stderr.startswith("akidb-embed"), r.stderr
+    for w in words:
+        assert w in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_quantize_will_not_overwrite(tmp_path):
+    (tmp_path / "o").mkdir()
+    r = run("quantize", "--model", MODEL, "--calib", CALIB, "--out", tmp_path / "o")
+    assert r.returncode == 1 and "exists" in r.stderr
+
+
+def test_validate_bad_input(tmp_path):
+    r = run("validate", "--model", MODEL, "--reference", MODEL)
+    assert r.returncode == 2 and "--corpus" in r.stderr
+    r = run("validate", "--model", MODEL, "--reference", MODEL, "--corpus", tmp_path / "none.txt")
+    assert r.returncode == 1 and "none.txt" in r.stderr
+    (tmp_path / "empty.txt").write_text("")
+    r = run("validate", "--model", MODEL, "--reference", MODEL, "--corpus", tmp_path / "empty.txt")
+    assert r.returncode == 1 and "no texts" in r.stderr
+    r = run("validate", "--model", MODEL, "--reference", MODEL, "--corpus", EVAL, "--gate", "mean=high")
+    assert r.returncode == 2 and "--gate" in r.stderr
