@@ -334,6 +334,10 @@ ake_precision ake_batcher_precision(const ake_batcher *b, int32_t i) {
     return i >= 0 && i < b->n_rep ? ake_engine_precision(b->rep[i].engine) : AKE_PREC_DEFAULT;
 }
 
+size_t ake_batcher_weight_bytes(const ake_batcher *b, int32_t i) {
+    return i >= 0 && i < b->n_rep ? ake_engine_weight_bytes(b->rep[i].engine) : 0;
+}
+
 void ake_batcher_free(ake_batcher *b) {
     if (!b) return;
     atomic_store(&b->stopping, true);

@@ -111,6 +111,8 @@ int32_t ake_batcher_replicas(const ake_batcher *b);
 const char *ake_batcher_device(const ake_batcher *b, int32_t i);
 /* Precision of replica i's engine as resolved (never AKE_PREC_DEFAULT). */
 ake_precision ake_batcher_precision(const ake_batcher *b, int32_t i);
+/* Resident weight bytes of replica i's engine (ake_engine_weight_bytes); 0 for a bad i. */
+size_t ake_batcher_weight_bytes(const ake_batcher *b, int32_t i);
 
 /* Embeds everything still queued, then joins the threads and frees the engines. */
 void ake_batcher_free(ake_batcher *b);

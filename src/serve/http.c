@@ -41,7 +41,7 @@ struct ake_server {
     ake_server_opts o;         /* strings below are owned copies */
     char *str[8];              /* the copies, freed at the end */
     char devices[256];         /* the replicas' devices as the engines resolved them, comma-separated */
-    const char *dtype;         /* "float32", "float16" or "bfloat16": replica 0's precision */
+    const char *dtype;         /* "float32", "float16", "bfloat16", "int8" or "float8_e4m3fn": replica 0's */
     ake_pipeline p;
     ake_model raw_model;       /* shallow copy of *p.model with cfg.normalize = false: the engines
                                   return pooled vectors and the APIs normalize per request */
@@ -233,7 +233,10 @@ static enum MHD_Result answer_info(ake_server *s, http_req *r) {
                    s->o.max_client_batch_size, (long long)s->o.max_payload_bytes, s->o.max_wait_ms,
                    s->o.request_timeout_ms, s->o.http_threads);
     ake_buf_json_string(&b, s->o.batch_policy, strlen(s->o.batch_policy));
-    ake_buf_puts(&b, "}");
+    /* resident weights of one replica, and how a quantized folder was made (its
+     * quantization_config.json, validated as a JSON object by the model loader) */
+    ake_buf_printf(&b, ",\"weight_bytes\":%zu,\"quantization\":%s}", ake_batcher_weight_bytes(s->batcher, 0),
+                   s->p.model->quant_config ? s->p.model->quant_config : "null");
     return respond(r, 200, &b, "application/json");
 }
 

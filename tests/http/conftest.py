@@ -40,7 +40,7 @@ REF_COS = 0.9999     # GPU vs the CPU FP32 reference, per vector
 BATCH_COS = 0.99999  # GPU vs GPU across batches (CUDA-graph buckets)
 # /info's "dtype" as the engine resolves it
 INFO_DTYPE = {"": "float16" if ON_GPU else "float32", "default": "float16" if ON_GPU else "float32",
-              "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[DTYPE]
+              "fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8", "fp8": "float8_e4m3fn"}[DTYPE]
 
 
 def pytest_configure(config):

@@ -7,12 +7,15 @@ activation makes `quantize` refuse to write, each naming the failing measure."""
 import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / os.environ.get("AKE_BIN", "build/akidb-embed")
@@ -86,6 +89,36 @@ def test_static_folder_embeds_like_any_model(static_folder):
     b = np.array([json.loads(l) for l in f.stdout.splitlines()])
     assert a.shape == b.shape == (2, 384)
     assert np.all(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1) > 0.99)
+
+
+def test_static_folder_serves_and_says_so(static_folder, tmp_path):
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([str(BIN), "serve", "--model", str(static_folder), "--host", "127.0.0.1", "--port", "0"],
+                             stdout=f, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            m = re.search(r"on http://127\.0\.0\.1:(\d+);", log.read_text(errors="replace"))
+            if m or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert m, log.read_text()
+        url = f"http://127.0.0.1:{m.group(1)}"
+        for _ in range(600):
+            try:
+                if requests.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        info = requests.get(url + "/info", timeout=10).json()
+        assert info["dtype"] == "int8" and info["quantization"]["dtype"] == "int8"
+        assert 0 < info["weight_bytes"] < 0.35 * (MODEL / "model.safetensors").stat().st_size
+        v = requests.post(url + "/embed", json={"inputs": ["hello", "world"]}, timeout=30).json()
+        assert len(v) == 2 and len(v[0]) == 384
+        assert 'dtype="int8"' in requests.get(url + "/metrics", timeout=10).text
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
 
 
 def read_safetensors(path):
