@@ -1,9 +1,33 @@
-/* The LayerNorm of one row held in a warp's registers, shared by embed.cu and
- * layernorm.cu (CUDA C++ only). */
+/* The LayerNorm of one row held in a warp's registers, shared by embed.cu,
+ * layernorm.cu and quant.cu (CUDA C++ only). */
 #ifndef AKE_ENGINE_CUDA_LN_ROW_CUH
 #define AKE_ENGINE_CUDA_LN_ROW_CUH
 
 #include "engine/cuda/common.cuh"
+
+/* Mean and 1/sqrt(variance + eps) of a row of d values held by a warp (lane's chunks in v),
+ * two-pass (mean, then centered variance) in fp32, as the CPU engine. */
+template <int NC>
+__device__ __forceinline__ void ln_row_stats(const float (&v)[NC][8], int d, float eps, int lane, float &mean,
+                                             float &rstd) {
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NC; i++)
+        if ((lane + 32 * i) * 8 < d)
+#pragma unroll
+            for (int j = 0; j < 8; j++) s += v[i][j];
+    mean = warp_sum(s) / (float)d;
+    float q = 0.0f;
+#pragma unroll
+    for (int i = 0; i < NC; i++)
+        if ((lane + 32 * i) * 8 < d)
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float t = v[i][j] - mean;
+                q += t * t;
+            }
+    rstd = rsqrtf(warp_sum(q) / (float)d + eps);
+}
 
 /* Lane `lane` holds chunks c = lane + 32*i (i < NC) of a row of d features, 8 values each
  * (only chunks with 8*c < d are meaningful). Writes LN(row) * gamma + beta to out [d] and,
@@ -12,23 +36,8 @@
 template <typename T, int NC>
 __device__ __forceinline__ void ln_row_store(const float (&v)[NC][8], T *out, const float *gamma, const float *beta,
                                              int d, float eps, int lane, float *out32 = nullptr) {
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < NC; i++)
-        if ((lane + 32 * i) * 8 < d)
-#pragma unroll
-            for (int j = 0; j < 8; j++) s += v[i][j];
-    const float mean = warp_sum(s) / (float)d;
-    float q = 0.0f;
-#pragma unroll
-    for (int i = 0; i < NC; i++)
-        if ((lane + 32 * i) * 8 < d)
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                float t = v[i][j] - mean;
-                q += t * t;
-            }
-    const float rstd = rsqrtf(warp_sum(q) / (float)d + eps);
+    float mean, rstd;
+    ln_row_stats<NC>(v, d, eps, lane, mean, rstd);
 #pragma unroll
     for (int i = 0; i < NC; i++) {
         const int c = (lane + 32 * i) * 8;

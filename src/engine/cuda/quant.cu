@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "engine/cuda/common.cuh"
+#include "engine/cuda/ln_row.cuh"
 
 extern "C" {
 #include "engine/cuda/layernorm.cuh"
@@ -301,24 +302,8 @@ __global__ void __launch_bounds__(QB)
             }
         }
     }
-    /* two-pass statistics in fp32, as ln_row_store */
-    float s = 0.0f;
-#pragma unroll
-    for (int i = 0; i < NC; i++)
-        if ((lane + 32 * i) * 8 < d)
-#pragma unroll
-            for (int j = 0; j < 8; j++) s += v[i][j];
-    const float mean = warp_sum(s) / (float)d;
-    float sq = 0.0f;
-#pragma unroll
-    for (int i = 0; i < NC; i++)
-        if ((lane + 32 * i) * 8 < d)
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const float t = v[i][j] - mean;
-                sq += t * t;
-            }
-    const float rstd = rsqrtf(warp_sum(sq) / (float)d + eps);
+    float mean, rstd;
+    ln_row_stats<NC>(v, d, eps, lane, mean, rstd);
     float amax = 0.0f;
     T *o = out + (size_t)row * d;
 #pragma unroll
