@@ -160,8 +160,9 @@ int ake_cmd_bench(int argc, char **argv) {
         ids[t] = 1000 + (int32_t)(rng % 29000);
     }
     const int32_t used_threads = threads > 0 ? threads : omp_get_num_procs();
-    printf("model %s, %s, %s (%s), %d host threads\n%6s %6s %10s %14s\n", p.model->name, prec_name, dev_name,
-           ake_engine_hardware(engine), used_threads, "batch", "seq", "ms", "tokens/s");
+    printf("model %s, %s, %s (%s), %d host threads, weights %.1f MB resident\n%6s %6s %10s %14s\n", p.model->name,
+           prec_name, dev_name, ake_engine_hardware(engine), used_threads, ake_engine_weight_bytes(engine) / 1e6,
+           "batch", "seq", "ms", "tokens/s");
     for (int cell = 0; cell < nb * ns + (nm > 0); cell++) {
         bench_row *r = &rows[nrows++];
         int32_t n;
