@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,31 @@ static void remove_tree(const char *dir) {
     }
     if (d) closedir(d);
     rmdir(dir);
+}
+
+/* Removes "<out>.tmp-<pid>" folders left by quantize runs that were killed (their pid is
+ * gone), so that a crash or kill -9 leaves no lasting debris beside --out. */
+static void remove_stale_tmp(const char *out) {
+    const char *slash = strrchr(out, '/');
+    char *dir = slash ? strndup(out, (size_t)(slash - out + 1)) : strdup(".");
+    const char *base = slash ? slash + 1 : out;
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *ent;
+    const size_t bl = strlen(base);
+    while (d && (ent = readdir(d))) {
+        char *end;
+        if (strncmp(ent->d_name, base, bl) || strncmp(ent->d_name + bl, ".tmp-", 5)) continue;
+        const long pid = strtol(ent->d_name + bl + 5, &end, 10);
+        if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        char *p = ake_path_join(dir, ent->d_name);
+        if (p) {
+            fprintf(stderr, "akidb-embed quantize: removing '%s', left by a run that did not finish\n", p);
+            remove_tree(p);
+        }
+        free(p);
+    }
+    if (d) closedir(d);
+    free(dir);
 }
 
 /* What every candidate is checked with. */
@@ -470,6 +496,7 @@ int ake_cmd_quantize(int argc, char **argv) {
 
     /* the output is assembled in a temporary folder beside --out and renamed at the end */
     if (!(tmp = malloc(strlen(o.out) + 32))) goto done;
+    remove_stale_tmp(o.out);
     sprintf(tmp, "%s.tmp-%ld", o.out, (long)getpid());
     if (mkdir(tmp, 0755) != 0) {
         ake_cli_error("quantize", "cannot create '%s': %s", tmp, strerror(errno));

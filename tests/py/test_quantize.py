@@ -183,6 +183,25 @@ def test_quantize_bad_flags(tmp_path, args, words):
     assert not (tmp_path / "o").exists()
 
 
+def test_quantize_cleans_up_after_a_killed_run(tmp_path):
+    """A run killed mid-way leaves <out>.tmp-<pid>; the next run removes it, and --out is whole."""
+    calib = tmp_path / "calib.txt"
+    calib.write_text("".join(CALIB.read_text().splitlines(keepends=True)[:120]))
+    out = tmp_path / "q"
+    p = subprocess.Popen([str(BIN), "quantize", "--model", str(MODEL), "--calib", str(calib), "--holdout", "20",
+                          "--out", str(out), "--no-gate"], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if list(tmp_path.glob("q.tmp-*")):
+            break
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    assert list(tmp_path.glob("q.tmp-*")) and not out.exists()
+    r = run("quantize", "--model", MODEL, "--calib", calib, "--holdout", 20, "--out", out, "--no-gate")
+    assert r.returncode == 0 and "left by a run that did not finish" in r.stderr, r.stderr
+    assert not list(tmp_path.glob("q.tmp-*")) and (out / "quantization_config.json").is_file()
+
+
 def test_quantize_will_not_overwrite(tmp_path):
     (tmp_path / "o").mkdir()
     r = run("quantize", "--model", MODEL, "--calib", CALIB, "--out", tmp_path / "o")
