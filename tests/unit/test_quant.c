@@ -242,9 +242,23 @@ static void test_folder_round_trip(void **state) {
         const double c8 = cosine(v[0] + i * d, v[1] + i * d, d), c32 = cosine(v[0] + i * d, v[2] + i * d, d);
         if (!(c8 >= 0.99 && c32 >= 0.999)) fail_msg("sequence %d: cosine int8 %.5f, dequantized fp32 %.5f", i, c8, c32);
     }
-    ake_engine_free(ref);
     ake_engine_free(e8);
     ake_engine_free(e32);
+    ake_model_free(q);
+    test_rm_rf(dir);
+    free(dir);
+    /* a folder without input_rotation: its inputs must not be rotated either */
+    dir = write_folder(m, false, 0);
+    if (ake_model_load(dir, &q, err, sizeof err) != AKE_OK) fail_msg("%s", err);
+    assert_null(q->layer[0].q.in_rotation);
+    e8 = make_engine(q, AKE_PREC_INT8);
+    embed_random(e8, lens, 3, m->cfg.vocab_size, 5, v[1]);
+    for (int i = 0; i < 3; i++) {
+        const double c8 = cosine(v[0] + i * d, v[1] + i * d, d);
+        if (!(c8 >= 0.97)) fail_msg("unrotated folder, sequence %d: cosine int8 %.5f", i, c8); /* a mix-up gives ~0 */
+    }
+    ake_engine_free(e8);
+    ake_engine_free(ref);
     ake_model_free(q);
     test_rm_rf(dir);
     free(dir);

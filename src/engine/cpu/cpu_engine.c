@@ -539,15 +539,16 @@ static inline vf geluv(vf x) {
     return 0.5f * x * one_plus_erf;
 }
 
-/* Codes of one row for the next s8 GEMM, from x' = x * inv_smooth (per channel; x itself
- * when inv_smooth is NULL), sm: scratch [n]. Returns the scale s and sets *z:
+/* Codes of one row for the next s8 GEMM, from x' = (x * inv_smooth) H: per channel by
+ * inv_smooth (unless NULL), then rotated by the block Hadamard matrix of `rot` (unless 1),
+ * in the scratch row sm [n]. Returns the scale s and sets *z:
  *   static_scale > 0: symmetric, q = round(x' / s) saturated to +-127, s = static_scale, z = 0
  *   else (per token): asymmetric over the row's [min, max], x' ~ s (q - z) with q in
  *   -128..127, s = (max - min) / 255. Against symmetric absmax codes this spends every code
  *   on values the row holds: GELU outputs (>= -0.17) would leave half of them unused. */
 static inline float quantize_row(const float *x, int32_t n, float static_scale, const float *inv_smooth, int32_t rot,
                                  float *sm, int8_t *q, float *z) {
-    if (inv_smooth || rot) {
+    if (inv_smooth || rot > 1) {
         if (inv_smooth) {
 #pragma omp simd
             for (int32_t c = 0; c < n; c++) sm[c] = x[c] * inv_smooth[c];
@@ -766,9 +767,12 @@ static ake_status build_linear(cpu_engine *e, cpu_linear *l, const ake_linear_we
     for (int i = 0; i < nparts; i++) n += (int32_t)parts[i]->w->shape[0];
     if (q8 && !(l->w_scale = malloc((size_t)n * sizeof(float))))
         return ake_errf(err, errlen, AKE_ENOMEM, "out of memory quantizing '%s'", parts[0]->w->name);
-    /* rotation of the inputs: the folder's, or (dynamic quantization) the largest Hadamard block */
+    /* rotation of the inputs: a quantized folder's own (none without input_rotation); for the
+     * dynamic quantization of a float weight, the largest Hadamard block */
     const ake_tensor *rt = parts[0]->in_rotation;
-    const int32_t rot = !q8 ? 1 : rt ? *(const int32_t *)rt->data : ake_hadamard_block(k, AKE_HADAMARD_MAX_BLOCK);
+    const int32_t rot = !q8                 ? 1
+                        : parts[0]->scale ? (rt ? *(const int32_t *)rt->data : 1)
+                                          : ake_hadamard_block(k, AKE_HADAMARD_MAX_BLOCK);
     l->rot = rot;
     int32_t row = 0;
     for (int i = 0; i < nparts; i++) {
