@@ -1015,6 +1015,7 @@ def main():
                                      delete=False, suffix=".tmp") as f:
         json.dump(rows, f, indent=1)
         f.write("\n")
+    os.chmod(f.name, 0o644)  # NamedTemporaryFile makes it 0600
     os.replace(f.name, out)
 
     mixed = mixed_lengths(args.model)
