@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "base/fs.h"
+#include "base/half.h"
 
 #define CFG_MAX_FILE ((size_t)16 << 20) /* a JSON config bigger than this is not a config */
 
@@ -682,4 +683,35 @@ fail:
     free(st_path);
     ake_model_free(m);
     return rc;
+}
+
+void ake_tensor_f32(const ake_tensor *t, float *dst) {
+    AKE_ASSERT(t->dtype == AKE_DT_F32 || t->dtype == AKE_DT_F16 || t->dtype == AKE_DT_BF16);
+    if (t->dtype == AKE_DT_F32) {
+        memcpy(dst, t->data, (size_t)t->numel * sizeof *dst);
+        return;
+    }
+    const uint16_t *src = (const uint16_t *)t->data;
+    for (int64_t i = 0; i < t->numel; i++)
+        dst[i] = t->dtype == AKE_DT_F16 ? ake_f16_to_f32(src[i]) : ake_bf16_to_f32(src[i]);
+}
+
+void ake_linear_weight_f32(const ake_linear_weights *lw, float *dst, bool stored) {
+    const ake_tensor *t = lw->w;
+    if (lw->scale) ake_dequantize_rows(t->data, t->dtype, (const float *)lw->scale->data, t->shape[0], t->shape[1], dst);
+    else ake_tensor_f32(t, dst);
+    if (lw->in_rotation && !stored) /* H H = I */
+        ake_hadamard_rows(dst, t->shape[0], t->shape[1], *(const int32_t *)lw->in_rotation->data);
+    if (lw->in_smooth && !stored) {
+        const float *s = (const float *)lw->in_smooth->data;
+        for (int64_t r = 0; r < t->shape[0]; r++)
+            for (int64_t c = 0; c < t->shape[1]; c++) dst[r * t->shape[1] + c] /= s[c];
+    }
+}
+
+void ake_word_emb_f32(const ake_model *m, float *dst) {
+    const ake_tensor *t = m->word_emb;
+    if (m->word_emb_scale)
+        ake_dequantize_rows(t->data, t->dtype, (const float *)m->word_emb_scale->data, t->shape[0], t->shape[1], dst);
+    else ake_tensor_f32(t, dst);
 }

@@ -122,4 +122,18 @@ typedef struct {
 ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t errlen);
 void ake_model_free(ake_model *m);
 
+/* A float tensor of the model (F32, F16 or BF16) as F32 in dst [numel]; an 8-bit tensor with
+ * a per-row scale (word_emb beside word_emb_scale, a linear's weight beside weight_scale)
+ * through ake_tensor_f32_rows instead. */
+void ake_tensor_f32(const ake_tensor *t, float *dst);
+
+/* A linear's weight [out, in] as F32 in dst, for engines that compute in float (and for
+ * requantizing): dequantized from 8-bit codes with weight_scale, or converted. stored: keep a
+ * quantized folder's transforms of the columns (W' = W diag(s) H as the file holds it, for a
+ * consumer that transforms its inputs alike); else undo them (the real W: H H = I). */
+void ake_linear_weight_f32(const ake_linear_weights *lw, float *dst, bool stored);
+
+/* The word-embedding table [vocab, hidden] as F32 in dst: dequantized by row when 8-bit. */
+void ake_word_emb_f32(const ake_model *m, float *dst);
+
 #endif

@@ -537,7 +537,7 @@ static void test_quantize_rows(ake_dtype qdt, ake_dtype xdt, int M, int K, int s
     for (int r = 0; r < M; r++) rs[r] = quant_row_ref(x + (size_t)r * K, K, qdt, sst, ref + (size_t)r * K, arg + (size_t)r * K);
     void *dx = dev_copy(xdt == AKE_DT_F32 ? (void *)x : (void *)x16, n * es), *dq = dev_filled(n, q_poison(qdt));
     float *ds = dev_poisoned((size_t)M * 4), *dst = stat ? dev_copy(&sst, 4) : NULL;
-    const ake_cuda_qout qo = {qdt, dq, ds, dst};
+    const ake_cuda_qout qo = {.qdt = qdt, .q = dq, .scale = ds, .static_scale = dst};
     ake_cuda_quantize_rows(0, qo, xdt, dx, M, K);
     GPU_CHECK(cudaDeviceSynchronize());
     uint8_t *got = fetch8(dq, n);
@@ -559,26 +559,33 @@ typedef struct {
     double *y;                      /* [M, N] the exact values (reference) */
     void *dy;                       /* device [M, N] of dt */
     float *drs, *dcs, *dbias;       /* device (I32 only; dbias may be NULL) */
+    float *drz, *dws;               /* device (I32 with zero points only): row zero points, column code sums */
 } gemm_result_data;
 
 /* amp: |y| up to about amp; zero_row: row M/2 is all zeros (I32: acc zeros, y = bias). */
-static gemm_result_data make_result(ake_dtype dt, int M, int N, float amp, int with_bias, int zero_row) {
-    gemm_result_data r = {dt, M, N, malloc((size_t)M * N * sizeof(double)), NULL, NULL, NULL, NULL};
+/* with_zero (I32): the sums are of asymmetric codes, y = (acc - z[m] wsum[n]) rs[m] cs[n] + b[n]. */
+static gemm_result_data make_result_z(ake_dtype dt, int M, int N, float amp, int with_bias, int zero_row, int with_zero) {
+    gemm_result_data r = {dt, M, N, malloc((size_t)M * N * sizeof(double)), NULL, NULL, NULL, NULL, NULL, NULL};
     const size_t n = (size_t)M * N;
     if (dt == AKE_DT_I32) {
         int32_t *acc = malloc(n * 4);
         float *rs = malloc((size_t)M * 4), *cs = malloc((size_t)N * 4), *b = malloc((size_t)N * 4);
         for (int m = 0; m < M; m++) rs[m] = rng_uniform(0.5f, 1.5f) * amp / 30000.0f;
+        float *z = malloc((size_t)M * 4), *ws = malloc((size_t)N * 4);
         for (int c = 0; c < N; c++) cs[c] = rng_uniform(0.5f, 1.5f), b[c] = with_bias ? rng_uniform(-0.3f, 0.3f) : 0.0f;
+        for (int m = 0; m < M; m++) z[m] = with_zero ? (float)rng_int(-128, 127) : 0.0f;
+        for (int c = 0; c < N; c++) ws[c] = with_zero ? (float)rng_int(-200, 200) : 0.0f;
         for (int m = 0; m < M; m++)
             for (int c = 0; c < N; c++) {
                 const size_t i = (size_t)m * N + c;
-                acc[i] = zero_row && m == M / 2 ? 0 : rng_int(-30000, 30000);
-                r.y[i] = (double)acc[i] * rs[m] * cs[c] + b[c];
+                /* zero row: acc = z wsum, so that y = bias */
+                acc[i] = zero_row && m == M / 2 ? (int32_t)(z[m] * ws[c]) : rng_int(-30000, 30000);
+                r.y[i] = ((double)acc[i] - (double)z[m] * ws[c]) * rs[m] * cs[c] + b[c];
             }
         r.dy = dev_copy(acc, n * 4), r.drs = dev_copy(rs, (size_t)M * 4), r.dcs = dev_copy(cs, (size_t)N * 4);
         r.dbias = with_bias ? dev_copy(b, (size_t)N * 4) : NULL;
-        free(acc), free(rs), free(cs), free(b);
+        if (with_zero) r.drz = dev_copy(z, (size_t)M * 4), r.dws = dev_copy(ws, (size_t)N * 4);
+        free(acc), free(rs), free(cs), free(b), free(z), free(ws);
     } else {
         uint16_t *h = malloc(n * 2);
         for (size_t i = 0; i < n; i++) {
@@ -591,14 +598,18 @@ static gemm_result_data make_result(ake_dtype dt, int M, int N, float amp, int w
     return r;
 }
 
+static gemm_result_data make_result(ake_dtype dt, int M, int N, float amp, int with_bias, int zero_row) {
+    return make_result_z(dt, M, N, amp, with_bias, zero_row, 0);
+}
+
 static ake_cuda_gemm_result result_desc(const gemm_result_data *r) {
-    ake_cuda_gemm_result d = {r->dt, r->dy, r->drs, r->dcs, r->dbias};
+    ake_cuda_gemm_result d = {r->dt, r->dy, r->drs, r->dcs, r->dbias, r->drz, r->dws};
     return d;
 }
 
 static void free_result(gemm_result_data *r) {
     free(r->y);
-    cudaFree(r->dy), cudaFree(r->drs), cudaFree(r->dcs), cudaFree(r->dbias);
+    cudaFree(r->dy), cudaFree(r->drs), cudaFree(r->dcs), cudaFree(r->dbias), cudaFree(r->drz), cudaFree(r->dws);
 }
 
 static const char *res_name(ake_dtype dt) { return dt == AKE_DT_I32 ? "int32" : dt_name(dt); }
@@ -624,7 +635,7 @@ static void test_gelu_quant(ake_dtype ydt, ake_dtype qdt /* AKE_DT_F16/BF16: no 
             rs[r] = quant_row_ref(h + (size_t)r * N, N, qdt, sst, ref + (size_t)r * N, arg + (size_t)r * N);
         void *dq = dev_filled(n, q_poison(qdt));
         float *ds = dev_poisoned((size_t)M * 4), *dst = stat ? dev_copy(&sst, 4) : NULL;
-        const ake_cuda_qout qo = {qdt, dq, ds, dst};
+        const ake_cuda_qout qo = {.qdt = qdt, .q = dq, .scale = ds, .static_scale = dst};
         ake_cuda_gelu_quant(0, result_desc(&y), M, N, qo, AKE_DT_F16, NULL);
         GPU_CHECK(cudaDeviceSynchronize());
         uint8_t *got = fetch8(dq, n);
@@ -633,7 +644,7 @@ static void test_gelu_quant(ake_dtype ydt, ake_dtype qdt /* AKE_DT_F16/BF16: no 
         free(got), free(gs), free(arg), free(rs), free(ref);
         cudaFree(dq), cudaFree(ds), cudaFree(dst);
     } else {
-        const ake_cuda_qout none = {AKE_DT_I8, NULL, NULL, NULL};
+        const ake_cuda_qout none = {.qdt = AKE_DT_I8};
         void *dh = dev_poisoned(n * 2);
         ake_cuda_gelu_quant(0, result_desc(&y), M, N, none, qdt, dh);
         GPU_CHECK(cudaDeviceSynchronize());
@@ -668,7 +679,7 @@ static void test_layernorm_quant(ake_dtype dt, ake_dtype ydt, ake_dtype qdt /* A
     for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(ref[i]));
     const float sst = quant && stat ? 0.6f * amax / q_max(qdt) : 0.0f;
     float *ds = quant ? dev_poisoned((size_t)rows * 4) : NULL, *dst = sst > 0.0f ? dev_copy(&sst, 4) : NULL;
-    const ake_cuda_qout qo = {quant ? qdt : AKE_DT_I8, dq, ds, dst};
+    const ake_cuda_qout qo = {.qdt = quant ? qdt : AKE_DT_I8, .q = dq, .scale = ds, .static_scale = dst};
     ake_cuda_layernorm_quant(0, dt, dout, dr, result_desc(&y), dg, db, rows, d, 1e-12f, qo);
     GPU_CHECK(cudaDeviceSynchronize());
     float *got = fetch16(dout, n, dt);
@@ -694,6 +705,193 @@ static void test_layernorm_quant(ake_dtype dt, ake_dtype ydt, ake_dtype qdt /* A
     cudaFree(dr), cudaFree(dg), cudaFree(db), cudaFree(dq), cudaFree(ds), cudaFree(dst);
     free(hr), free(r), free(ref), free(g), free(b), free(tmp);
     free_result(&y);
+}
+
+/* ---- the input transforms of quant.cuh: SmoothQuant factors, Hadamard rotation, zero points ---- */
+
+/* Reference of quant.cuh for one row x[K] (modified in place into x'): x' = (x * cm) H_rot,
+ * then symmetric (static sst > 0 or dynamic absmax) or, when asym, dynamic asymmetric INT8 codes
+ * as the CPU engine's quantize_row. arg[k]: the value that was rounded, plus the zero point (so
+ * that a one-step difference at a rounding boundary is recognized as in expect_codes). */
+static float quant_row_ref_t(float *x, int K, ake_dtype qdt, float sst, const float *cm, int rot, int asym,
+                             uint8_t *q, float *arg, float *zp) {
+    if (cm)
+        for (int k = 0; k < K; k++) x[k] *= cm[k];
+    if (rot > 1) ake_hadamard_rows(x, 1, K, rot);
+    *zp = 0.0f;
+    if (!asym) return quant_row_ref(x, K, qdt, sst, q, arg);
+    float mn = 0.0f, mx = 0.0f;
+    for (int k = 0; k < K; k++) mn = fminf(mn, x[k]), mx = fmaxf(mx, x[k]);
+    const float s = mx > mn ? (mx - mn) / 255.0f : 1.0f, z = -128.0f - rintf(mn / s), inv = 1.0f / s;
+    for (int k = 0; k < K; k++) {
+        arg[k] = x[k] * inv + z;
+        const float r = fminf(127.0f, fmaxf(-128.0f, rintf(x[k] * inv) + z));
+        q[k] = (uint8_t)(int8_t)r;
+    }
+    *zp = z;
+    return s;
+}
+
+enum { TQ_ROWS, TQ_GELU, TQ_LN };
+
+/* One kernel (quantize_rows from F16, gelu_quant or layernorm_quant from an INT32 result with
+ * zero points, or from F16) with the transforms on: col_mul (smooth), rotation block rot, and
+ * dynamic asymmetric INT8 (asym) or symmetric static/dynamic codes. */
+static void test_quant_transform(int kind, ake_dtype qdt, int M, int K, int stat, int asym, int rot, int smooth) {
+    const size_t n = (size_t)M * K;
+    float *x = malloc(n * 4), *cm = smooth ? malloc((size_t)K * 4) : NULL;
+    for (int k = 0; k < K && cm; k++) cm[k] = powf(2.0f, rng_uniform(-2.0f, 2.0f));
+    gemm_result_data y = {0};
+    void *dx = NULL, *dr = NULL, *dout = NULL, *dg = NULL, *db = NULL;
+    if (kind == TQ_ROWS) {
+        uint16_t *h = malloc(n * 2);
+        fill16(h, x, n, -3.0f, 3.0f, AKE_DT_F16);
+        for (int k = 0; k < K; k++) x[(size_t)(M / 2) * K + k] = 0.0f, h[(size_t)(M / 2) * K + k] = 0; /* a zero row */
+        dx = dev_copy(h, n * 2);
+        free(h);
+    } else {
+        const ake_dtype ydt = M % 2 ? AKE_DT_I32 : AKE_DT_F16;
+        y = make_result_z(ydt, M, K, 4.0f, 1, 0, ydt == AKE_DT_I32);
+        if (kind == TQ_GELU) {
+            for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * y.y[i] * (1.0 + erf(y.y[i] / sqrt(2.0))));
+        } else {
+            uint16_t *hr = malloc(n * 2);
+            float *r = malloc(n * 4), *g = malloc((size_t)K * 4), *b = malloc((size_t)K * 4), *tmp = malloc((size_t)K * 4);
+            fill16(hr, r, n, -2.0f, 2.0f, AKE_DT_F16);
+            for (int c = 0; c < K; c++) g[c] = rng_uniform(0.5f, 1.5f), b[c] = rng_uniform(-0.5f, 0.5f);
+            for (int i = 0; i < M; i++) {
+                for (int c = 0; c < K; c++) tmp[c] = (float)(y.y[(size_t)i * K + c] + r[(size_t)i * K + c]);
+                ln_ref(x + (size_t)i * K, tmp, g, b, K, 1e-12f);
+            }
+            dr = dev_copy(hr, n * 2), dg = dev_copy(g, (size_t)K * 4), db = dev_copy(b, (size_t)K * 4);
+            dout = dev_poisoned(n * 2);
+            free(hr), free(r), free(g), free(b), free(tmp);
+        }
+    }
+    /* static scale: from the transformed values, so that the largest ones saturate */
+    float *xt = malloc(n * 4), amax = 0.0f;
+    memcpy(xt, x, n * 4);
+    for (int r = 0; r < M; r++) {
+        if (cm) for (int k = 0; k < K; k++) xt[(size_t)r * K + k] *= cm[k];
+        if (rot > 1) ake_hadamard_rows(xt + (size_t)r * K, 1, K, rot);
+    }
+    for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(xt[i]));
+    const float sst = stat ? 0.6f * amax / q_max(qdt) : 0.0f;
+    float *arg = malloc(n * 4), *rs = malloc((size_t)M * 4), *rz = malloc((size_t)M * 4);
+    uint8_t *ref = malloc(n);
+    for (int r = 0; r < M; r++)
+        rs[r] = quant_row_ref_t(x + (size_t)r * K, K, qdt, sst, cm, rot, asym, ref + (size_t)r * K, arg + (size_t)r * K,
+                                rz + r);
+    void *dq = dev_filled(n, q_poison(qdt));
+    float *ds = dev_poisoned((size_t)M * 4), *dz = asym ? dev_poisoned((size_t)M * 4) : NULL;
+    float *dst = stat ? dev_copy(&sst, 4) : NULL, *dcm = cm ? dev_copy(cm, (size_t)K * 4) : NULL;
+    const ake_cuda_qout qo = {qdt, dq, ds, dst, dz, dcm, rot};
+    if (kind == TQ_ROWS) ake_cuda_quantize_rows(0, qo, AKE_DT_F16, dx, M, K);
+    else if (kind == TQ_GELU) ake_cuda_gelu_quant(0, result_desc(&y), M, K, qo, AKE_DT_F16, NULL);
+    else ake_cuda_layernorm_quant(0, AKE_DT_F16, dout, dr, result_desc(&y), dg, db, M, K, 1e-12f, qo);
+    GPU_CHECK(cudaDeviceSynchronize());
+    uint8_t *got = fetch8(dq, n);
+    float *gs = fetch32(ds, (size_t)M), *gz = asym ? fetch32(dz, (size_t)M) : NULL;
+    static const char *kinds[] = {"quantize_rows f16", "gelu_quant", "layernorm_quant"};
+    char what[200];
+    snprintf(what, sizeof what, "%s%s -> %s M=%d K=%d %s%s rot %d", kinds[kind],
+             kind == TQ_ROWS ? "" : M % 2 ? " (int32 + zero points)" : " (f16)", q_name(qdt), M, K,
+             stat ? "static" : asym ? "asymmetric" : "dynamic", smooth ? " smooth" : "", rot);
+    /* LayerNorm's and GELU's fp32 differ from the reference's within float rounding; the
+     * rotation sums in another order: codes one step apart at boundaries, scales within 1e-5 */
+    expect_codes(what, got, gs, ref, rs, arg, M, K, qdt, 0, stat ? 0.0f : 1e-5f);
+    if (asym) {
+        size_t off = 0;
+        for (int r = 0; r < M; r++) off += fabsf(gz[r] - rz[r]) > (gs[r] == rs[r] ? 0.0f : 1.0f);
+        snprintf(what, sizeof what, "%s%s M=%d K=%d rot %d: zero points (%zu off)", kinds[kind],
+                 kind == TQ_ROWS ? "" : M % 2 ? " (int32 + zero points)" : " (f16)", M, K, rot, off);
+        expect_true(what, off == 0);
+        if (!off) printf("ok   %s\n", what);
+    }
+    free(got), free(gs), free(gz), free(arg), free(rs), free(rz), free(ref), free(x), free(xt), free(cm);
+    cudaFree(dq), cudaFree(ds), cudaFree(dz), cudaFree(dst), cudaFree(dcm), cudaFree(dx), cudaFree(dr);
+    cudaFree(dout), cudaFree(dg), cudaFree(db);
+    if (kind != TQ_ROWS) free_result(&y);
+}
+
+/* Dequantization of asymmetric sums: y = (acc - z wsum) rs cs + b, to F16. */
+static void test_dequant_zero(int M, int N) {
+    gemm_result_data y = make_result_z(AKE_DT_I32, M, N, 4.0f, 1, 1, 1);
+    const size_t n = (size_t)M * N;
+    float *ref = malloc(n * 4);
+    double *bound = malloc(n * sizeof(double));
+    for (size_t i = 0; i < n; i++) ref[i] = (float)y.y[i], bound[i] = rel16(AKE_DT_F16) * fabs(y.y[i]) + 2e-5 * 4.0 + 1e-6;
+    void *dy = dev_poisoned(n * 2);
+    ake_cuda_dequant_bias(0, AKE_DT_F16, dy, result_desc(&y), M, N);
+    GPU_CHECK(cudaDeviceSynchronize());
+    float *got = fetch16(dy, n, AKE_DT_F16);
+    char what[160];
+    snprintf(what, sizeof what, "dequant_bias int32 + zero points -> f16 M=%d N=%d", M, N);
+    expect_within(what, got, ref, bound, n);
+    free(got), free(ref), free(bound);
+    cudaFree(dy);
+    free_result(&y);
+}
+
+/* The 8-bit word table: embed + LayerNorm reading codes and a scale per row. */
+static void test_embed_q8(ake_dtype qdt, int rows, int d) {
+    const int V = 1000, P = 512;
+    uint16_t *hp = malloc((size_t)P * d * 2), *ht = malloc((size_t)2 * d * 2);
+    float *w = malloc((size_t)V * d * 4), *wd = malloc((size_t)V * d * 4), *sc = malloc((size_t)V * 4);
+    float *p = malloc((size_t)P * d * 4), *t = malloc((size_t)2 * d * 4);
+    float *g = malloc((size_t)d * 4), *b = malloc((size_t)d * 4), *tmp = malloc((size_t)d * 4),
+          *ref = malloc((size_t)rows * d * 4);
+    uint8_t *wq = malloc((size_t)V * d);
+    int32_t *ids = malloc((size_t)rows * 4), *pos = malloc((size_t)rows * 4);
+    for (size_t i = 0; i < (size_t)V * d; i++) w[i] = rng_uniform(-0.1f, 0.1f);
+    ake_quantize_rows(w, V, d, qdt, q_max(qdt), wq, sc);
+    ake_dequantize_rows(wq, qdt, sc, V, d, wd);
+    fill16(hp, p, (size_t)P * d, -0.1f, 0.1f, AKE_DT_F16);
+    fill16(ht, t, (size_t)2 * d, -0.1f, 0.1f, AKE_DT_F16);
+    for (int c = 0; c < d; c++) g[c] = rng_uniform(0.5f, 1.5f), b[c] = rng_uniform(-0.5f, 0.5f);
+    for (int i = 0; i < rows; i++) {
+        ids[i] = rng_int(0, V - 1), pos[i] = rng_int(0, P - 1);
+        for (int c = 0; c < d; c++) tmp[c] = wd[(size_t)ids[i] * d + c] + p[(size_t)pos[i] * d + c] + t[c];
+        ln_ref(ref + (size_t)i * d, tmp, g, b, d, 1e-12f);
+    }
+    void *dw = dev_copy(wq, (size_t)V * d), *dsc = dev_copy(sc, (size_t)V * 4), *dp = dev_copy(hp, (size_t)P * d * 2),
+         *dtt = dev_copy(ht, (size_t)2 * d * 2), *dg = dev_copy(g, (size_t)d * 4), *db = dev_copy(b, (size_t)d * 4),
+         *di = dev_copy(ids, (size_t)rows * 4), *dpi = dev_copy(pos, (size_t)rows * 4),
+         *dout = dev_poisoned((size_t)rows * d * 2);
+    ake_cuda_embed_layernorm_q8(0, AKE_DT_F16, dout, di, dpi, qdt, dw, dsc, dp, dtt, dg, db, rows, d, 1e-12f);
+    GPU_CHECK(cudaDeviceSynchronize());
+    float *got = fetch16(dout, (size_t)rows * d, AKE_DT_F16);
+    char what[160];
+    snprintf(what, sizeof what, "embed+layernorm %s word table rows=%d d=%d", q_name(qdt), rows, d);
+    expect_close(what, got, ref, (size_t)rows * d, 4e-3f, 2e-3f);
+    free(got);
+    cudaFree(dw), cudaFree(dsc), cudaFree(dp), cudaFree(dtt), cudaFree(dg), cudaFree(db), cudaFree(di), cudaFree(dpi),
+        cudaFree(dout);
+    free(hp), free(ht), free(w), free(wd), free(sc), free(p), free(t), free(g), free(b), free(tmp), free(ref), free(wq),
+        free(ids), free(pos);
+}
+
+static void test_transforms(void) {
+    static const int Ms[] = {1, 7, 129, 512};
+    for (int i = 0; i < 4; i++) {
+        const int M = Ms[i];
+        /* MiniLM (384: blocks of 128), bert-base (768: 256), bert-large (1024: 512, across a lane's chunks) */
+        test_quant_transform(TQ_ROWS, AKE_DT_I8, M, 384, 0, 1, 128, 0);
+        test_quant_transform(TQ_ROWS, AKE_DT_I8, M, 768, 1, 0, 256, 1);
+        test_quant_transform(TQ_ROWS, AKE_DT_F8_E4M3, M, 1024, 0, 0, 512, 1);
+        test_quant_transform(TQ_ROWS, AKE_DT_I8, M, 1536, 0, 1, 512, 1); /* a group of 64 threads */
+        test_quant_transform(TQ_ROWS, AKE_DT_I8, M, 384, 0, 1, 4, 0);    /* a block inside a chunk */
+        test_quant_transform(TQ_GELU, AKE_DT_I8, M, 1536, 0, 1, 512, 0);
+        test_quant_transform(TQ_GELU, AKE_DT_I8, M, 3072, 1, 0, 512, 1); /* 128 threads */
+        test_quant_transform(TQ_GELU, AKE_DT_F8_E4M3, M, 4096, 0, 0, 512, 0);
+        test_quant_transform(TQ_LN, AKE_DT_I8, M, 384, 0, 1, 128, 0);
+        test_quant_transform(TQ_LN, AKE_DT_I8, M, 768, 1, 0, 256, 1);
+        test_quant_transform(TQ_LN, AKE_DT_F8_E4M3, M, 1024, 0, 0, 512, 1);
+        test_quant_transform(TQ_LN, AKE_DT_I8, M, 1024, 0, 1, 16, 0);
+        test_dequant_zero(M, 1152);
+        test_embed_q8(AKE_DT_I8, M, 384);
+        test_embed_q8(AKE_DT_F8_E4M3, M, 768);
+    }
 }
 
 /* ---- 8-bit GEMMs ---- */
@@ -833,7 +1031,7 @@ static void test_gemm_i8(ake_cuda_gemm *g, int M, int N, int K, int stat) {
         }
         void *dy = dev_poisoned(ny * 2);
         const ake_cuda_gemm_result a = {from32 ? AKE_DT_F32 : AKE_DT_I32, from32 ? (void *)dacc32 : (void *)dacc, dsx,
-                                        dsw, with_bias ? db : NULL};
+                                        dsw, with_bias ? db : NULL, NULL, NULL};
         ake_cuda_dequant_bias(0, dt, dy, a, M, N);
         GPU_CHECK(cudaDeviceSynchronize());
         float *y = fetch16(dy, ny, dt);
@@ -869,7 +1067,7 @@ static void test_capture8(ake_cuda_gemm *g, int fp8, const char *path) {
     const ake_dtype qdt = fp8 ? AKE_DT_F8_E4M3 : AKE_DT_I8;
     for (int pass = 0; pass < 2; pass++) { /* 0: eager into y0/q0; 1: captured, replayed into y1/q1 */
         void *y = pass ? y1 : y0, *q = pass ? q1 : q0;
-        const ake_cuda_qout qo = {qdt, q, pass ? s1 : s0, NULL};
+        const ake_cuda_qout qo = {.qdt = qdt, .q = q, .scale = pass ? s1 : s0};
         cudaGraph_t graph = NULL;
         if (pass) GPU_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
         ake_cuda_quantize_rows(st, qo, AKE_DT_F16, dx16, M, K);
@@ -955,6 +1153,7 @@ static void test_8bit(ake_cuda_gemm *g, ake_cuda_gemm *gd, int cc) {
             test_gemm_fp8(g, M, N, K, i % 2, (i + s) % 3 != 2);
             if (s < 4 || SIZES[i] == 129) test_gemm_fp8(gd, M, N, K, (i + 1) % 2, (i + s) % 3 != 1);
         }
+    test_transforms();
     test_capture8(g, 0, "");
     if (path != AKE_FP8_NONE) {
         test_capture8(g, 1, path == AKE_FP8_OUTER_VEC ? "(outer-vec)" : "(dequant)");

@@ -112,13 +112,6 @@ static const float *as_f32(const ake_tensor *t, float **cursor) {
     return dst;
 }
 
-/* Copies t (any float dtype) as F32 to dst. */
-static void copy_f32(const ake_tensor *t, float *dst) {
-    float *cursor = dst;
-    const float *src = as_f32(t, &cursor);
-    if (src != dst) memcpy(dst, src, (size_t)t->numel * sizeof(float));
-}
-
 static void linear_free(cpu_linear *l) {
     if (l->prim) dnnl_primitive_destroy(l->prim);
     if (l->weights) dnnl_memory_destroy(l->weights);
@@ -740,22 +733,6 @@ static size_t linear_bytes(const cpu_linear *l) {
     return (md ? dnnl_memory_desc_get_size(md) : 0) + (l->q8 ? (size_t)l->n * sizeof(float) : 0);
 }
 
-/* W of lw [out, in] as fp32 into dst: converted from F16/BF16, or dequantized from 8-bit.
- * stored: keep a quantized folder's transforms of the columns (W diag(s) H, for an s8 layer
- * that transforms its inputs alike); else the real W. */
-static void weight_f32(const ake_linear_weights *lw, float *dst, bool stored) {
-    const ake_tensor *t = lw->w;
-    if (lw->scale) ake_dequantize_rows(t->data, t->dtype, (const float *)lw->scale->data, t->shape[0], t->shape[1], dst);
-    else copy_f32(t, dst);
-    if (lw->in_rotation && !stored) /* H H = I */
-        ake_hadamard_rows(dst, t->shape[0], t->shape[1], *(const int32_t *)lw->in_rotation->data);
-    if (lw->in_smooth && !stored) {
-        const float *s = (const float *)lw->in_smooth->data;
-        for (int64_t r = 0; r < t->shape[0]; r++)
-            for (int64_t c = 0; c < t->shape[1]; c++) dst[r * t->shape[1] + c] /= s[c];
-    }
-}
-
 /* Builds l from the weights `parts` stacked by rows (q, k, v for the fused QKV, else one),
  * in fp32 or as s8 codes with per-row scales: a folder's I8 codes as they are, anything
  * else quantized here (dynamic quantization). tmp32, tmp8: scratch for the stacked matrix. */
@@ -779,12 +756,12 @@ static ake_status build_linear(cpu_engine *e, cpu_linear *l, const ake_linear_we
         const ake_linear_weights *lw = parts[i];
         const int32_t rows = (int32_t)lw->w->shape[0];
         if (!q8) {
-            weight_f32(lw, tmp32 + (size_t)row * k, false);
+            ake_linear_weight_f32(lw, tmp32 + (size_t)row * k, false);
         } else if (lw->w->dtype == AKE_DT_I8 && e->w_qmax == AKE_I8_QMAX) {
             memcpy(tmp8 + (size_t)row * k, lw->w->data, (size_t)rows * k);
             memcpy(l->w_scale + row, lw->scale->data, (size_t)rows * sizeof(float));
         } else {
-            weight_f32(lw, tmp32, true);
+            ake_linear_weight_f32(lw, tmp32, true);
             if (!lw->scale) ake_hadamard_rows(tmp32, rows, k, rot); /* a float weight: rotate it here */
             ake_quantize_rows(tmp32, rows, k, AKE_DT_I8, e->w_qmax, tmp8 + (size_t)row * k, l->w_scale + row);
         }
@@ -920,7 +897,7 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
             float *w32 = m->word_emb->dtype == AKE_DT_F32 ? NULL : malloc((size_t)m->word_emb->numel * sizeof(float));
             ok = q && sc && (w32 || m->word_emb->dtype == AKE_DT_F32);
             if (ok) {
-                if (w32) copy_f32(m->word_emb, w32);
+                if (w32) ake_tensor_f32(m->word_emb, w32);
                 ake_quantize_rows(w32 ? w32 : (const float *)m->word_emb->data, cfg->vocab_size, d, AKE_DT_I8,
                                   AKE_I8_QMAX, q, sc);
             }
@@ -950,8 +927,7 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
     if (!int8 && word_q8) {
         float *w = cur;
         cur += m->word_emb->numel;
-        ake_dequantize_rows(m->word_emb->data, m->word_emb->dtype, (const float *)m->word_emb_scale->data,
-                            cfg->vocab_size, d, w);
+        ake_word_emb_f32(m, w);
         e->word = w;
     } else if (!int8) {
         e->word = as_f32(m->word_emb, &cur);
@@ -966,9 +942,9 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
         cpu_layer *w = &e->layer[l];
         float *bqkv = cur;
         cur += (size_t)3 * d;
-        copy_f32(lw->q.b, bqkv);
-        copy_f32(lw->k.b, bqkv + d);
-        copy_f32(lw->v.b, bqkv + 2 * d);
+        ake_tensor_f32(lw->q.b, bqkv);
+        ake_tensor_f32(lw->k.b, bqkv + d);
+        ake_tensor_f32(lw->v.b, bqkv + 2 * d);
         const float *bo = as_f32(lw->o.b, &cur), *b1 = as_f32(lw->ff1.b, &cur), *b2 = as_f32(lw->ff2.b, &cur);
         w->ln1_g = as_f32(lw->ln1_g, &cur);
         w->ln1_b = as_f32(lw->ln1_b, &cur);

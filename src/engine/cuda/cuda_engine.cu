@@ -1,4 +1,4 @@
-/* CUDA backend behind engine.h: the encoder forward in FP16 or BF16 on one GPU.
+/* CUDA backend behind engine.h: the encoder forward in FP16, BF16, INT8 or FP8 on one GPU.
  *
  * Per layer, over the T tokens of a packed batch padded up to a bucket of Tb rows:
  *   qkv = x Wqkv^T + bqkv          cuBLASLt, bias in the epilogue          [Tb, 3d]
@@ -14,6 +14,17 @@
  * (res32): the output projections write fp32 without bias, and the LayerNorm adds bias and
  * residual in fp32 and writes x twice (fp32 for the residual, bf16 for the next GEMM);
  * pooling reads the fp32 copy. fp16 (11 bits) needs none of it. AKE_CUDA_RES32=0/1 overrides.
+ *
+ * The W8A8 engines (int8, fp8 E4M3; forward_q8) run each linear whose weights are 8-bit on
+ * 8-bit codes: weights with per-output-channel scales (a quantized folder's, or quantized here
+ * at load from a float model: dynamic quantization, the inputs then rotated by Hadamard blocks
+ * as the CPU engine does), activations with a scale per token (or the folder's static scale),
+ * quantized by the kernel that produces them: LayerNorm and GELU write the next GEMM's codes
+ * beside (or instead of) their 16-bit output, quantize_rows covers the embeddings and the
+ * attention output. INT8 GEMMs leave int32 sums that the next kernel dequantizes (with the
+ * per-token zero point of dynamic INT8); FP8 GEMMs scale and add the bias in cuBLASLt's
+ * epilogue. Attention, LayerNorm and the residual stream stay fp16. The word table stays 8-bit
+ * with a scale per row, dequantized on lookup.
  *
  * Everything a call needs on the device (token ids, positions, cu_seqlens, attention
  * tiles, counts) travels in one "meta" block per call: one host-to-device copy from pinned
@@ -36,6 +47,8 @@ extern "C" {
 #include "engine/cuda/gemm.cuh"
 #include "engine/cuda/layernorm.cuh"
 #include "engine/cuda/pool.cuh"
+#include "engine/cuda/quant.cuh"
+#include "base/dtype.h"
 #include "engine/engine_impl.h"
 }
 
@@ -53,11 +66,23 @@ extern "C" int ake_cuda_device_count(void) {
     return n;
 }
 
+/* One linear layer Y = X W^T + b as the engine runs it: in 16 bits (dt), or in 8 bits (the
+ * engine's qdt) with the input transforms and scales of quant.cuh. */
 typedef struct {
-    void *wqkv, *bqkv;           /* [3d, d], [3d] */
-    void *wo, *bo;               /* [d, d], [d] */
-    void *w1, *b1;               /* [inter, d], [inter] */
-    void *w2, *b2;               /* [d, inter], [d] */
+    bool q8;                     /* 8-bit GEMM on quantized inputs; else dt */
+    int32_t n, k;                /* W: [n, k] */
+    void *w;                     /* [n, k]: codes of qdt (q8), else dt */
+    void *b;                     /* [n] dt: the 16-bit GEMM's and the FP8 GEMM's epilogue bias */
+    float *b32;                  /* [n] fp32: the bias the INT8 dequantization adds (INT8 only) */
+    float *w_scale;              /* [n] per-output-channel weight scales (q8) */
+    float *wsum;                 /* [n] sums of each row's codes, for asymmetric inputs (dynamic INT8) */
+    float *in_scale;             /* device [1]: static activation scale, or NULL (dynamic per token) */
+    float *inv_smooth;           /* [k]: 1 / SmoothQuant factor of each input channel, or NULL */
+    int32_t rot;                 /* Hadamard block of the input rotation; 1: none */
+} cuda_linear;
+
+typedef struct {
+    cuda_linear qkv, o, ff1, ff2; /* [3d, d] (q, k, v stacked), [d, d], [inter, d], [d, inter] */
     float *ln1_g, *ln1_b, *ln2_g, *ln2_b; /* [d] fp32 */
     float *bo32, *b2_32;         /* [d] fp32 copies of bo, b2 for the fp32 residual path */
 } cuda_layer;
@@ -81,13 +106,14 @@ typedef struct {
     ake_engine base;
     int dev;
     char card[256];
-    ake_dtype dt;                /* F16 or BF16 */
+    ake_dtype dt;                /* F16 or BF16: activations and 16-bit weights */
+    ake_dtype qdt;               /* I8 or F8_E4M3: the W8A8 engines' codes; F32: a 16-bit engine */
     cudaStream_t stream, copy;   /* compute; host-to-device uploads */
     ake_cuda_gemm *gemm;
     /* weights */
-    void *warena;                /* device, dt elements */
-    float *farena;               /* device, fp32 LayerNorm parameters */
-    void *word, *pos, *type;     /* [vocab, d] [max_position, d] [types, d] */
+    void *warena;                /* device: every weight and scale, bump-allocated */
+    void *word, *pos, *type;     /* [vocab, d] (dt, or codes of qdt), [max_position, d] [types, d] (dt) */
+    float *word_scale;           /* [vocab]: per-row scales of an 8-bit word table, or NULL */
     float *emb_g, *emb_b;        /* [d] */
     cuda_layer *layer;           /* owned [layers] */
     /* activations, sized once for tb_max rows */
@@ -96,6 +122,10 @@ typedef struct {
     void *h;                     /* [tb_max, inter] */
     float *out_d;                /* [max_batch, d] */
     float *x32, *tmp32;          /* [tb_max, d] fp32 residual stream and sublayer outputs (res32 only) */
+    uint8_t *xq;                 /* [tb_max, max(d, inter)] codes of the next 8-bit GEMM's input (q8) */
+    float *qs[2], *qz[2];        /* [tb_max] their row scales and zero points, two slots: a kernel
+                                    reads one while it writes the other */
+    int32_t *acc;                /* [tb_max, max(3d, inter)] int32 sums of INT8 GEMMs */
     int32_t tb_max;
     call_slot slot[2];
     int next, oldest, pending;   /* slot ring: next to fill, oldest outstanding, outstanding count */
@@ -152,7 +182,8 @@ static void cuda_free(ake_engine *base) {
         if (e->slot[s].up) cudaEventDestroy(e->slot[s].up);
         if (e->slot[s].done) cudaEventDestroy(e->slot[s].done);
     }
-    void *bufs[] = {e->warena, e->farena, e->x, e->tmp, e->ctx, e->qkv, e->h, e->out_d, e->x32, e->tmp32};
+    void *bufs[] = {e->warena, e->x,     e->tmp,   e->ctx,   e->qkv,   e->h,     e->out_d, e->x32,
+                    e->tmp32,  e->xq,    e->qs[0], e->qs[1], e->qz[0], e->qz[1], e->acc};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     ake_cuda_gemm_free(e->gemm);
     if (e->stream) cudaStreamDestroy(e->stream);
@@ -161,8 +192,8 @@ static void cuda_free(ake_engine *base) {
     free(e);
 }
 
-/* Enqueues the whole forward for bucket tb reading the meta block of slot s. */
-static void forward(cuda_engine *e, int s, int32_t tb) {
+/* Enqueues the whole 16-bit forward for bucket tb reading the meta block of slot s. */
+static void forward16(cuda_engine *e, int s, int32_t tb) {
     const ake_model_config *cfg = &e->base.model->cfg;
     const int d = cfg->hidden, inter = cfg->intermediate, H = cfg->heads, D = d / H;
     const float eps = cfg->layer_norm_eps;
@@ -173,32 +204,138 @@ static void forward(cuda_engine *e, int s, int32_t tb) {
                              e->type, e->emb_g, e->emb_b, tb, d, eps);
     for (int l = 0; l < cfg->layers; l++) {
         const cuda_layer *w = &e->layer[l];
-        ake_cuda_gemm_run(e->gemm, st, e->dt, tb, 3 * d, d, e->x, w->wqkv, w->bqkv, NULL, e->qkv, AKE_GEMM_BIAS);
+        ake_cuda_gemm_run(e->gemm, st, e->dt, tb, 3 * d, d, e->x, w->qkv.w, w->qkv.b, NULL, e->qkv, AKE_GEMM_BIAS);
         ake_cuda_attention(st, e->dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D);
         if (e->res32) {
-            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, d, e->ctx, w->wo, e->tmp32);
+            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, d, e->ctx, w->o.w, e->tmp32);
             ake_cuda_layernorm_f32(st, e->dt, e->x, e->x32, e->tmp32, w->bo32, e->x32, w->ln1_g, w->ln1_b, tb, d, eps);
         } else {
-            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, d, e->ctx, w->wo, w->bo, NULL, e->tmp, AKE_GEMM_BIAS);
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, d, e->ctx, w->o.w, w->o.b, NULL, e->tmp, AKE_GEMM_BIAS);
             ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln1_g, w->ln1_b, tb, d, eps);
         }
         if (e->gelu_tanh) {
-            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->w1, w->b1, NULL, e->h,
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->ff1.w, w->ff1.b, NULL, e->h,
                               AKE_GEMM_BIAS_GELU_TANH);
         } else {
-            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->w1, w->b1, NULL, e->h, AKE_GEMM_BIAS);
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, inter, d, e->x, w->ff1.w, w->ff1.b, NULL, e->h, AKE_GEMM_BIAS);
             ake_cuda_gelu(st, e->dt, e->h, (size_t)tb * inter);
         }
         if (e->res32) {
-            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, inter, e->h, w->w2, e->tmp32);
+            ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, inter, e->h, w->ff2.w, e->tmp32);
             ake_cuda_layernorm_f32(st, e->dt, e->x, e->x32, e->tmp32, w->b2_32, e->x32, w->ln2_g, w->ln2_b, tb, d, eps);
         } else {
-            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, inter, e->h, w->w2, w->b2, NULL, e->tmp, AKE_GEMM_BIAS);
+            ake_cuda_gemm_run(e->gemm, st, e->dt, tb, d, inter, e->h, w->ff2.w, w->ff2.b, NULL, e->tmp, AKE_GEMM_BIAS);
             ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln2_g, w->ln2_b, tb, d, eps);
         }
     }
     ake_cuda_pool(st, e->res32 ? AKE_DT_F32 : e->dt, e->out_d, e->res32 ? (const void *)e->x32 : e->x, meta + m.cu,
                   meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
+}
+
+/* The descriptor of linear l's quantized input, written to scale slot p. */
+static ake_cuda_qout qout_for(const cuda_engine *e, const cuda_linear *l, int p) {
+    ake_cuda_qout q = {e->qdt, e->xq, e->qs[p], l->in_scale, NULL, l->inv_smooth, l->rot};
+    if (e->qdt == AKE_DT_I8 && !l->in_scale) q.zero = e->qz[p]; /* dynamic INT8: asymmetric */
+    return q;
+}
+
+static ake_cuda_gemm_result result16(const cuda_engine *e, const void *y) {
+    ake_cuda_gemm_result r = {};
+    r.dt = e->dt;
+    r.y = y;
+    return r;
+}
+
+/* Runs 8-bit linear l on e->xq (scales in slot p) and says where its result is: INT8, the
+ * int32 sums in e->acc with what dequantizes them; FP8, y16 (dt, scales and bias applied). */
+static ake_cuda_gemm_result gemm8(cuda_engine *e, const cuda_linear *l, int p, int32_t tb, void *y16) {
+    if (e->qdt != AKE_DT_I8) {
+        ake_cuda_gemm_run_fp8(e->gemm, e->stream, e->dt, tb, l->n, l->k, e->xq, e->qs[p], l->w, l->w_scale, l->b, y16);
+        return result16(e, y16);
+    }
+    ake_cuda_gemm_run_i8(e->gemm, e->stream, tb, l->n, l->k, e->xq, l->w, e->acc);
+    ake_cuda_gemm_result r = {};
+    r.dt = AKE_DT_I32;
+    r.y = e->acc;
+    r.row_scale = e->qs[p];
+    r.col_scale = l->w_scale;
+    r.bias = l->b32;
+    if (!l->in_scale) {
+        r.row_zero = e->qz[p];
+        r.col_wsum = l->wsum;
+    }
+    return r;
+}
+
+/* The forward of a W8A8 engine: each linear in 8 bits or 16 as built; the kernel that makes a
+ * GEMM's input quantizes it (LayerNorm, GELU; the attention output and the embeddings through
+ * quantize_rows), the kernel after an INT8 GEMM dequantizes its sums. Scale slots alternate:
+ * p is the slot of the codes in e->xq. */
+static void forward_q8(cuda_engine *e, int s, int32_t tb) {
+    const ake_model_config *cfg = &e->base.model->cfg;
+    const int d = cfg->hidden, inter = cfg->intermediate, H = cfg->heads, D = d / H;
+    const float eps = cfg->layer_norm_eps;
+    const meta_layout m = layout_for(e, tb);
+    const int32_t *meta = e->slot[s].meta_d;
+    cudaStream_t st = e->stream;
+    const ake_dtype dt = e->dt;
+    const ake_cuda_qout none = {};
+    if (e->word_scale)
+        ake_cuda_embed_layernorm_q8(st, dt, e->x, meta + m.ids, meta + m.pos, e->qdt, e->word, e->word_scale, e->pos,
+                                    e->type, e->emb_g, e->emb_b, tb, d, eps);
+    else
+        ake_cuda_embed_layernorm(st, dt, e->x, NULL, meta + m.ids, meta + m.pos, e->word, e->pos, e->type, e->emb_g,
+                                 e->emb_b, tb, d, eps);
+    int p = 0;
+    if (e->layer[0].qkv.q8) ake_cuda_quantize_rows(st, qout_for(e, &e->layer[0].qkv, p), dt, e->x, tb, d);
+    for (int l = 0; l < cfg->layers; l++) {
+        const cuda_layer *w = &e->layer[l];
+        ake_cuda_gemm_result r;
+        if (w->qkv.q8) {
+            r = gemm8(e, &w->qkv, p, tb, e->qkv);
+            if (r.dt == AKE_DT_I32) ake_cuda_dequant_bias(st, dt, e->qkv, r, tb, 3 * d);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, dt, tb, 3 * d, d, e->x, w->qkv.w, w->qkv.b, NULL, e->qkv, AKE_GEMM_BIAS);
+        }
+        ake_cuda_attention(st, dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D);
+        if (w->o.q8) {
+            p ^= 1;
+            ake_cuda_quantize_rows(st, qout_for(e, &w->o, p), dt, e->ctx, tb, d);
+            r = gemm8(e, &w->o, p, tb, e->tmp);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, dt, tb, d, d, e->ctx, w->o.w, w->o.b, NULL, e->tmp, AKE_GEMM_BIAS);
+            r = result16(e, e->tmp);
+        }
+        p ^= 1;
+        ake_cuda_layernorm_quant(st, dt, e->x, e->x, r, w->ln1_g, w->ln1_b, tb, d, eps,
+                                 w->ff1.q8 ? qout_for(e, &w->ff1, p) : none);
+        if (w->ff1.q8) {
+            r = gemm8(e, &w->ff1, p, tb, e->h);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, dt, tb, inter, d, e->x, w->ff1.w, w->ff1.b, NULL, e->h, AKE_GEMM_BIAS);
+            r = result16(e, e->h);
+        }
+        p ^= 1;
+        if (w->ff2.q8) ake_cuda_gelu_quant(st, r, tb, inter, qout_for(e, &w->ff2, p), dt, NULL);
+        else if (r.dt == AKE_DT_I32) ake_cuda_gelu_quant(st, r, tb, inter, none, dt, e->h);
+        else ake_cuda_gelu(st, dt, e->h, (size_t)tb * inter); /* in place: r.y is e->h */
+        if (w->ff2.q8) {
+            r = gemm8(e, &w->ff2, p, tb, e->tmp);
+        } else {
+            ake_cuda_gemm_run(e->gemm, st, dt, tb, d, inter, e->h, w->ff2.w, w->ff2.b, NULL, e->tmp, AKE_GEMM_BIAS);
+            r = result16(e, e->tmp);
+        }
+        p ^= 1;
+        const cuda_linear *next = l + 1 < cfg->layers ? &e->layer[l + 1].qkv : NULL;
+        ake_cuda_layernorm_quant(st, dt, e->x, e->x, r, w->ln2_g, w->ln2_b, tb, d, eps,
+                                 next && next->q8 ? qout_for(e, next, p) : none);
+    }
+    ake_cuda_pool(st, dt, e->out_d, e->x, meta + m.cu, meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
+}
+
+static void forward(cuda_engine *e, int s, int32_t tb) {
+    if (e->qdt == AKE_DT_F32) forward16(e, s, tb);
+    else forward_q8(e, s, tb);
 }
 
 static graph_entry *find_graph(cuda_engine *e, int32_t tb) {
@@ -301,15 +438,38 @@ static const ake_engine_ops cuda_ops = {"cuda", cuda_free, cuda_embed, cuda_subm
 
 /* ---- creation ----------------------------------------------------------------------- */
 
-static size_t align_elems(size_t n) { return (n + 127) & ~(size_t)127; } /* 256 bytes of 16-bit */
+/* Bump allocation in the weight arena (256-byte aligned pieces), run twice: with base NULL to
+ * size the arena, then to place every tensor in it. */
+typedef struct {
+    char *base;
+    size_t off;
+} bump;
 
-/* Copies tensor t to dst (device, dst_dt) through the device staging buffer, converting. */
+static void *take(bump *b, size_t bytes) {
+    void *p = b->base ? b->base + b->off : NULL;
+    b->off += (bytes + 255) & ~(size_t)255;
+    return p;
+}
+
+static ake_status put(void *dst, const void *src, size_t bytes, const char *what, char *err, size_t errlen) {
+    cudaError_t ce = cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice);
+    return ce == cudaSuccess ? AKE_OK
+                             : ake_errf(err, errlen, AKE_EIO, "uploading %s: %s", what, cudaGetErrorString(ce));
+}
+
+/* src [n] fp32 (host) to dst (device, dst_dt) through the device staging buffer, converting. */
+static ake_status put_f32(void *dst, ake_dtype dst_dt, const float *src, size_t n, void *staging, const char *what,
+                          char *err, size_t errlen) {
+    ake_status st = put(staging, src, n * sizeof *src, what, err, errlen);
+    if (st == AKE_OK) ake_cuda_convert(0, dst_dt, dst, AKE_DT_F32, staging, n); /* legacy stream: ordered with memcpy */
+    return st;
+}
+
+/* Copies float tensor t to dst (device, dst_dt) through the device staging buffer, converting. */
 static ake_status upload(const ake_tensor *t, void *dst, ake_dtype dst_dt, void *staging, char *err, size_t errlen) {
-    cudaError_t ce = cudaMemcpy(staging, t->data, t->nbytes, cudaMemcpyHostToDevice);
-    if (ce != cudaSuccess)
-        return ake_errf(err, errlen, AKE_EIO, "uploading tensor %s: %s", t->name, cudaGetErrorString(ce));
-    ake_cuda_convert(0, dst_dt, dst, t->dtype, staging, (size_t)t->numel); /* legacy stream: ordered with memcpy */
-    return AKE_OK;
+    ake_status st = put(staging, t->data, t->nbytes, t->name, err, errlen);
+    if (st == AKE_OK) ake_cuda_convert(0, dst_dt, dst, t->dtype, staging, (size_t)t->numel);
+    return st;
 }
 
 static ake_status dev_alloc(void **p, size_t bytes, const char *what, const char *device, char *err, size_t errlen) {
@@ -325,7 +485,8 @@ static ake_status dev_alloc(void **p, size_t bytes, const char *what, const char
 }
 
 /* The GPU must be visible and of compute capability 8.0+ (cp.async and bf16 tensor cores in
- * the kernels). Precisions: what this engine implements. */
+ * the kernels). Precisions: what this engine implements; FP8 needs the FP8 tensor cores of
+ * compute capability 8.9+ (Ada, Hopper). */
 extern "C" ake_status ake_cuda_engine_caps(int idx, ake_engine_caps *out, char *err, size_t errlen) {
     int count = 0;
     cudaError_t ce = cudaGetDeviceCount(&count);
@@ -343,9 +504,181 @@ extern "C" ake_status ake_cuda_engine_caps(int idx, ake_engine_caps *out, char *
     if (prop.major < 8)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device 'cuda:%d' (%s) has compute capability %d.%d; need 8.0+",
                         idx, prop.name, prop.major, prop.minor);
-    out->precisions = 1u << AKE_PREC_FP16 | 1u << AKE_PREC_BF16;
+    out->precisions = 1u << AKE_PREC_FP16 | 1u << AKE_PREC_BF16 | 1u << AKE_PREC_INT8;
+    if (prop.major * 10 + prop.minor >= 89) out->precisions |= 1u << AKE_PREC_FP8;
     out->default_precision = AKE_PREC_FP16;
     return AKE_OK;
+}
+
+static float qmax_of(ake_dtype qdt) { return qdt == AKE_DT_I8 ? AKE_I8_QMAX : AKE_E4M3_QMAX; }
+
+/* Sets what l is before placement: shape, 8-bit or not, the input rotation. parts: the
+ * model's weights stacked by rows (q, k, v for the fused QKV). In a W8A8 engine a float
+ * model's linears are all quantized here (dynamic), a quantized folder's are as stored (its
+ * float linears, kept by the sensitivity pass, stay 16-bit). */
+static void plan_linear(const cuda_engine *e, cuda_linear *l, const ake_linear_weights *const *parts, int nparts) {
+    l->k = (int32_t)parts[0]->w->shape[1];
+    l->n = 0;
+    for (int i = 0; i < nparts; i++) l->n += (int32_t)parts[i]->w->shape[0];
+    l->q8 = e->qdt != AKE_DT_F32 && (e->base.model->qdtype == AKE_DT_F32 || parts[0]->scale);
+    const ake_tensor *rt = parts[0]->in_rotation;
+    l->rot = !l->q8 ? 1 : parts[0]->scale ? (rt ? *(const int32_t *)rt->data : 1)
+                                          : ake_hadamard_block(l->k, AKE_HADAMARD_MAX_BLOCK);
+}
+
+/* Places l's tensors in the arena (see plan_linear). */
+static void place_linear(const cuda_engine *e, bump *b, cuda_linear *l, const ake_linear_weights *first) {
+    const size_t n = (size_t)l->n, k = (size_t)l->k;
+    const bool stat = l->q8 && first->in_scale, int8 = l->q8 && e->qdt == AKE_DT_I8;
+    l->w = take(b, n * k * (l->q8 ? 1 : 2));
+    l->b = take(b, n * 2);
+    l->b32 = int8 ? (float *)take(b, n * 4) : NULL;
+    l->w_scale = l->q8 ? (float *)take(b, n * 4) : NULL;
+    l->wsum = int8 && !stat ? (float *)take(b, n * 4) : NULL;
+    l->in_scale = stat ? (float *)take(b, 4) : NULL;
+    l->inv_smooth = l->q8 && first->in_smooth ? (float *)take(b, k * 4) : NULL;
+}
+
+/* Fills l's placed tensors from the model. tmp32 [n k] and tmp8 [n k], hv [n] + [k]: host
+ * scratch; staging: device scratch of n k floats. */
+static ake_status fill_linear(const cuda_engine *e, const cuda_linear *l, const ake_linear_weights *const *parts,
+                              int nparts, float *tmp32, uint8_t *tmp8, float *hv, void *staging, char *err,
+                              size_t errlen) {
+    const int32_t k = l->k, n = l->n;
+    const char *name = parts[0]->w->name;
+    ake_status st = AKE_OK;
+    int32_t row = 0;
+    for (int i = 0; i < nparts; i++) {
+        const ake_linear_weights *lw = parts[i];
+        const int32_t rows = (int32_t)lw->w->shape[0];
+        if (!l->q8) {
+            ake_linear_weight_f32(lw, tmp32 + (size_t)row * k, false);
+        } else if (lw->scale) { /* a folder's codes and scales as they are */
+            memcpy(tmp8 + (size_t)row * k, lw->w->data, (size_t)rows * k);
+            memcpy(hv + row, lw->scale->data, (size_t)rows * sizeof *hv);
+        } else { /* dynamic: rotate the float weight, then per-channel scales */
+            ake_linear_weight_f32(lw, tmp32, false);
+            if (l->rot > 1) ake_hadamard_rows(tmp32, rows, k, l->rot);
+            ake_quantize_rows(tmp32, rows, k, e->qdt, qmax_of(e->qdt), tmp8 + (size_t)row * k, hv + row);
+        }
+        row += rows;
+    }
+    if (!l->q8) {
+        st = put_f32(l->w, e->dt, tmp32, (size_t)n * k, staging, name, err, errlen);
+    } else {
+        st = put(l->w, tmp8, (size_t)n * k, name, err, errlen);
+        if (!st) st = put(l->w_scale, hv, (size_t)n * sizeof *hv, name, err, errlen);
+        if (!st && l->wsum) {
+            for (int32_t r = 0; r < n; r++) {
+                int32_t sum = 0;
+                for (int32_t c = 0; c < k; c++) sum += (int8_t)tmp8[(size_t)r * k + c];
+                hv[r] = (float)sum;
+            }
+            st = put(l->wsum, hv, (size_t)n * sizeof *hv, name, err, errlen);
+        }
+        if (!st && l->in_scale) st = put(l->in_scale, parts[0]->in_scale->data, sizeof(float), name, err, errlen);
+        if (!st && l->inv_smooth) {
+            const float *sm = (const float *)parts[0]->in_smooth->data;
+            for (int32_t c = 0; c < k; c++) hv[c] = 1.0f / sm[c];
+            st = put(l->inv_smooth, hv, (size_t)k * sizeof *hv, name, err, errlen);
+        }
+    }
+    /* the bias, stacked: 16-bit for the GEMM epilogues, fp32 for the INT8 dequantization */
+    row = 0;
+    for (int i = 0; i < nparts; i++) {
+        ake_tensor_f32(parts[i]->b, hv + row);
+        row += (int32_t)parts[i]->b->shape[0];
+    }
+    if (!st) st = put_f32(l->b, e->dt, hv, (size_t)n, staging, name, err, errlen);
+    if (!st && l->b32) st = put(l->b32, hv, (size_t)n * sizeof *hv, name, err, errlen);
+    return st;
+}
+
+/* Places every weight of the engine in the arena (b->base NULL: only sizes it). */
+static void place_weights(cuda_engine *e, bump *b) {
+    const ake_model *m = e->base.model;
+    const ake_model_config *cfg = &m->cfg;
+    const size_t d = (size_t)cfg->hidden, V = (size_t)cfg->vocab_size;
+    e->word = take(b, V * d * (e->qdt != AKE_DT_F32 ? 1 : 2));
+    e->word_scale = e->qdt != AKE_DT_F32 ? (float *)take(b, V * 4) : NULL;
+    e->pos = take(b, (size_t)cfg->max_position * d * 2);
+    e->type = take(b, (size_t)cfg->type_vocab_size * d * 2);
+    e->emb_g = (float *)take(b, d * 4);
+    e->emb_b = (float *)take(b, d * 4);
+    for (int l = 0; l < cfg->layers; l++) {
+        cuda_layer *w = &e->layer[l];
+        const ake_layer_weights *lw = &m->layer[l];
+        place_linear(e, b, &w->qkv, &lw->q);
+        place_linear(e, b, &w->o, &lw->o);
+        place_linear(e, b, &w->ff1, &lw->ff1);
+        place_linear(e, b, &w->ff2, &lw->ff2);
+        float **f[] = {&w->ln1_g, &w->ln1_b, &w->ln2_g, &w->ln2_b, &w->bo32, &w->b2_32};
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = (float *)take(b, d * 4);
+    }
+}
+
+/* Uploads every weight placed by place_weights, converting or quantizing on the way. */
+static ake_status fill_weights(cuda_engine *e, char *err, size_t errlen) {
+    const ake_model *m = e->base.model;
+    const ake_model_config *cfg = &m->cfg;
+    const size_t d = (size_t)cfg->hidden, V = (size_t)cfg->vocab_size, inter = (size_t)cfg->intermediate;
+    size_t most = V * d; /* floats of the largest matrix */
+    most = 3 * d * d > most ? 3 * d * d : most;
+    most = inter * d > most ? inter * d : most;
+    const size_t vec = 3 * d + inter;
+    float *tmp32 = (float *)malloc(most * sizeof(float)), *hv = (float *)malloc(vec * sizeof(float));
+    uint8_t *tmp8 = (uint8_t *)malloc(most);
+    void *staging = NULL;
+    ake_status st = !tmp32 || !hv || !tmp8
+                        ? ake_errf(err, errlen, AKE_ENOMEM, "out of memory preparing the weights for %s", e->base.opts.device)
+                        : dev_alloc(&staging, most * sizeof(float), "weight staging", e->base.opts.device, err, errlen);
+    if (!st) {
+        ake_word_emb_f32(m, tmp32);
+        if (e->qdt == AKE_DT_F32) {
+            st = put_f32(e->word, e->dt, tmp32, V * d, staging, m->word_emb->name, err, errlen);
+        } else {
+            const ake_tensor *ws = m->word_emb_scale;
+            if (ws) { /* the folder's codes */
+                st = put(e->word, m->word_emb->data, V * d, m->word_emb->name, err, errlen);
+                if (!st) st = put(e->word_scale, ws->data, V * sizeof(float), ws->name, err, errlen);
+            } else { /* dynamic: a scale per row, as the CPU engine */
+                float *sc = (float *)malloc(V * sizeof(float));
+                if (!sc) st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory quantizing the word embeddings");
+                if (!st) {
+                    ake_quantize_rows(tmp32, (int64_t)V, (int64_t)d, e->qdt, qmax_of(e->qdt), tmp8, sc);
+                    st = put(e->word, tmp8, V * d, m->word_emb->name, err, errlen);
+                }
+                if (!st) st = put(e->word_scale, sc, V * sizeof(float), m->word_emb->name, err, errlen);
+                free(sc);
+            }
+        }
+    }
+    if (!st) st = upload(m->pos_emb, e->pos, e->dt, staging, err, errlen);
+    if (!st) st = upload(m->type_emb, e->type, e->dt, staging, err, errlen);
+    if (!st) st = upload(m->emb_ln_g, e->emb_g, AKE_DT_F32, staging, err, errlen);
+    if (!st) st = upload(m->emb_ln_b, e->emb_b, AKE_DT_F32, staging, err, errlen);
+    for (int l = 0; l < cfg->layers && !st; l++) {
+        const ake_layer_weights *lw = &m->layer[l];
+        const cuda_layer *w = &e->layer[l];
+        const ake_linear_weights *qkv[] = {&lw->q, &lw->k, &lw->v}, *o = &lw->o, *ff1 = &lw->ff1, *ff2 = &lw->ff2;
+        st = fill_linear(e, &w->qkv, qkv, 3, tmp32, tmp8, hv, staging, err, errlen);
+        if (!st) st = fill_linear(e, &w->o, &o, 1, tmp32, tmp8, hv, staging, err, errlen);
+        if (!st) st = fill_linear(e, &w->ff1, &ff1, 1, tmp32, tmp8, hv, staging, err, errlen);
+        if (!st) st = fill_linear(e, &w->ff2, &ff2, 1, tmp32, tmp8, hv, staging, err, errlen);
+        const struct { const ake_tensor *t; float *dst; } f[] = {{lw->ln1_g, w->ln1_g}, {lw->ln1_b, w->ln1_b},
+                                                                {lw->ln2_g, w->ln2_g}, {lw->ln2_b, w->ln2_b},
+                                                                {lw->o.b, w->bo32},    {lw->ff2.b, w->b2_32}};
+        for (size_t i = 0; i < sizeof f / sizeof f[0] && !st; i++)
+            st = upload(f[i].t, f[i].dst, AKE_DT_F32, staging, err, errlen);
+    }
+    if (staging) {
+        CUDA_CHECK(cudaDeviceSynchronize());
+        cudaFree(staging);
+    }
+    free(tmp32);
+    free(tmp8);
+    free(hv);
+    return st;
 }
 
 extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engine_opts *opts, ake_engine **out,
@@ -360,10 +693,18 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
                         "%s: the CUDA engine takes hidden sizes that are multiples of 8 up to %d, head dims 32, 64 "
                         "or 128 (model: hidden %d, %d heads, intermediate %d)",
                         m->name, AKE_CUDA_LN_MAX_D, d, H, inter);
-    if (m->qdtype != AKE_DT_F32)
+    const bool q8 = opts->precision == AKE_PREC_INT8 || opts->precision == AKE_PREC_FP8;
+    const ake_dtype qdt = opts->precision == AKE_PREC_INT8 ? AKE_DT_I8 : opts->precision == AKE_PREC_FP8 ? AKE_DT_F8_E4M3 : AKE_DT_F32;
+    if (q8 && m->qdtype != AKE_DT_F32 && m->qdtype != qdt)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED,
-                        "%s holds %s weights; the CUDA engine runs float folders only (fp16 or bf16)", m->name,
-                        ake_dtype_name(m->qdtype));
+                        "%s holds %s weights; run it as %s (its own type) or in fp16/bf16, or quantize the float "
+                        "model to %s", m->name, ake_dtype_name(m->qdtype), m->qdtype == AKE_DT_I8 ? "int8" : "fp8",
+                        ake_precision_name(opts->precision));
+    /* cuBLASLt's FP8 GEMMs take dimensions that are multiples of 16; the quantizing kernels rows of <= 8192 */
+    if (q8 && (d % 16 || inter % 16 || inter > 8192))
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                        "%s: the 8-bit CUDA engines take hidden and intermediate sizes that are multiples of 16 "
+                        "(intermediate up to 8192; model: %d, %d)", m->name, d, inter);
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, idx)); /* the capability query checked idx and 8.0+ */
     /* AKE_CUDA_SYNC=spin|yield|block: how a host thread waits for the GPU (the primary
@@ -387,16 +728,17 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     e->dev = idx;
     snprintf(e->card, sizeof e->card, "%s", prop.name);
     e->dt = opts->precision == AKE_PREC_BF16 ? AKE_DT_BF16 : AKE_DT_F16;
+    e->qdt = qdt;
     const char *env = getenv("AKE_CUDA_GRAPHS");
     e->use_graphs = !(env && !strcmp(env, "0"));
     env = getenv("AKE_CUDA_GELU");
-    e->gelu_tanh = env && !strcmp(env, "tanh");
+    e->gelu_tanh = !q8 && env && !strcmp(env, "tanh");
     /* cuBLASLt's first heuristic choice, cached per shape; AKE_CUDA_GEMM_TUNE=1 times the
      * candidates instead (measured slower on the H100 in most cells: dev/cuda/NOTES.md) */
     env = getenv("AKE_CUDA_GEMM_TUNE");
     const int autotune = env && !strcmp(env, "1");
     env = getenv("AKE_CUDA_RES32");
-    e->res32 = env && *env ? strcmp(env, "0") != 0 : e->dt == AKE_DT_BF16;
+    e->res32 = !q8 && (env && *env ? strcmp(env, "0") != 0 : e->dt == AKE_DT_BF16);
     e->tb_max = bucket_of(opts->max_tokens);
     e->layer = (cuda_layer *)calloc((size_t)L, sizeof *e->layer);
     e->graph_cap = 8 + 8 * 32; /* > number of buckets up to 2^31 */
@@ -412,18 +754,25 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         cuda_free(&e->base);
         return st;
     }
+    if (qdt == AKE_DT_F8_E4M3 && ake_cuda_gemm_fp8_path(e->gemm) == AKE_FP8_NONE) {
+        cuda_free(&e->base);
+        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s (%s): cuBLASLt runs no FP8 GEMM here", device, e->card);
+    }
 
-    /* weight arena (dt) and LayerNorm arena (fp32) */
-    const size_t es = 2, V = (size_t)cfg->vocab_size, P = (size_t)cfg->max_position, TY = (size_t)cfg->type_vocab_size;
-    const size_t per_layer = align_elems((size_t)3 * d * d) + align_elems((size_t)3 * d) + align_elems((size_t)d * d) +
-                             align_elems(d) + align_elems((size_t)inter * d) + align_elems(inter) +
-                             align_elems((size_t)d * inter) + align_elems(d);
-    const size_t welems = align_elems(V * d) + align_elems(P * d) + align_elems(TY * d) + per_layer * L;
-    const size_t felems = align_elems(d) * (2 + 6 * (size_t)L);
-    const size_t tb = (size_t)e->tb_max, B = (size_t)opts->max_batch;
+    for (int l = 0; l < L; l++) {
+        const ake_layer_weights *lw = &m->layer[l];
+        const ake_linear_weights *qkv[] = {&lw->q, &lw->k, &lw->v}, *o = &lw->o, *ff1 = &lw->ff1, *ff2 = &lw->ff2;
+        plan_linear(e, &e->layer[l].qkv, qkv, 3);
+        plan_linear(e, &e->layer[l].o, &o, 1);
+        plan_linear(e, &e->layer[l].ff1, &ff1, 1);
+        plan_linear(e, &e->layer[l].ff2, &ff2, 1);
+    }
+    bump sizing = {NULL, 0};
+    place_weights(e, &sizing);
+    const size_t es = 2, tb = (size_t)e->tb_max, B = (size_t)opts->max_batch;
+    const size_t qcols = (size_t)(d > inter ? d : inter), acols = (size_t)(3 * d > inter ? 3 * d : inter);
     const meta_layout ml = layout_for(e, e->tb_max);
-    if ((st = dev_alloc(&e->warena, welems * es, "the weights", device, err, errlen)) ||
-        (st = dev_alloc((void **)&e->farena, felems * sizeof(float), "the LayerNorm weights", device, err, errlen)) ||
+    if ((st = dev_alloc(&e->warena, sizing.off, "the weights", device, err, errlen)) ||
         (st = dev_alloc(&e->x, tb * d * es, "activations", device, err, errlen)) ||
         (st = dev_alloc(&e->tmp, tb * d * es, "activations", device, err, errlen)) ||
         (st = dev_alloc(&e->ctx, tb * d * es, "activations", device, err, errlen)) ||
@@ -431,7 +780,13 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         (st = dev_alloc(&e->h, tb * inter * es, "activations", device, err, errlen)) ||
         (st = dev_alloc((void **)&e->out_d, B * d * sizeof(float), "the output", device, err, errlen)) ||
         (e->res32 && (st = dev_alloc((void **)&e->x32, tb * d * 4, "activations", device, err, errlen))) ||
-        (e->res32 && (st = dev_alloc((void **)&e->tmp32, tb * d * 4, "activations", device, err, errlen)))) {
+        (e->res32 && (st = dev_alloc((void **)&e->tmp32, tb * d * 4, "activations", device, err, errlen))) ||
+        (q8 && (st = dev_alloc((void **)&e->xq, tb * qcols, "activations", device, err, errlen))) ||
+        (q8 && (st = dev_alloc((void **)&e->qs[0], tb * 4, "activation scales", device, err, errlen))) ||
+        (q8 && (st = dev_alloc((void **)&e->qs[1], tb * 4, "activation scales", device, err, errlen))) ||
+        (q8 && (st = dev_alloc((void **)&e->qz[0], tb * 4, "activation scales", device, err, errlen))) ||
+        (q8 && (st = dev_alloc((void **)&e->qz[1], tb * 4, "activation scales", device, err, errlen))) ||
+        (qdt == AKE_DT_I8 && (st = dev_alloc((void **)&e->acc, tb * acols * 4, "activations", device, err, errlen)))) {
         cuda_free(&e->base);
         return st;
     }
@@ -450,82 +805,14 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
         CUDA_CHECK(cudaEventCreateWithFlags(&sl->up, cudaEventDisableTiming));
         CUDA_CHECK(cudaEventCreateWithFlags(&sl->done, cudaEventDisableTiming));
     }
-
-    /* upload + convert, tensor by tensor, through one staging buffer as large as the largest */
-    size_t stage_bytes = 0;
-    const ake_tensor *all[] = {m->word_emb, m->pos_emb, m->type_emb, m->emb_ln_g, m->emb_ln_b};
-    for (size_t i = 0; i < 5; i++) stage_bytes = all[i]->nbytes > stage_bytes ? all[i]->nbytes : stage_bytes;
-    for (int l = 0; l < L; l++) {
-        const ake_layer_weights *lw = &m->layer[l];
-        const ake_tensor *t[] = {lw->q.w, lw->k.w, lw->v.w, lw->o.w, lw->ff1.w, lw->ff2.w};
-        for (size_t i = 0; i < 6; i++) stage_bytes = t[i]->nbytes > stage_bytes ? t[i]->nbytes : stage_bytes;
-    }
-    void *staging = NULL;
-    if ((st = dev_alloc(&staging, stage_bytes, "weight staging", device, err, errlen))) {
+    bump placing = {(char *)e->warena, 0};
+    place_weights(e, &placing);
+    AKE_ASSERT(placing.off == sizing.off);
+    if ((st = fill_weights(e, err, errlen)) != AKE_OK) {
         cuda_free(&e->base);
         return st;
     }
-    char *wp = (char *)e->warena;
-    float *fp = e->farena;
-    auto take = [&](size_t elems) {
-        void *p = wp;
-        wp += align_elems(elems) * es;
-        return p;
-    };
-    auto takef = [&](size_t elems) {
-        float *p = fp;
-        fp += align_elems(elems);
-        return p;
-    };
-    const ake_dtype dt = e->dt;
-    e->word = take(V * d);
-    e->pos = take(P * d);
-    e->type = take(TY * d);
-    e->emb_g = takef(d);
-    e->emb_b = takef(d);
-    st = upload(m->word_emb, e->word, dt, staging, err, errlen);
-    if (!st) st = upload(m->pos_emb, e->pos, dt, staging, err, errlen);
-    if (!st) st = upload(m->type_emb, e->type, dt, staging, err, errlen);
-    if (!st) st = upload(m->emb_ln_g, e->emb_g, AKE_DT_F32, staging, err, errlen);
-    if (!st) st = upload(m->emb_ln_b, e->emb_b, AKE_DT_F32, staging, err, errlen);
-    for (int l = 0; l < L && !st; l++) {
-        const ake_layer_weights *lw = &m->layer[l];
-        cuda_layer *w = &e->layer[l];
-        w->wqkv = take((size_t)3 * d * d);
-        w->bqkv = take((size_t)3 * d);
-        w->wo = take((size_t)d * d);
-        w->bo = take(d);
-        w->w1 = take((size_t)inter * d);
-        w->b1 = take(inter);
-        w->w2 = take((size_t)d * inter);
-        w->b2 = take(d);
-        w->ln1_g = takef(d);
-        w->ln1_b = takef(d);
-        w->ln2_g = takef(d);
-        w->ln2_b = takef(d);
-        w->bo32 = takef(d);
-        w->b2_32 = takef(d);
-        const size_t dd = (size_t)d * d * es;
-        struct { const ake_tensor *t; void *dst; ake_dtype to; } jobs[] = {
-            {lw->q.w, w->wqkv, dt}, {lw->k.w, (char *)w->wqkv + dd, dt}, {lw->v.w, (char *)w->wqkv + 2 * dd, dt},
-            {lw->q.b, w->bqkv, dt}, {lw->k.b, (char *)w->bqkv + d * es, dt}, {lw->v.b, (char *)w->bqkv + 2 * d * es, dt},
-            {lw->o.w, w->wo, dt},   {lw->o.b, w->bo, dt},
-            {lw->ff1.w, w->w1, dt}, {lw->ff1.b, w->b1, dt},
-            {lw->ff2.w, w->w2, dt}, {lw->ff2.b, w->b2, dt},
-            {lw->ln1_g, w->ln1_g, AKE_DT_F32}, {lw->ln1_b, w->ln1_b, AKE_DT_F32},
-            {lw->ln2_g, w->ln2_g, AKE_DT_F32}, {lw->ln2_b, w->ln2_b, AKE_DT_F32},
-            {lw->o.b, w->bo32, AKE_DT_F32},    {lw->ff2.b, w->b2_32, AKE_DT_F32}};
-        for (size_t i = 0; i < sizeof jobs / sizeof jobs[0] && !st; i++)
-            st = upload(jobs[i].t, jobs[i].dst, jobs[i].to, staging, err, errlen);
-    }
-    AKE_ASSERT(wp <= (char *)e->warena + welems * es && fp <= e->farena + felems);
-    CUDA_CHECK(cudaDeviceSynchronize());
-    cudaFree(staging);
-    e->base.weight_bytes = welems * es + felems * sizeof(float);
-    if (st) {
-        cuda_free(&e->base);
-        return st;
-    }
+    e->base.weight_bytes = sizing.off;
     *out = &e->base;
     return AKE_OK;
 }

@@ -22,6 +22,14 @@ void ake_cuda_embed_layernorm(cudaStream_t stream, ake_dtype dt, void *out, floa
                               const int32_t *pos, const void *word, const void *pos_emb, const void *type_emb,
                               const float *gamma, const float *beta, int rows, int d, float eps);
 
+/* The same with an 8-bit word table (the W8A8 engines): word[v] ~ wq[v] * word_scale[v], wq
+ * [vocab, d] of qdt (I8 or F8_E4M3, 8-byte aligned rows), word_scale [vocab] fp32, dequantized
+ * on lookup (the model format's per-row scales, model.h); pos_emb and type_emb of dt. */
+void ake_cuda_embed_layernorm_q8(cudaStream_t stream, ake_dtype dt, void *out, const int32_t *ids, const int32_t *pos,
+                                 ake_dtype qdt, const void *wq, const float *word_scale, const void *pos_emb,
+                                 const void *type_emb, const float *gamma, const float *beta, int rows, int d,
+                                 float eps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,14 +20,16 @@ enum { QB = 256 }; /* threads per block of every kernel here */
 
 /* ---- the two 8-bit encodings, 8 values -> 8 bytes ------------------------------------ */
 
-/* INT8: round-half-even (cvt.rni), saturate to +-127, NaN -> 0: base/dtype.h's ake_f32_to_i8. */
+/* INT8: round-half-even (cvt.rni), NaN -> 0, then + zp (the zero point: 0 for symmetric
+ * codes) and saturation to lo..127 (lo = -127 symmetric, -128 asymmetric): base/dtype.h's
+ * ake_f32_to_i8 for zp = 0, the CPU engine's quantize_row otherwise. */
 struct enc_i8 {
     static constexpr float qmax = AKE_I8_QMAX;
-    static __device__ __forceinline__ uint2 pack8(const float v[8], float inv) {
+    static __device__ __forceinline__ uint2 pack8(const float v[8], float inv, int zp, int lo) {
         uint32_t w[2] = {0u, 0u};
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            const int q = max(-127, min(127, __float2int_rn(v[j] * inv)));
+            const int q = max(lo, min(127, __float2int_rn(v[j] * inv) + zp));
             w[j >> 2] |= (uint32_t)(q & 0xff) << (8 * (j & 3));
         }
         return make_uint2(w[0], w[1]);
@@ -37,7 +39,8 @@ struct enc_i8 {
 /* FP8 E4M3: round to nearest even from fp32, saturating to +-448: ake_f32_to_e4m3. */
 struct enc_e4m3 {
     static constexpr float qmax = AKE_E4M3_QMAX;
-    static __device__ __forceinline__ uint2 pack8(const float v[8], float inv) {
+    static __device__ __forceinline__ uint2 pack8(const float v[8], float inv, int zp, int lo) {
+        (void)zp, (void)lo; /* symmetric only */
         uint32_t w[2];
 #pragma unroll
         for (int i = 0; i < 2; i++) {
@@ -55,18 +58,6 @@ template <typename O> struct is_enc : std::false_type {};
 template <> struct is_enc<enc_i8> : std::true_type {};
 template <> struct is_enc<enc_e4m3> : std::true_type {};
 
-/* The scale of a row from its absmax (dynamic; 1 for a row of zeros) or the calibrated value
- * (static). */
-template <typename E> static __device__ __forceinline__ float scale_of(float amax, const float *static_scale) {
-    return static_scale ? __ldg(static_scale) : amax > 0.0f ? amax / E::qmax : 1.0f;
-}
-
-static __device__ __forceinline__ float absmax8(const float v[8], float m) {
-#pragma unroll
-    for (int j = 0; j < 8; j++) m = fmaxf(m, fabsf(v[j]));
-    return m;
-}
-
 /* ---- reading a GEMM result -------------------------------------------------------------- */
 
 static __device__ __forceinline__ void load8_i32(const int32_t *p, float f[8]) {
@@ -76,10 +67,11 @@ static __device__ __forceinline__ void load8_i32(const int32_t *p, float f[8]) {
 }
 
 /* y[row, c..c+8) of a GEMM result of element type Y (a 16-bit output, or int32 / fp32 sums
- * dequantized here with rsm = row_scale[row]: acc * (rsm * col_scale[n]) + bias[n], one fma). */
+ * dequantized here with rsm = row_scale[row], rz = row_zero[row] (0 when symmetric):
+ * (acc - rz wsum[n]) * (rsm * col_scale[n]) + bias[n]). */
 template <typename Y>
 static __device__ __forceinline__ void load_result(const ake_cuda_gemm_result &g, size_t row, int N, int c, float rsm,
-                                                   float v[8]) {
+                                                   float rz, float v[8]) {
     const Y *p = (const Y *)g.y + row * (size_t)N + c;
     if constexpr (std::is_same<Y, int32_t>::value || std::is_same<Y, float>::value) {
         if constexpr (std::is_same<Y, int32_t>::value) load8_i32(p, v);
@@ -87,10 +79,16 @@ static __device__ __forceinline__ void load_result(const ake_cuda_gemm_result &g
         float cs[8], b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         load8_f32(g.col_scale + c, cs);
         if (g.bias) load8_f32(g.bias + c, b);
+        if (g.col_wsum) {
+            float ws[8];
+            load8_f32(g.col_wsum + c, ws);
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = fmaf(-rz, ws[j], v[j]);
+        }
 #pragma unroll
         for (int j = 0; j < 8; j++) v[j] = fmaf(v[j], rsm * cs[j], b[j]);
     } else {
-        (void)rsm;
+        (void)rsm, (void)rz;
         vec8<Y>::load(p, v);
     }
 }
@@ -101,93 +99,198 @@ template <typename Y> static __device__ __forceinline__ float row_scale_at(const
     return 0.0f;
 }
 
-/* ---- rows spread over a group of G threads (quantize_rows, gelu_quant) ------------------- */
+template <typename Y> static __device__ __forceinline__ float row_zero_at(const ake_cuda_gemm_result &g, size_t row) {
+    if constexpr (std::is_same<Y, int32_t>::value || std::is_same<Y, float>::value)
+        return g.row_zero ? __ldg(g.row_zero + row) : 0.0f;
+    (void)g, (void)row;
+    return 0.0f;
+}
 
-/* Up to 4 chunks of 8 values per thread: G = 32 covers rows of up to 1024 values, 256 up to 8192. */
-enum { GROUP_NC = 4 };
+/* ---- a row held in registers by a group of G threads ------------------------------------
+ * Warp-major layout: thread t of the group (lane = t % 32, warp w = t / 32) holds the chunks
+ * c = 32 NC w + lane + 32 i (i < NC) of 8 values each, elements 8c .. 8c+7. A warp's span of
+ * 256 NC elements then holds every Hadamard block of up to 256 NC values whole: the transform
+ * needs shuffles within a warp, never shared memory. G = 32 is the LayerNorm's one warp per row. */
 
-/* Max over the G threads of a row group (G a power of two, 32..QB); every thread of the
- * block must call it (a block barrier when G > 32). */
-template <int G> static __device__ __forceinline__ float group_max(float v, float *red /* [QB/32] shared */) {
-    v = warp_max(v);
+template <int NC> static __device__ __forceinline__ int chunk_of(int t, int i) {
+    return 32 * NC * (t >> 5) + (t & 31) + 32 * i;
+}
+
+/* v <- v H over each block of b values (b a power of two <= 256 NC), normalized by
+ * 1/sqrt(b): the butterflies of ake_hadamard_rows in the same order (stride 1, 2, 4 inside
+ * a chunk, 8..128 across lanes, 256.. across a lane's chunks). Every lane of the warp must
+ * call it; chunks past the row's end hold zeros and only ever meet each other. */
+template <int NC> static __device__ __forceinline__ void hadamard_held(float (&v)[NC][8], int b) {
+    const int lane = (int)(threadIdx.x & 31);
+#pragma unroll
+    for (int h = 1; h < 8; h *= 2) {
+        if (h >= b) break;
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                if (!(j & h)) {
+                    const float x = v[i][j], y = v[i][j + h];
+                    v[i][j] = x + y;
+                    v[i][j + h] = x - y;
+                }
+    }
+#pragma unroll
+    for (int m = 1; m < 32; m *= 2) {
+        if (8 * m >= b) break;
+        const bool upper = lane & m;
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float o = __shfl_xor_sync(0xffffffffu, v[i][j], m);
+                v[i][j] = upper ? o - v[i][j] : v[i][j] + o;
+            }
+    }
+#pragma unroll
+    for (int m = 1; m < NC; m *= 2) {
+        if (256 * m >= b) break;
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+            if (!(i & m))
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const float x = v[i][j], y = v[i + m][j];
+                    v[i][j] = x + y;
+                    v[i + m][j] = x - y;
+                }
+    }
+    const float norm = __fdiv_rn(1.0f, __fsqrt_rn((float)b)); /* as the CPU's 1.0f / sqrtf(b) */
+#pragma unroll
+    for (int i = 0; i < NC; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[i][j] *= norm;
+}
+
+/* (max, -min) over the G threads of a row group (G a power of two, 32..QB); every thread of
+ * the block must call it (a block barrier when G > 32). */
+template <int G> static __device__ __forceinline__ float2 group_max2(float2 v, float2 *red /* [QB/32] shared */) {
+    v.x = warp_max(v.x);
+    v.y = warp_max(v.y);
     if constexpr (G == 32) {
         return v;
     } else {
         if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = v;
         __syncthreads();
         const int first = (int)(threadIdx.x / G) * (G / 32);
-        float m = red[first];
+        float2 m = red[first];
 #pragma unroll
-        for (int i = 1; i < G / 32; i++) m = fmaxf(m, red[first + i]);
+        for (int i = 1; i < G / 32; i++) m = make_float2(fmaxf(m.x, red[first + i].x), fmaxf(m.y, red[first + i].y));
         return m;
     }
 }
 
-/* Quantizes (or, for a 16-bit O, stores) the row a group holds: v[i] is chunk t + G*i. */
-template <typename O, int G>
-static __device__ __forceinline__ void group_store(const float (&v)[GROUP_NC][8], float amax, bool live, size_t row,
-                                                   int t, int K, void *out, float *scale, const float *static_scale,
-                                                   float *red) {
-    if constexpr (is_enc<O>::value) {
-        const float s = static_scale ? __ldg(static_scale) : scale_of<O>(group_max<G>(amax, red), nullptr);
-        if (!live) return;
-        const float inv = 1.0f / s;
-        uint8_t *q = (uint8_t *)out + row * (size_t)K;
+/* Quantizes the row x a group holds (v, layout above; chunks past K are zeros) into q: the
+ * transform, the scale (and zero point), the codes, as quant.cuh states. Every thread of the
+ * block calls it (live: whether this group has a row; the others only join the barriers). */
+template <typename E, int G, int NC>
+static __device__ __forceinline__ void quantize_held(float (&v)[NC][8], bool live, size_t row, int t, int K,
+                                                     const ake_cuda_qout &q, float2 *red) {
+    if (q.col_mul) {
 #pragma unroll
-        for (int i = 0; i < GROUP_NC; i++) {
-            const int c = (t + G * i) * 8;
-            if (c < K) *reinterpret_cast<uint2 *>(q + c) = O::pack8(v[i], inv);
-        }
-        if (t == 0) scale[row] = s;
-    } else {
-        (void)amax, (void)scale, (void)static_scale, (void)red;
-        if (!live) return;
-        O *h = (O *)out + row * (size_t)K;
+        for (int i = 0; i < NC; i++) {
+            const int c = chunk_of<NC>(t, i) * 8;
+            if (live && c < K) {
+                float m[8];
+                load8_f32(q.col_mul + c, m);
 #pragma unroll
-        for (int i = 0; i < GROUP_NC; i++) {
-            const int c = (t + G * i) * 8;
-            if (c < K) vec8<O>::store(h + c, v[i]);
+                for (int j = 0; j < 8; j++) v[i][j] *= m[j];
+            }
         }
     }
+    if (q.rot > 1) hadamard_held<NC>(v, q.rot);
+    float s, zp = 0.0f;
+    int lo = -127;
+    if (q.static_scale) {
+        s = __ldg(q.static_scale);
+    } else {
+        float2 mm = make_float2(0.0f, 0.0f); /* (max, -min), both >= 0: keeps 0 inside the range */
+#pragma unroll
+        for (int i = 0; i < NC; i++)
+#pragma unroll
+            for (int j = 0; j < 8; j++) mm = make_float2(fmaxf(mm.x, v[i][j]), fmaxf(mm.y, -v[i][j]));
+        mm = group_max2<G>(mm, red);
+        if (q.zero) {
+            const float mx = mm.x, mn = -mm.y;
+            s = mx > mn ? (mx - mn) / 255.0f : 1.0f;
+            zp = -128.0f - rintf(mn / s);
+            lo = -128;
+        } else {
+            const float amax = fmaxf(mm.x, mm.y);
+            s = amax > 0.0f ? amax / E::qmax : 1.0f;
+        }
+    }
+    if (!live) return;
+    const float inv = 1.0f / s;
+    uint8_t *qr = (uint8_t *)q.q + row * (size_t)K;
+#pragma unroll
+    for (int i = 0; i < NC; i++) {
+        const int c = chunk_of<NC>(t, i) * 8;
+        if (c < K) *reinterpret_cast<uint2 *>(qr + c) = E::pack8(v[i], inv, (int)zp, lo);
+    }
+    if (t == 0) {
+        q.scale[row] = s;
+        if (q.zero) q.zero[row] = zp;
+    }
 }
+
+/* Up to 4 chunks of 8 values per thread: G = 32 covers rows of up to 1024 values, 256 up to 8192. */
+enum { GROUP_NC = 4 };
 
 template <typename X, typename E, int G>
-__global__ void __launch_bounds__(QB)
-    quantize_rows_kernel(uint8_t *q, float *scale, const float *static_scale, const X *x, int M, int K) {
-    __shared__ float red[QB / 32];
+__global__ void __launch_bounds__(QB) quantize_rows_kernel(ake_cuda_qout q, const X *x, int M, int K) {
+    __shared__ float2 red[QB / 32];
     const int row = blockIdx.x * (QB / G) + (int)(threadIdx.x / G), t = (int)(threadIdx.x % G);
     const bool live = row < M;
-    float v[GROUP_NC][8], amax = 0.0f;
+    float v[GROUP_NC][8];
 #pragma unroll
     for (int i = 0; i < GROUP_NC; i++) {
-        const int c = (t + G * i) * 8;
-        if (live && c < K) {
-            vec8<X>::load(x + (size_t)row * K + c, v[i]);
-            amax = absmax8(v[i], amax);
-        }
+        const int c = chunk_of<GROUP_NC>(t, i) * 8;
+        if (live && c < K) vec8<X>::load(x + (size_t)row * K + c, v[i]);
+        else
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[i][j] = 0.0f;
     }
-    group_store<E, G>(v, amax, live, (size_t)row, t, K, q, scale, static_scale, red);
+    quantize_held<E, G, GROUP_NC>(v, live, (size_t)row, t, K, q, red);
 }
 
+/* O: an encoder (quantized output in q) or a 16-bit type (h written to out as it is). */
 template <typename Y, typename O, int G>
-__global__ void __launch_bounds__(QB)
-    gelu_quant_kernel(ake_cuda_gemm_result y, int M, int N, void *out, float *scale, const float *static_scale) {
-    __shared__ float red[QB / 32];
+__global__ void __launch_bounds__(QB) gelu_quant_kernel(ake_cuda_gemm_result y, int M, int N, ake_cuda_qout q, O *out) {
+    __shared__ float2 red[QB / 32];
     const int row = blockIdx.x * (QB / G) + (int)(threadIdx.x / G), t = (int)(threadIdx.x % G);
     const bool live = row < M;
-    const float rsm = live ? row_scale_at<Y>(y, (size_t)row) : 0.0f;
-    float v[GROUP_NC][8], amax = 0.0f;
+    const float rsm = live ? row_scale_at<Y>(y, (size_t)row) : 0.0f, rz = live ? row_zero_at<Y>(y, (size_t)row) : 0.0f;
+    float v[GROUP_NC][8];
 #pragma unroll
     for (int i = 0; i < GROUP_NC; i++) {
-        const int c = (t + G * i) * 8;
+        const int c = chunk_of<GROUP_NC>(t, i) * 8;
         if (live && c < N) {
-            load_result<Y>(y, (size_t)row, N, c, rsm, v[i]);
+            load_result<Y>(y, (size_t)row, N, c, rsm, rz, v[i]);
 #pragma unroll
             for (int j = 0; j < 8; j++) v[i][j] = 0.5f * v[i][j] * (1.0f + erff(v[i][j] * 0.70710678118654752f));
-            amax = absmax8(v[i], amax);
+        } else {
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[i][j] = 0.0f;
         }
     }
-    group_store<O, G>(v, amax, live, (size_t)row, t, N, out, scale, static_scale, red);
+    if constexpr (is_enc<O>::value) {
+        (void)out;
+        quantize_held<O, G, GROUP_NC>(v, live, (size_t)row, t, N, q, red);
+    } else {
+        (void)q;
+        if (!live) return;
+#pragma unroll
+        for (int i = 0; i < GROUP_NC; i++) {
+            const int c = chunk_of<GROUP_NC>(t, i) * 8;
+            if (c < N) vec8<O>::store(out + (size_t)row * N + c, v[i]);
+        }
+    }
 }
 
 /* Calls F with G, the smallest row group (32..256 threads) whose GROUP_NC chunks cover K. */
@@ -224,28 +327,32 @@ static void check_result(const ake_cuda_gemm_result &y, int f32_ok) {
     AKE_ASSERT(y.y && aligned16(y.y));
     if (y.dt == AKE_DT_I32 || (f32_ok && y.dt == AKE_DT_F32)) {
         AKE_ASSERT(y.row_scale && y.col_scale && aligned16(y.col_scale) && aligned16(y.bias));
+        AKE_ASSERT(!y.row_zero == !y.col_wsum && aligned16(y.col_wsum));
+    } else {
+        AKE_ASSERT(!y.row_zero && !y.col_wsum); /* a 16-bit result is final */
     }
 }
 
-static void check_qout(const ake_cuda_qout &q) {
+static void check_qout(const ake_cuda_qout &q, int K) {
     AKE_ASSERT(q.qdt == AKE_DT_I8 || q.qdt == AKE_DT_F8_E4M3);
     AKE_ASSERT(q.q && aligned16(q.q) && q.scale && (uintptr_t)q.scale % 4 == 0);
+    AKE_ASSERT(!q.zero || (q.qdt == AKE_DT_I8 && !q.static_scale)); /* asymmetric: dynamic INT8 only */
+    AKE_ASSERT(aligned16(q.col_mul));
+    AKE_ASSERT(q.rot <= 1 || (q.rot <= 512 && !(q.rot & (q.rot - 1)) && K % q.rot == 0));
 }
 
 extern "C" void ake_cuda_quantize_rows(cudaStream_t stream, ake_cuda_qout q, ake_dtype xdt, const void *x, int M,
                                        int K) {
     AKE_ASSERT(M >= 0 && K > 0 && K % 8 == 0 && K <= 8 * 256 * GROUP_NC && x && aligned16(x));
-    check_qout(q);
+    check_qout(q, K);
     if (M == 0) return;
     DISPATCH_GROUP(K, G, {
         const unsigned grid = (unsigned)((M + QB / G - 1) / (QB / G));
         DISPATCH_ENC(q.qdt, E, {
             if (xdt == AKE_DT_F32)
-                quantize_rows_kernel<float, E, G>
-                    <<<grid, QB, 0, stream>>>((uint8_t *)q.q, q.scale, q.static_scale, (const float *)x, M, K);
+                quantize_rows_kernel<float, E, G><<<grid, QB, 0, stream>>>(q, (const float *)x, M, K);
             else
-                AKE_DISPATCH_DTYPE(xdt, T, quantize_rows_kernel<T, E, G><<<grid, QB, 0, stream>>>(
-                                               (uint8_t *)q.q, q.scale, q.static_scale, (const T *)x, M, K));
+                AKE_DISPATCH_DTYPE(xdt, T, quantize_rows_kernel<T, E, G><<<grid, QB, 0, stream>>>(q, (const T *)x, M, K));
         });
     });
     CUDA_CHECK_LAUNCH();
@@ -255,7 +362,7 @@ extern "C" void ake_cuda_gelu_quant(cudaStream_t stream, ake_cuda_gemm_result y,
                                     ake_dtype hdt, void *h_out) {
     AKE_ASSERT(M >= 0 && N > 0 && N % 8 == 0 && N <= 8 * 256 * GROUP_NC);
     check_result(y, 0);
-    if (q.q) check_qout(q);
+    if (q.q) check_qout(q, N);
     else AKE_ASSERT(h_out && aligned16(h_out) && h_out != y.y && (hdt == AKE_DT_F16 || hdt == AKE_DT_BF16));
     AKE_ASSERT(q.q != y.y);
     if (M == 0) return;
@@ -263,11 +370,9 @@ extern "C" void ake_cuda_gelu_quant(cudaStream_t stream, ake_cuda_gemm_result y,
         const unsigned grid = (unsigned)((M + QB / G - 1) / (QB / G));
         DISPATCH_RESULT(y.dt, Y, 0, {
             if (q.q)
-                DISPATCH_ENC(q.qdt, E, gelu_quant_kernel<Y, E, G><<<grid, QB, 0, stream>>>(y, M, N, q.q, q.scale,
-                                                                                         q.static_scale));
+                DISPATCH_ENC(q.qdt, E, gelu_quant_kernel<Y, E, G><<<grid, QB, 0, stream>>>(y, M, N, q, (E *)nullptr));
             else
-                AKE_DISPATCH_DTYPE(hdt, H, gelu_quant_kernel<Y, H, G><<<grid, QB, 0, stream>>>(y, M, N, h_out, nullptr,
-                                                                                             nullptr));
+                AKE_DISPATCH_DTYPE(hdt, H, gelu_quant_kernel<Y, H, G><<<grid, QB, 0, stream>>>(y, M, N, q, (H *)h_out));
         });
     });
     CUDA_CHECK_LAUNCH();
@@ -283,17 +388,17 @@ struct enc_none {};
 template <typename T, typename Y, typename E, int NC>
 __global__ void __launch_bounds__(QB)
     layernorm_quant_kernel(T *out, const T *res, ake_cuda_gemm_result y, const float *gamma, const float *beta,
-                           int rows, int d, float eps, uint8_t *q, float *scale, const float *static_scale) {
+                           int rows, int d, float eps, ake_cuda_qout q) {
     const int row = blockIdx.x * LNQ_WARPS + (int)(threadIdx.x >> 5), lane = (int)(threadIdx.x & 31);
-    if (row >= rows) return;
-    const float rsm = row_scale_at<Y>(y, (size_t)row);
+    if (row >= rows) return; /* the whole warp: one row per warp, no block barrier below */
+    const float rsm = row_scale_at<Y>(y, (size_t)row), rz = row_zero_at<Y>(y, (size_t)row);
     const T *r = res ? res + (size_t)row * d : nullptr;
     float v[NC][8];
 #pragma unroll
     for (int i = 0; i < NC; i++) {
         const int c = (lane + 32 * i) * 8;
         if (c < d) {
-            load_result<Y>(y, (size_t)row, d, c, rsm, v[i]);
+            load_result<Y>(y, (size_t)row, d, c, rsm, rz, v[i]);
             if (r) {
                 float rr[8];
                 vec8<T>::load(r + c, rr);
@@ -304,7 +409,6 @@ __global__ void __launch_bounds__(QB)
     }
     float mean, rstd;
     ln_row_stats<NC>(v, d, eps, lane, mean, rstd);
-    float amax = 0.0f;
     T *o = out + (size_t)row * d;
 #pragma unroll
     for (int i = 0; i < NC; i++) {
@@ -316,22 +420,13 @@ __global__ void __launch_bounds__(QB)
 #pragma unroll
             for (int j = 0; j < 8; j++) v[i][j] = (v[i][j] - mean) * rstd * g[j] + b[j];
             vec8<T>::store(o + c, v[i]);
-            amax = absmax8(v[i], amax);
-        }
-    }
-    if constexpr (is_enc<E>::value) {
-        const float sc = static_scale ? __ldg(static_scale) : scale_of<E>(warp_max(amax), nullptr);
-        const float inv = 1.0f / sc;
-        uint8_t *qr = q + (size_t)row * d;
+        } else {
 #pragma unroll
-        for (int i = 0; i < NC; i++) {
-            const int c = (lane + 32 * i) * 8;
-            if (c < d) *reinterpret_cast<uint2 *>(qr + c) = E::pack8(v[i], inv);
+            for (int j = 0; j < 8; j++) v[i][j] = 0.0f;
         }
-        if (lane == 0) scale[row] = sc;
-    } else {
-        (void)amax, (void)q, (void)scale, (void)static_scale;
     }
+    if constexpr (is_enc<E>::value) quantize_held<E, 32, NC>(v, true, (size_t)row, lane, d, q, nullptr);
+    else (void)q;
 }
 
 /* NC (chunks of 8 per lane) covering d: 2 (d <= 512), 4 (<= 1024) or 8 (<= 2048); lanes skip
@@ -348,8 +443,7 @@ static void launch_ln_quant(cudaStream_t stream, void *out, const void *res, con
                             const float *gamma, const float *beta, int rows, int d, float eps, const ake_cuda_qout &q) {
     const dim3 grid((unsigned)((rows + LNQ_WARPS - 1) / LNQ_WARPS)), block(QB);
     DISPATCH_LN_NC(d, NC, layernorm_quant_kernel<T, Y, E, NC><<<grid, block, 0, stream>>>(
-                              (T *)out, (const T *)res, y, gamma, beta, rows, d, eps, (uint8_t *)q.q, q.scale,
-                              q.static_scale));
+                              (T *)out, (const T *)res, y, gamma, beta, rows, d, eps, q));
 }
 
 extern "C" void ake_cuda_layernorm_quant(cudaStream_t stream, ake_dtype dt, void *out, const void *res,
@@ -360,7 +454,7 @@ extern "C" void ake_cuda_layernorm_quant(cudaStream_t stream, ake_dtype dt, void
     AKE_ASSERT(y.dt == dt || y.dt == AKE_DT_I32);
     check_result(y, 0);
     AKE_ASSERT(out != y.y);
-    if (q.q) check_qout(q);
+    if (q.q) check_qout(q, d);
     if (rows == 0) return;
     AKE_DISPATCH_DTYPE(dt, T, {
         if (y.dt == AKE_DT_I32) {
@@ -381,7 +475,7 @@ __global__ void __launch_bounds__(QB) dequant_bias_kernel(T *Y, ake_cuda_gemm_re
     for (unsigned i = blockIdx.x * QB + threadIdx.x; i < chunks; i += gridDim.x * QB) {
         const unsigned e = i * 8u, row = e / (unsigned)N, c = e - row * (unsigned)N;
         float v[8];
-        load_result<A>(acc, row, N, (int)c, __ldg(acc.row_scale + row), v);
+        load_result<A>(acc, row, N, (int)c, __ldg(acc.row_scale + row), acc.row_zero ? __ldg(acc.row_zero + row) : 0.0f, v);
         vec8<T>::store(Y + e, v);
     }
 }
