@@ -114,6 +114,9 @@ typedef struct {
     void *warena;                /* device: every weight and scale, bump-allocated */
     void *word, *pos, *type;     /* [vocab, d] (dt, or codes of qdt), [max_position, d] [types, d] (dt) */
     float *word_scale;           /* [vocab]: per-row scales of an 8-bit word table, or NULL */
+    ake_dtype word_qdt;          /* the 8-bit word table's codes: a folder's own type; I8 when quantized
+                                    here (a lookup table: INT8's 8 bits of precision beat E4M3's 4 at
+                                    the same size, whatever the GEMMs run in) */
     float *emb_g, *emb_b;        /* [d] */
     cuda_layer *layer;           /* owned [layers] */
     /* activations, sized once for tb_max rows */
@@ -281,7 +284,7 @@ static void forward_q8(cuda_engine *e, int s, int32_t tb) {
     const ake_dtype dt = e->dt;
     const ake_cuda_qout none = {};
     if (e->word_scale)
-        ake_cuda_embed_layernorm_q8(st, dt, e->x, meta + m.ids, meta + m.pos, e->qdt, e->word, e->word_scale, e->pos,
+        ake_cuda_embed_layernorm_q8(st, dt, e->x, meta + m.ids, meta + m.pos, e->word_qdt, e->word, e->word_scale, e->pos,
                                     e->type, e->emb_g, e->emb_b, tb, d, eps);
     else
         ake_cuda_embed_layernorm(st, dt, e->x, NULL, meta + m.ids, meta + m.pos, e->word, e->pos, e->type, e->emb_g,
@@ -510,20 +513,33 @@ extern "C" ake_status ake_cuda_engine_caps(int idx, ake_engine_caps *out, char *
     return AKE_OK;
 }
 
+/* The input rotation of dynamic quantization on the GPU, measured on the real all-MiniLM-L6-v2
+ * (H200, 5,000 sentences of tests/golden/quant_eval.txt against CPU fp32; bert-base B=128
+ * S=128 synthesized for the time; dev/cuda/NOTES.md):
+ *   int8, Hadamard blocks of 512 / 128 / 32 / 8 / none: recall@10 0.969 / 0.971 / 0.967 / 0.962
+ *   / 0.947 (fails the gate), bert-base 8.06 / 7.85 / 7.59 / 7.37 / 7.16 ms: every butterfly
+ *   stage past a chunk of 8 is a warp shuffle per value in the quantizing kernels. 32: two
+ *   shuffle stages, a 0.017 margin over the gate.
+ *   fp8 (E4M3: a float code, outliers cost it no resolution elsewhere in the row): blocks of 512
+ *   lower recall@10 (0.904 against 0.922 without): none. */
+enum { DYNAMIC_INT8_ROT_BLOCK = 32 };
+
 static float qmax_of(ake_dtype qdt) { return qdt == AKE_DT_I8 ? AKE_I8_QMAX : AKE_E4M3_QMAX; }
 
 /* Sets what l is before placement: shape, 8-bit or not, the input rotation. parts: the
  * model's weights stacked by rows (q, k, v for the fused QKV). In a W8A8 engine a float
- * model's linears are all quantized here (dynamic), a quantized folder's are as stored (its
- * float linears, kept by the sensitivity pass, stay 16-bit). */
+ * model's linears are all quantized here (dynamic, rotated as DYNAMIC_INT8_ROT_BLOCK says), a
+ * quantized folder's are as stored (its float linears, kept by the sensitivity pass, stay 16-bit). */
 static void plan_linear(const cuda_engine *e, cuda_linear *l, const ake_linear_weights *const *parts, int nparts) {
     l->k = (int32_t)parts[0]->w->shape[1];
     l->n = 0;
     for (int i = 0; i < nparts; i++) l->n += (int32_t)parts[i]->w->shape[0];
     l->q8 = e->qdt != AKE_DT_F32 && (e->base.model->qdtype == AKE_DT_F32 || parts[0]->scale);
     const ake_tensor *rt = parts[0]->in_rotation;
-    l->rot = !l->q8 ? 1 : parts[0]->scale ? (rt ? *(const int32_t *)rt->data : 1)
-                                          : ake_hadamard_block(l->k, AKE_HADAMARD_MAX_BLOCK);
+    l->rot = !l->q8            ? 1
+             : parts[0]->scale ? (rt ? *(const int32_t *)rt->data : 1)
+             : e->qdt == AKE_DT_I8 ? ake_hadamard_block(l->k, DYNAMIC_INT8_ROT_BLOCK)
+                                   : 1;
 }
 
 /* Places l's tensors in the arena (see plan_linear). */
@@ -645,7 +661,7 @@ static ake_status fill_weights(cuda_engine *e, char *err, size_t errlen) {
                 float *sc = (float *)malloc(V * sizeof(float));
                 if (!sc) st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory quantizing the word embeddings");
                 if (!st) {
-                    ake_quantize_rows(tmp32, (int64_t)V, (int64_t)d, e->qdt, qmax_of(e->qdt), tmp8, sc);
+                    ake_quantize_rows(tmp32, (int64_t)V, (int64_t)d, e->word_qdt, qmax_of(e->word_qdt), tmp8, sc);
                     st = put(e->word, tmp8, V * d, m->word_emb->name, err, errlen);
                 }
                 if (!st) st = put(e->word_scale, sc, V * sizeof(float), m->word_emb->name, err, errlen);
@@ -729,6 +745,7 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     snprintf(e->card, sizeof e->card, "%s", prop.name);
     e->dt = opts->precision == AKE_PREC_BF16 ? AKE_DT_BF16 : AKE_DT_F16;
     e->qdt = qdt;
+    e->word_qdt = m->word_emb_scale ? m->word_emb->dtype : AKE_DT_I8;
     const char *env = getenv("AKE_CUDA_GRAPHS");
     e->use_graphs = !(env && !strcmp(env, "0"));
     env = getenv("AKE_CUDA_GELU");
