@@ -9,10 +9,12 @@
  *   - graphs off (AKE_CUDA_GRAPHS=0) agrees with graphs on;
  *   - outputs are poisoned (NaN) before every call, so an unwritten value fails;
  *   - the W8A8 engines (int8, and fp8 where the card has FP8 tensor cores), dynamic
- *     quantization of the same folder: int8 against the CPU's own int8 engine (the same
- *     arithmetic: cosine >= 0.999 where both use 8-bit weights), both against CPU fp32 (>= 0.98
- *     on these models: the accuracy gate on real text is tests/gpu/run.sh's `validate`), batch
- *     invariance >= 0.9999, replay bitwise, eager = graphs.
+ *     quantization of the same folder, against CPU fp32: int8 >= 0.995, fp8 >= 0.97 for every
+ *     vector (measured on the H200: int8 0.9984..0.9997, fp8 0.987..0.997 over MiniLM, bert-base,
+ *     bert-large; the accuracy gate on real text is tests/gpu/run.sh's `validate`), batch
+ *     invariance >= 0.9999, replay bitwise, eager = graphs. Not against the CPU's int8 engine:
+ *     the two rotate by other blocks (cuda_engine.cu, DYNAMIC_INT8_ROT_BLOCK) and, on CPUs
+ *     without VNNI, the CPU's weights have 7 bits.
  * Prints one summary line per model and precision; exit 1 on any failure, 77 without a GPU.
  *
  *   build/tests/gpu/test_engine_gpu MODEL_DIR...   (make test-gpu passes MiniLM, bert-base, bert-large) */
@@ -227,18 +229,6 @@ static void test_model(const char *dir) {
                bitwise ? "yes" : "no");
     }
     /* W8A8: dynamic quantization at load, per-token activation scales */
-    float *ref8[3] = {NULL, NULL, NULL};
-    co.precision = AKE_PREC_INT8;
-    if (ake_engine_create(m, &co, &cpu, err, sizeof err) == AKE_OK) {
-        for (int b = 0; b < 3; b++) {
-            ref8[b] = malloc((size_t)max_n * d * 4);
-            run(cpu, &batches[b], ref8[b], d);
-        }
-        ake_engine_free(cpu);
-    } else {
-        printf("FAIL CPU int8 engine on %s: %s\n", dir, err);
-        g_failures++;
-    }
     ake_engine_caps caps;
     const int have_fp8 = ake_engine_caps_query("cuda:0", &caps, err, sizeof err) == AKE_OK &&
                          (caps.precisions & (1u << AKE_PREC_FP8));
@@ -256,20 +246,16 @@ static void test_model(const char *dir) {
             g_failures++;
             continue;
         }
+        const double floor8 = precs8[p] == AKE_PREC_INT8 ? 0.995 : 0.97;
         char what[256];
-        double worst = 1.0, worst8 = 1.0, worst_inv = 1.0;
+        double worst = 1.0, worst_inv = 1.0;
         int bitwise = 1;
         for (int b = 0; b < 3; b++) {
             const batch *bt = &batches[b];
             if (!run(gpu, bt, got, d)) continue;
             snprintf(what, sizeof what, "%s %s vs cpu fp32, %s", m->name, pn, bt->label);
-            double c = compare(what, got, ref[b], bt->n, d, 0.98);
+            double c = compare(what, got, ref[b], bt->n, d, floor8);
             worst = c < worst ? c : worst;
-            if (precs8[p] == AKE_PREC_INT8 && ref8[b]) {
-                snprintf(what, sizeof what, "%s %s vs cpu int8, %s", m->name, pn, bt->label);
-                c = compare(what, got, ref8[b], bt->n, d, 0.999);
-                worst8 = c < worst8 ? c : worst8;
-            }
             if (run(gpu, bt, again, d) && memcmp(got, again, (size_t)bt->n * d * 4) != 0) bitwise = 0;
             for (int32_t i = 0; i < bt->n; i++) {
                 batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
@@ -301,12 +287,10 @@ static void test_model(const char *dir) {
             g_failures++;
         }
         unsetenv("AKE_CUDA_GRAPHS");
-        const int ok = worst >= 0.98 && worst_inv >= 0.9999 && bitwise && (precs8[p] != AKE_PREC_INT8 || worst8 >= 0.999);
-        printf("%s %-18s %s: min cosine vs cpu fp32 %.6f", ok ? "ok  " : "FAIL", m->name, pn, worst);
-        if (precs8[p] == AKE_PREC_INT8) printf(", vs cpu int8 %.6f", worst8);
-        printf(", batch invariance %.7f, replay bitwise %s\n", worst_inv, bitwise ? "yes" : "no");
+        const int ok = worst >= floor8 && worst_inv >= 0.9999 && bitwise;
+        printf("%s %-18s %s: min cosine vs cpu fp32 %.6f, batch invariance %.7f, replay bitwise %s\n",
+               ok ? "ok  " : "FAIL", m->name, pn, worst, worst_inv, bitwise ? "yes" : "no");
     }
-    for (int b = 0; b < 3; b++) free(ref8[b]);
     for (int b = 0; b < 3; b++) free(batches[b].ids), free(batches[b].cu), free(ref[b]);
     free(got), free(alone), free(again);
     ake_model_free(m);
