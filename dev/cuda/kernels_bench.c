@@ -21,6 +21,7 @@
 static cudaEvent_t ev0, ev1;
 static double g_bw, g_flops; /* measured ceilings: bytes/s (read + written), FLOP/s */
 static int g_attention_only, g_8bit;
+static int attn_version; /* AKE_CUDA_ATTN=1: attention v1 (the engine's opts.cuda.attention) */
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -96,8 +97,8 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     const double e = 2.0; /* bytes per element */
 
     if (g_attention_only) {
-        TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D));
-        report(getenv("AKE_CUDA_ATTN") && !strcmp(getenv("AKE_CUDA_ATTN"), "1") ? "attn_v1" : "attn_v2", sh, us,
+        TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D, attn_version));
+        report(attn_version == 1 ? "attn_v1" : "attn_v2", sh, us,
                ((double)T * 3 * d + (double)T * d) * e, 4.0 * s->B * (double)s->S * s->S * d);
         goto done;
     }
@@ -105,7 +106,7 @@ static void bench_shape(ake_cuda_gemm *g, ake_dtype dt, const shape *s) {
     report("embed_ln", sh, us, (double)T * d * e * 3 + (double)T * 8, 0);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, 3 * d, d, x, wqkv, b, NULL, qkv, AKE_GEMM_BIAS));
     report("gemm_qkv", sh, us, ((double)T * d + 3.0 * d * d + (double)T * 3 * d) * e, 2.0 * T * d * 3 * d);
-    TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D));
+    TIME_US(us, ake_cuda_attention(0, dt, ctx, qkv, dtiles, dnt, max_tiles, H, D, attn_version));
     report("attention", sh, us, ((double)T * 3 * d + (double)T * d) * e, 4.0 * s->B * (double)s->S * s->S * d);
     TIME_US(us, ake_cuda_gemm_run(g, 0, dt, T, d, d, ctx, wo, b, NULL, y, AKE_GEMM_BIAS));
     report("gemm_o", sh, us, ((double)T * d * 2 + (double)d * d) * e, 2.0 * T * d * d);
@@ -203,7 +204,7 @@ static void bench_quant_shape(const shape *s) {
     const ake_dtype qdts[] = {AKE_DT_I8, AKE_DT_F8_E4M3};
     double us;
     for (int k = 0; k < 2; k++) {
-        const ake_cuda_qout qo = {qdts[k], q, qs, NULL}, qst = {qdts[k], q, qs, sst};
+        const ake_cuda_qout qo = {.qdt = qdts[k], .q = q, .scale = qs}, qst = {.qdt = qdts[k], .q = q, .scale = qs, .static_scale = sst};
         char op[32];
         snprintf(op, sizeof op, "q_rows_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
         TIME_US(us, ake_cuda_quantize_rows(0, qo, dt, x, T, d));
@@ -212,7 +213,7 @@ static void bench_quant_shape(const shape *s) {
         TIME_US(us, ake_cuda_quantize_rows(0, qst, dt, x, T, d));
         report(op, sh, us, Td * (2 + 1) + T * 4.0, 0);
         /* LN: y f16 + res f16 -> out f16 (in place on res) + Q */
-        const ake_cuda_gemm_result y16 = {dt, y, NULL, NULL, NULL}, yi = {AKE_DT_I32, acc_d, rs, cs, bias};
+        const ake_cuda_gemm_result y16 = {.dt = dt, .y = y}, yi = {.dt = AKE_DT_I32, .y = acc_d, .row_scale = rs, .col_scale = cs, .bias = bias};
         snprintf(op, sizeof op, "ln_q_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
         TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, y16, gam, bet, T, d, 1e-12f, qo));
         report(op, sh, us, Td * (2 + 2 + 2 + 1) + T * 4.0, 0);
@@ -220,7 +221,7 @@ static void bench_quant_shape(const shape *s) {
         TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, yi, gam, bet, T, d, 1e-12f, qo));
         report(op, sh, us, Td * (4 + 2 + 2 + 1) + T * 8.0, 0);
         /* GELU: FFN1 output -> Q */
-        const ake_cuda_gemm_result h16 = {dt, h, NULL, NULL, NULL}, hi = {AKE_DT_I32, acc_i, rs, cs, bias};
+        const ake_cuda_gemm_result h16 = {.dt = dt, .y = h}, hi = {.dt = AKE_DT_I32, .y = acc_i, .row_scale = rs, .col_scale = cs, .bias = bias};
         snprintf(op, sizeof op, "gelu_q_%s", qdts[k] == AKE_DT_I8 ? "i8" : "f8");
         TIME_US(us, ake_cuda_gelu_quant(0, h16, T, inter, qo, dt, NULL));
         report(op, sh, us, Ti * (2 + 1) + T * 4.0, 0);
@@ -228,9 +229,10 @@ static void bench_quant_shape(const shape *s) {
         TIME_US(us, ake_cuda_gelu_quant(0, hi, T, inter, qo, dt, NULL));
         report(op, sh, us, Ti * (4 + 1) + T * 8.0, 0);
     }
-    const ake_cuda_qout none = {AKE_DT_I8, NULL, NULL, NULL};
-    const ake_cuda_gemm_result y16 = {dt, y, NULL, NULL, NULL}, h16 = {dt, h, NULL, NULL, NULL},
-                               hi = {AKE_DT_I32, acc_i, rs, cs, bias}, qkvi = {AKE_DT_I32, acc_d, rs, cs, bias};
+    const ake_cuda_qout none = {.qdt = AKE_DT_I8};
+    const ake_cuda_gemm_result y16 = {.dt = dt, .y = y}, h16 = {.dt = dt, .y = h},
+                               hi = {.dt = AKE_DT_I32, .y = acc_i, .row_scale = rs, .col_scale = cs, .bias = bias},
+                               qkvi = {.dt = AKE_DT_I32, .y = acc_d, .row_scale = rs, .col_scale = cs, .bias = bias};
     TIME_US(us, ake_cuda_layernorm_quant(0, dt, res, res, y16, gam, bet, T, d, 1e-12f, none));
     report("ln_noq", sh, us, Td * 2 * 3, 0);
     TIME_US(us, ake_cuda_layernorm(0, dt, res, y, res, gam, bet, T, d, 1e-12f));
@@ -284,6 +286,7 @@ int main(int argc, char **argv) {
     }
     const ake_dtype dt = argc > 1 && !strcmp(argv[1], "bf16") ? AKE_DT_BF16 : AKE_DT_F16;
     g_attention_only = argc > 2 && !strcmp(argv[2], "attention");
+    attn_version = ake_cuda_tuning_from_env().attention;
     g_8bit = argc > 2 && !strcmp(argv[2], "8bit");
     rng_seed_from_env();
     struct cudaDeviceProp prop;

@@ -135,7 +135,8 @@ int ake_cmd_bench(int argc, char **argv) {
     int rc = 0;
     ake_engine *engine = NULL;
     ake_engine_opts eo = {
-        .device = device, .max_tokens = max_tokens, .max_batch = max_b, .threads = threads, .precision = precision};
+        .device = device, .max_tokens = max_tokens, .max_batch = max_b, .threads = threads, .precision = precision,
+        .cuda = ake_cuda_tuning_from_env()};
     int32_t *ids = malloc((size_t)max_tokens * sizeof *ids);   /* [max_tokens] */
     int32_t *cu = malloc(((size_t)max_b + 1) * sizeof *cu);   /* [max_b+1] */
     float *out = malloc((size_t)max_b * d * sizeof *out);      /* [max_b, d] */

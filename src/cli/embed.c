@@ -175,7 +175,8 @@ int ake_cmd_embed(int argc, char **argv) {
 
     const int32_t B = o.batch_size, S = io.p.max_seq_tokens, d = io.p.model->cfg.hidden;
     ake_engine_opts eo = {
-        .device = o.device, .max_tokens = B * S, .max_batch = B, .threads = o.threads, .precision = o.precision};
+        .device = o.device, .max_tokens = B * S, .max_batch = B, .threads = o.threads, .precision = o.precision,
+        .cuda = ake_cuda_tuning_from_env()};
     ake_engine *engine = NULL;
     int32_t *ids = malloc((size_t)B * S * sizeof *ids);      /* [B*S] packed batch */
     int32_t *cu = malloc(((size_t)B + 1) * sizeof *cu);     /* [B+1] */

@@ -291,7 +291,8 @@ static int check_plan(checker *ck, const ake_quant_plan *plan, bool full, ake_ac
     const int32_t from = full ? 0 : ck->first;
     const ake_precision prec = plan->qdtype == AKE_DT_I8 ? AKE_PREC_INT8 : AKE_PREC_FP8;
     const ake_engine_opts eo = {.device = ck->o->device, .max_tokens = ck->o->batch * ck->max_len,
-                                .max_batch = ck->o->batch, .threads = ck->o->threads, .precision = prec};
+                                .max_batch = ck->o->batch, .threads = ck->o->threads, .precision = prec,
+                                .cuda = ake_cuda_tuning_from_env()};
     if (ake_quant_write_weights(ck->src, plan, ck->weights, err, sizeof err) != AKE_OK ||
         ake_model_load(ck->tmp, &m, err, sizeof err) != AKE_OK || ake_engine_create(m, &eo, &e, err, sizeof err) != AKE_OK ||
         !(vec = malloc((size_t)ck->corpus->n * ake_engine_dim(e) * sizeof *vec)) ||

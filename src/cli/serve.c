@@ -43,7 +43,8 @@ static const flag flags[] = {
     {"device", "AKE_DEVICE", "LIST", F_STR, OFF(o.device), 0, 0,
      "engine devices, comma-separated, one replica each (cpu; cuda:0,cuda:1 with the CUDA backend)"},
     {"dtype", "AKE_DTYPE", "TYPE", F_STR, OFF(o.dtype), 0, 0,
-     "engine precision: fp32, fp16, bf16, or default (fp32 on cpu, the CUDA backend's own on GPUs)"},
+     "engine precision: fp32, fp16, bf16, int8, fp8, or default (fp32 on cpu, fp16 on GPUs; a quantized "
+     "folder's own 8-bit type where the device computes in it)"},
     {"threads", "AKE_THREADS", "N", F_INT, OFF(o.threads), 0, 1024, "engine threads per replica; 0 = all cores"},
     {"http-threads", "AKE_HTTP_THREADS", "N", F_INT, OFF(o.http_threads), 1, 1024,
      "HTTP worker threads (parse, tokenize, serialize)"},
@@ -195,6 +196,7 @@ int ake_cmd_serve(int argc, char **argv) {
 
     char err[512];
     ake_server *srv = NULL;
+    c.o.cuda = ake_cuda_tuning_from_env();
     if (ake_server_create(&c.o, &srv, err, sizeof err) != AKE_OK) {
         ake_cli_error("serve", "%s", err);
         return 1;

@@ -71,7 +71,8 @@ static int run_side(side *s, const char *label, const ake_texts *texts, const ch
         return 1;
     }
     const ake_engine_opts eo = {.device = device, .max_tokens = batch * (s->c.max_len > 0 ? s->c.max_len : 1),
-                                .max_batch = batch, .threads = threads, .precision = dtype};
+                                .max_batch = batch, .threads = threads, .precision = dtype,
+                                .cuda = ake_cuda_tuning_from_env()};
     if (ake_engine_create(s->p.model, &eo, &s->e, err, sizeof err) != AKE_OK) {
         ake_cli_error("validate", "%s: %s", s->dir, err);
         return 1;

@@ -197,3 +197,27 @@ int32_t ake_engine_dim(const ake_engine *e) { return e->model->cfg.hidden; }
 const char *ake_engine_device(const ake_engine *e) { return e->device; }
 ake_precision ake_engine_precision(const ake_engine *e) { return e->opts.precision; }
 const char *ake_engine_hardware(const ake_engine *e) { return e->ops->hardware ? e->ops->hardware(e) : "cpu"; }
+
+/* "0" -> off, "1" -> on, anything else (or unset) -> default */
+static ake_tri tri_env(const char *name) {
+    const char *v = getenv(name);
+    return !v ? AKE_TRI_DEFAULT : !strcmp(v, "0") ? AKE_TRI_OFF : !strcmp(v, "1") ? AKE_TRI_ON : AKE_TRI_DEFAULT;
+}
+
+ake_cuda_tuning ake_cuda_tuning_from_env(void) {
+    ake_cuda_tuning tu = {0}, *t = &tu;
+    t->graphs = tri_env("AKE_CUDA_GRAPHS");
+    const char *v = getenv("AKE_CUDA_GELU");
+    t->gelu_tanh = v && !strcmp(v, "tanh") ? AKE_TRI_ON : AKE_TRI_DEFAULT;
+    t->gemm_tune = tri_env("AKE_CUDA_GEMM_TUNE");
+    t->res32 = tri_env("AKE_CUDA_RES32");
+    v = getenv("AKE_CUDA_ATTN");
+    t->attention = v && (!strcmp(v, "1") || !strcmp(v, "2")) ? atoi(v) : 0;
+    v = getenv("AKE_CUDA_SYNC");
+    t->sync = !v                      ? AKE_CUDA_SYNC_AUTO
+              : !strcmp(v, "spin")  ? AKE_CUDA_SYNC_SPIN
+              : !strcmp(v, "yield") ? AKE_CUDA_SYNC_YIELD
+              : !strcmp(v, "block") ? AKE_CUDA_SYNC_BLOCK
+                                    : AKE_CUDA_SYNC_AUTO;
+    return tu;
+}

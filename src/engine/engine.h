@@ -34,6 +34,27 @@ typedef enum {
     AKE_PREC_COUNT
 } ake_precision;
 
+/* Tuning of the CUDA engine (the CPU engine ignores it). The zero value of every field is the
+ * default, so a zeroed ake_engine_opts runs the tuned engine. The CLI maps the environment
+ * variables named here onto it (ake_cuda_tuning_from_env); a library caller sets it directly. */
+typedef enum { AKE_TRI_DEFAULT = 0, AKE_TRI_ON = 1, AKE_TRI_OFF = -1 } ake_tri;
+typedef enum { AKE_CUDA_SYNC_AUTO = 0, AKE_CUDA_SYNC_SPIN, AKE_CUDA_SYNC_YIELD, AKE_CUDA_SYNC_BLOCK } ake_cuda_sync;
+typedef struct {
+    ake_tri graphs;      /* AKE_CUDA_GRAPHS=0|1: each bucket's forward captured once into a CUDA
+                            graph and replayed (default on) */
+    ake_tri gelu_tanh;   /* AKE_CUDA_GELU=tanh: cuBLASLt's tanh-approximated GELU epilogue instead
+                            of the exact erf one (default off; fp16/bf16 engines; for measuring) */
+    ake_tri gemm_tune;   /* AKE_CUDA_GEMM_TUNE=1: time cuBLASLt's candidates per shape instead of
+                            its first choice (default off: slower in most cells, dev/cuda/NOTES.md) */
+    ake_tri res32;       /* AKE_CUDA_RES32=0|1: fp32 residual stream (default on for bf16 only) */
+    int attention;       /* AKE_CUDA_ATTN=1|2: attention kernel version (0: the newest, 2) */
+    ake_cuda_sync sync;  /* AKE_CUDA_SYNC=spin|yield|block: how a host thread waits for the GPU
+                            (the primary context's flag: only before the context exists) */
+} ake_cuda_tuning;
+
+/* The AKE_CUDA_* variables above as a tuning (unset or unrecognized values: the default). */
+ake_cuda_tuning ake_cuda_tuning_from_env(void);
+
 typedef struct {
     const char *device;  /* "cpu" (default when NULL), "cuda" / "cuda:N", or "auto":
                             cuda:0 when a CUDA GPU is visible, else the CPU in fp32 */
@@ -41,6 +62,7 @@ typedef struct {
     int32_t max_batch;   /* largest n of one call */
     int32_t threads;     /* CPU threads; <= 0 means all cores */
     ake_precision precision; /* AKE_PREC_DEFAULT (the zero value) = the backend's own */
+    ake_cuda_tuning cuda;    /* CUDA engine knobs; zero: the defaults */
 } ake_engine_opts;
 
 /* "fp32", "fp16", "bf16", "int8", "fp8" ("default" for AKE_PREC_DEFAULT). Static strings. */

@@ -417,7 +417,7 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
         }
         ake_engine_opts eo = {.device = r->device, .max_tokens = opts->max_batch_tokens,
                               .max_batch = opts->max_batch_size, .threads = opts->threads,
-                              .precision = opts->precision};
+                              .precision = opts->precision, .cuda = opts->cuda};
         st = ake_engine_create(model, &eo, &r->engine, err, errlen);
         if (st != AKE_OK) goto fail;
         /* Warm-up: one call through the whole forward pass before the first request. */

@@ -86,6 +86,7 @@ typedef struct {
     const char *devices;        /* comma-separated, one replica each: "cpu", "cpu,cpu", "cuda:0,cuda:1" */
     int32_t threads;            /* engine threads per replica; <= 0: all cores */
     ake_precision precision;    /* AKE_PREC_DEFAULT: each backend's own */
+    ake_cuda_tuning cuda;       /* CUDA engine knobs (engine.h); zero: the defaults */
     int32_t max_batch_tokens;   /* >= the longest sequence a job may hold */
     int32_t max_batch_size;
     int32_t max_wait_ms;

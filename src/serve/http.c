@@ -461,7 +461,8 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     }
     ake_batcher_opts bo = {.devices = s->o.device, .threads = s->o.threads, .max_batch_tokens = s->o.max_batch_tokens,
                            .max_batch_size = s->o.max_batch_size, .max_wait_ms = s->o.max_wait_ms,
-                           .idle_spin_us = s->o.idle_spin_us, .request_timeout_ms = s->o.request_timeout_ms};
+                           .idle_spin_us = s->o.idle_spin_us, .request_timeout_ms = s->o.request_timeout_ms,
+                           .cuda = s->o.cuda};
     if ((st = ake_batch_policy_parse(s->o.batch_policy, &bo.policy, err, errlen)) != AKE_OK) goto fail;
     if (s->o.dtype && *s->o.dtype && strcmp(s->o.dtype, "default") &&
         ake_precision_parse(s->o.dtype, &bo.precision) != 0) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "engine/engine.h"
 
 typedef struct {
     const char *model_dir;
@@ -22,7 +23,9 @@ typedef struct {
     int32_t port;                   /* 0: any free port (see ake_server_port) */
     const char *device;             /* comma-separated, one engine replica each */
     int32_t threads;                /* engine threads per replica; 0: all cores */
-    const char *dtype;              /* fp32 | fp16 | bf16; NULL, "" or "default": the backend's own */
+    const char *dtype;              /* fp32 | fp16 | bf16 | int8 | fp8; NULL, "" or "default": the
+                                       backend's own (a quantized folder's own 8-bit type where the
+                                       device computes in it) */
     int32_t http_threads;           /* libmicrohttpd worker threads */
     int32_t max_batch_tokens;
     int32_t max_batch_size;
@@ -37,6 +40,7 @@ typedef struct {
     int32_t connection_timeout_s;   /* idle keep-alive connections are closed after this */
     int32_t max_connections;
     const char *version;            /* shown by /info */
+    ake_cuda_tuning cuda;           /* CUDA engine knobs (engine.h); zero: the defaults */
 } ake_server_opts;
 
 typedef struct ake_server ake_server;

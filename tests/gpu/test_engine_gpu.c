@@ -6,7 +6,7 @@
  *     buckets and GEMM shapes, whose kernels may sum in another order);
  *   - determinism: the same batch twice gives the same bits (graph replay);
  *   - the split submit/wait path with two calls in flight equals the plain call;
- *   - graphs off (AKE_CUDA_GRAPHS=0) agrees with graphs on;
+ *   - graphs off (opts.cuda.graphs) agrees with graphs on;
  *   - outputs are poisoned (NaN) before every call, so an unwritten value fails;
  *   - the W8A8 engines (int8, and fp8 where the card has FP8 tensor cores), dynamic
  *     quantization of the same folder, against CPU fp32: int8 >= 0.995, fp8 >= 0.97 for every
@@ -212,8 +212,9 @@ static void test_model(const char *dir) {
         free(o2);
         ake_engine_free(gpu);
         /* eager (no graphs) agrees with the graphs */
-        setenv("AKE_CUDA_GRAPHS", "0", 1);
-        if (ake_engine_create(m, &go, &gpu, err, sizeof err) == AKE_OK) {
+        ake_engine_opts eager = go;
+        eager.cuda.graphs = AKE_TRI_OFF;
+        if (ake_engine_create(m, &eager, &gpu, err, sizeof err) == AKE_OK) {
             run(gpu, &batches[0], got, d);
             run(gpu, &batches[0], again, d);
             snprintf(what, sizeof what, "%s %s eager vs cpu", m->name, pn);
@@ -223,7 +224,6 @@ static void test_model(const char *dir) {
             printf("FAIL CUDA engine (no graphs) on %s: %s\n", dir, err);
             g_failures++;
         }
-        unsetenv("AKE_CUDA_GRAPHS");
         printf("%s %-18s %s: min cosine vs cpu fp32 %.7f, batch invariance min cosine %.8f, replay bitwise %s\n",
                worst >= 0.9999 && worst_inv >= inv_floor && bitwise ? "ok  " : "FAIL", m->name, pn, worst, worst_inv,
                bitwise ? "yes" : "no");
@@ -270,14 +270,14 @@ static void test_model(const char *dir) {
             g_failures++;
         }
         ake_engine_free(gpu);
-        setenv("AKE_CUDA_GRAPHS", "0", 1);
-        if (ake_engine_create(m, &go, &gpu, err, sizeof err) == AKE_OK) {
+        ake_engine_opts eager = go;
+        eager.cuda.graphs = AKE_TRI_OFF;
+        if (ake_engine_create(m, &eager, &gpu, err, sizeof err) == AKE_OK) {
             run(gpu, &batches[0], again, d);
             run(gpu, &batches[0], got, d);
             snprintf(what, sizeof what, "%s %s eager vs graphs", m->name, pn);
             float *graphs = malloc((size_t)max_n * d * 4);
             ake_engine_free(gpu);
-            unsetenv("AKE_CUDA_GRAPHS");
             if (ake_engine_create(m, &go, &gpu, err, sizeof err) == AKE_OK && run(gpu, &batches[0], graphs, d))
                 compare(what, got, graphs, batches[0].n, d, 0.99999);
             ake_engine_free(gpu);
@@ -286,7 +286,6 @@ static void test_model(const char *dir) {
             printf("FAIL CUDA %s engine (no graphs) on %s: %s\n", pn, dir, err);
             g_failures++;
         }
-        unsetenv("AKE_CUDA_GRAPHS");
         const int ok = worst >= floor8 && worst_inv >= 0.9999 && bitwise;
         printf("%s %-18s %s: min cosine vs cpu fp32 %.6f, batch invariance %.7f, replay bitwise %s\n",
                ok ? "ok  " : "FAIL", m->name, pn, worst, worst_inv, bitwise ? "yes" : "no");

@@ -137,7 +137,7 @@ static void test_attention(ake_dtype dt, int H, int D, const int32_t *lens, int 
     expect_true("attention tile count within ake_cuda_attention_max_tiles", ntiles <= max_tiles - 3);
     void *dq = dev_copy(hq, nq * 2), *dt_tiles = dev_copy(tiles, (size_t)max_tiles * 16);
     void *dn = dev_copy(&ntiles, sizeof ntiles), *dc = dev_poisoned(nc * 2);
-    ake_cuda_attention(0, dt, dc, dq, dt_tiles, dn, max_tiles, H, D);
+    ake_cuda_attention(0, dt, dc, dq, dt_tiles, dn, max_tiles, H, D, 0);
     GPU_CHECK(cudaDeviceSynchronize());
     float *got = fetch16(dc, nc, dt);
     char what[200];

@@ -271,32 +271,22 @@ static void launch_v(cudaStream_t stream, void *ctx, const void *qkv, const int3
     CUDA_CHECK_LAUNCH();
 }
 
-/* AKE_CUDA_ATTN=1 selects v1 (for the kernel lab); read once. */
-static int attn_version(void) {
-    static int v = 0;
-    if (!v) {
-        const char *e = getenv("AKE_CUDA_ATTN");
-        v = e && !strcmp(e, "1") ? 1 : 2;
-    }
-    return v;
-}
-
 template <typename T, int D>
 static void launch(cudaStream_t stream, void *ctx, const void *qkv, const int32_t *tiles, const int32_t *ntiles,
-                   int max_tiles, int heads) {
-    if (attn_version() == 1) launch_v<T, D, 1>(stream, ctx, qkv, tiles, ntiles, max_tiles, heads);
+                   int max_tiles, int heads, int version) {
+    if (version == 1) launch_v<T, D, 1>(stream, ctx, qkv, tiles, ntiles, max_tiles, heads);
     else launch_v<T, D, D <= 64 ? 4 : 2>(stream, ctx, qkv, tiles, ntiles, max_tiles, heads);
 }
 
 extern "C" void ake_cuda_attention(cudaStream_t stream, ake_dtype dt, void *ctx, const void *qkv,
                                    const int32_t *tiles, const int32_t *ntiles_dev, int max_tiles, int heads,
-                                   int head_dim) {
-    AKE_ASSERT(ake_cuda_attention_supports(head_dim) && heads > 0 && max_tiles >= 0);
+                                   int head_dim, int version) {
+    AKE_ASSERT(ake_cuda_attention_supports(head_dim) && heads > 0 && max_tiles >= 0 && version >= 0 && version <= 2);
     AKE_ASSERT(((uintptr_t)ctx | (uintptr_t)qkv | (uintptr_t)tiles) % 16 == 0);
     if (max_tiles == 0) return;
     AKE_DISPATCH_DTYPE(dt, T, {
-        if (head_dim == 32) launch<T, 32>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads);
-        else if (head_dim == 64) launch<T, 64>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads);
-        else launch<T, 128>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads);
+        if (head_dim == 32) launch<T, 32>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads, version);
+        else if (head_dim == 64) launch<T, 64>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads, version);
+        else launch<T, 128>(stream, ctx, qkv, tiles, ntiles_dev, max_tiles, heads, version);
     });
 }

@@ -32,9 +32,10 @@ int ake_cuda_attention_supports(int head_dim);
  * qkv: [T, 3*H*D] (q | k | v, head h at columns h*D of each third), ctx: [T, H*D], of dt
  * (F16 or BF16), 16-byte aligned. tiles: device copy of the list above; *ntiles_dev its
  * count (device memory, read by the kernel); the grid covers max_tiles tiles x heads, so
- * *ntiles_dev <= max_tiles. Rows of ctx outside every tile are not written. */
+ * *ntiles_dev <= max_tiles. Rows of ctx outside every tile are not written. version: the
+ * kernel, 1 or 2 (0: the default, 2; v1 stays for the kernel lab, dev/cuda/NOTES.md). */
 void ake_cuda_attention(cudaStream_t stream, ake_dtype dt, void *ctx, const void *qkv, const int32_t *tiles,
-                        const int32_t *ntiles_dev, int max_tiles, int heads, int head_dim);
+                        const int32_t *ntiles_dev, int max_tiles, int heads, int head_dim, int version);
 
 #ifdef __cplusplus
 }

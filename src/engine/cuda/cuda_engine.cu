@@ -13,7 +13,7 @@
  * (measured 0.99986 on bert-large), so bf16 engines keep the residual stream in fp32
  * (res32): the output projections write fp32 without bias, and the LayerNorm adds bias and
  * residual in fp32 and writes x twice (fp32 for the residual, bf16 for the next GEMM);
- * pooling reads the fp32 copy. fp16 (11 bits) needs none of it. AKE_CUDA_RES32=0/1 overrides.
+ * pooling reads the fp32 copy. fp16 (11 bits) needs none of it. opts.cuda.res32 overrides.
  *
  * The W8A8 engines (int8, fp8 E4M3; forward_q8) run each linear whose weights are 8-bit on
  * 8-bit codes: weights with per-output-channel scales (a quantized folder's, or quantized here
@@ -135,7 +135,8 @@ typedef struct {
     graph_entry *graphs;         /* owned [graph_cap] */
     int ngraphs, graph_cap;
     bool use_graphs, gelu_tanh;
-    bool res32;                  /* residual stream in fp32 (default for bf16, see forward()) */
+    bool res32;                  /* residual stream in fp32 (default for bf16, see forward16()) */
+    int attn_version;            /* ake_cuda_attention's version (0: its default) */
 } cuda_engine;
 
 /* Token-count buckets: multiples of 8 up to 64, then 8 steps per power of two, so a
@@ -208,7 +209,7 @@ static void forward16(cuda_engine *e, int s, int32_t tb) {
     for (int l = 0; l < cfg->layers; l++) {
         const cuda_layer *w = &e->layer[l];
         ake_cuda_gemm_run(e->gemm, st, e->dt, tb, 3 * d, d, e->x, w->qkv.w, w->qkv.b, NULL, e->qkv, AKE_GEMM_BIAS);
-        ake_cuda_attention(st, e->dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D);
+        ake_cuda_attention(st, e->dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D, e->attn_version);
         if (e->res32) {
             ake_cuda_gemm_run_f32out(e->gemm, st, e->dt, tb, d, d, e->ctx, w->o.w, e->tmp32);
             ake_cuda_layernorm_f32(st, e->dt, e->x, e->x32, e->tmp32, w->bo32, e->x32, w->ln1_g, w->ln1_b, tb, d, eps);
@@ -300,7 +301,7 @@ static void forward_q8(cuda_engine *e, int s, int32_t tb) {
         } else {
             ake_cuda_gemm_run(e->gemm, st, dt, tb, 3 * d, d, e->x, w->qkv.w, w->qkv.b, NULL, e->qkv, AKE_GEMM_BIAS);
         }
-        ake_cuda_attention(st, dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D);
+        ake_cuda_attention(st, dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D, e->attn_version);
         if (w->o.q8) {
             p ^= 1;
             ake_cuda_quantize_rows(st, qout_for(e, &w->o, p), dt, e->ctx, tb, d);
@@ -723,15 +724,14 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
                         "(intermediate up to 8192; model: %d, %d)", m->name, d, inter);
     cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, idx)); /* the capability query checked idx and 8.0+ */
-    /* AKE_CUDA_SYNC=spin|yield|block: how a host thread waits for the GPU (the primary
-     * context's scheduling flag; only before the context exists, else left as it is).
-     * Unset: CUDA's auto (spins while there are more cores than active contexts). */
-    const char *sync = getenv("AKE_CUDA_SYNC");
-    if (sync && *sync) {
-        unsigned flag = !strcmp(sync, "spin")    ? cudaDeviceScheduleSpin
-                        : !strcmp(sync, "yield") ? cudaDeviceScheduleYield
-                        : !strcmp(sync, "block") ? cudaDeviceScheduleBlockingSync
-                                                 : cudaDeviceScheduleAuto;
+    /* how a host thread waits for the GPU: the primary context's scheduling flag, settable only
+     * before the context exists (else left as it is). Auto spins while there are more cores
+     * than active contexts. */
+    const ake_cuda_tuning *tune = &opts->cuda;
+    if (tune->sync != AKE_CUDA_SYNC_AUTO) {
+        const unsigned flag = tune->sync == AKE_CUDA_SYNC_SPIN    ? cudaDeviceScheduleSpin
+                              : tune->sync == AKE_CUDA_SYNC_YIELD ? cudaDeviceScheduleYield
+                                                                  : cudaDeviceScheduleBlockingSync;
         if (cudaInitDevice(idx, flag, 0) != cudaSuccess) cudaGetLastError();
     }
     CUDA_CHECK(cudaSetDevice(idx));
@@ -746,16 +746,13 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     e->dt = opts->precision == AKE_PREC_BF16 ? AKE_DT_BF16 : AKE_DT_F16;
     e->qdt = qdt;
     e->word_qdt = m->word_emb_scale ? m->word_emb->dtype : AKE_DT_I8;
-    const char *env = getenv("AKE_CUDA_GRAPHS");
-    e->use_graphs = !(env && !strcmp(env, "0"));
-    env = getenv("AKE_CUDA_GELU");
-    e->gelu_tanh = !q8 && env && !strcmp(env, "tanh");
-    /* cuBLASLt's first heuristic choice, cached per shape; AKE_CUDA_GEMM_TUNE=1 times the
-     * candidates instead (measured slower on the H100 in most cells: dev/cuda/NOTES.md) */
-    env = getenv("AKE_CUDA_GEMM_TUNE");
-    const int autotune = env && !strcmp(env, "1");
-    env = getenv("AKE_CUDA_RES32");
-    e->res32 = !q8 && (env && *env ? strcmp(env, "0") != 0 : e->dt == AKE_DT_BF16);
+    e->use_graphs = tune->graphs != AKE_TRI_OFF;
+    e->gelu_tanh = !q8 && tune->gelu_tanh == AKE_TRI_ON;
+    /* cuBLASLt's first heuristic choice, cached per shape, unless gemm_tune times the candidates
+     * (measured slower on the H100 in most cells: dev/cuda/NOTES.md) */
+    const int autotune = tune->gemm_tune == AKE_TRI_ON;
+    e->res32 = !q8 && (tune->res32 != AKE_TRI_DEFAULT ? tune->res32 == AKE_TRI_ON : e->dt == AKE_DT_BF16);
+    e->attn_version = tune->attention;
     e->tb_max = bucket_of(opts->max_tokens);
     e->layer = (cuda_layer *)calloc((size_t)L, sizeof *e->layer);
     e->graph_cap = 8 + 8 * 32; /* > number of buckets up to 2^31 */
