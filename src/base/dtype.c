@@ -1,5 +1,6 @@
 #include "base/dtype.h"
 
+#include <string.h>
 #include <strings.h>
 
 static const struct {
@@ -72,18 +73,25 @@ int32_t ake_hadamard_block(int64_t n, int32_t cap) {
     return b;
 }
 
-/* The first three butterfly passes (h = 1, 2, 4) of a block, 8 values at a time in
- * registers: as plain loops their inner runs are 1 to 4 long and do not vectorize (measured:
- * the transform took 18% of an int8 MiniLM forward on a Zen 3 before this). */
+/* The first three butterfly passes (h = 1, 2, 4) of a block, 8 values at a time in one
+ * vector: pass h adds to each value its partner h away, x' = x * sign + partner with sign -1
+ * on the upper half of each 2h group (x * -1 + p is exactly p - x, so the result is bitwise
+ * the plain butterflies'). As plain loops their inner runs are 1 to 4 long and do not
+ * vectorize (measured: the transform took 18% of an int8 MiniLM forward on a Zen 3 as plain
+ * loops, 8% as 24 scalar operations per 8 values). */
+typedef float hv8 __attribute__((vector_size(32)));
+typedef int32_t hi8 __attribute__((vector_size(32)));
+
 static void hadamard8(float *v, int32_t b) {
+    const hi8 swap1 = {1, 0, 3, 2, 5, 4, 7, 6}, swap2 = {2, 3, 0, 1, 6, 7, 4, 5}, swap4 = {4, 5, 6, 7, 0, 1, 2, 3};
+    const hv8 s1 = {1, -1, 1, -1, 1, -1, 1, -1}, s2 = {1, 1, -1, -1, 1, 1, -1, -1}, s4 = {1, 1, 1, 1, -1, -1, -1, -1};
     for (int32_t i = 0; i < b; i += 8) {
-        float *p = v + i;
-        const float s0 = p[0] + p[1], d0 = p[0] - p[1], s1 = p[2] + p[3], d1 = p[2] - p[3];
-        const float s2 = p[4] + p[5], d2 = p[4] - p[5], s3 = p[6] + p[7], d3 = p[6] - p[7];
-        const float t0 = s0 + s1, t1 = d0 + d1, t2 = s0 - s1, t3 = d0 - d1;
-        const float t4 = s2 + s3, t5 = d2 + d3, t6 = s2 - s3, t7 = d2 - d3;
-        p[0] = t0 + t4, p[1] = t1 + t5, p[2] = t2 + t6, p[3] = t3 + t7;
-        p[4] = t0 - t4, p[5] = t1 - t5, p[6] = t2 - t6, p[7] = t3 - t7;
+        hv8 x;
+        memcpy(&x, v + i, sizeof x);
+        x = x * s1 + __builtin_shuffle(x, swap1);
+        x = x * s2 + __builtin_shuffle(x, swap2);
+        x = x * s4 + __builtin_shuffle(x, swap4);
+        memcpy(v + i, &x, sizeof x);
     }
 }
 

@@ -12,9 +12,10 @@
  * the residual add fused as post-ops. Attention and LayerNorm are plain C with
  * GCC vector extensions (one register of floats), parallelized with OpenMP.
  *
- * INT8 (W8A8): a linear layer multiplies s8 weights (a scale per output channel) by s8
- * activations (a scale per token, from the row's absmax, or the folder's static scale)
- * into s32 (oneDNN), and one pass per row does the rest in fp32 while the row is in
+ * INT8 (W8A8): a linear layer multiplies s8 weights (a scale per output channel) by u8
+ * activations (a scale and a zero point per token, or the folder's static scale with the
+ * zero point 128) into s32 (oneDNN: u8 x s8 is the layout of vpmaddubsw / vpdpbusd, which
+ * s8 x s8 would first convert to), and one pass per row does the rest in fp32 while the row is in
  * cache: dequantize (acc * sx[t] * sw[n]) + bias, then GELU or the residual add and
  * LayerNorm, then quantize the row for the next GEMM. Layers a quantized folder keeps in
  * float run the fp32 path above inside the same forward.
@@ -29,6 +30,8 @@
 
 #include <dnnl.h>
 
+#include "engine/cpu/gemm_u8s8.h"
+
 #include "base/half.h"
 #include "base/log.h"
 #include "engine/engine_impl.h"
@@ -39,9 +42,10 @@
  * finish_rows(). */
 typedef struct {
     int32_t n, k;
-    bool q8;                  /* s8 x s8 -> s32 */
-    dnnl_primitive_t prim;    /* owned */
-    dnnl_memory_t weights;    /* owned: W reordered into the primitive's layout */
+    bool q8;                  /* u8 x s8 -> s32 */
+    dnnl_primitive_t prim;    /* owned (unless own_gemm) */
+    dnnl_memory_t weights;    /* owned: W reordered into the primitive's layout (unless own_gemm) */
+    ake_u8s8_weights own;     /* q8 on AVX2 without VNNI: W packed for our kernel (gemm_u8s8.h) */
     dnnl_memory_t bias;       /* owned (fp32 layers): wraps the F32 bias [1, N] */
     const float *b;           /* [N] the bias, in the arena */
     float *w_scale;           /* owned (q8) [N]: per-output-channel weight scales */
@@ -82,9 +86,9 @@ typedef struct {
     const int8_t *word_q;      /* [vocab, d] s8 word embeddings (owned when word_q_owned) */
     const float *word_scale;   /* [vocab] their per-row scales (owned when word_q_owned) */
     bool word_q_owned;
-    int8_t *xq;                /* [T, max(d, inter)] codes of the next GEMM's input */
+    uint8_t *xq;               /* [T, max(d, inter)] u8 codes of the next GEMM's input */
     float *xs;                 /* [T] their per-token scales */
-    float *xz;                 /* [T] their per-token zero points (0 for static scales) */
+    float *xz;                 /* [T] their zero points (per token; 128 for static scales) */
     int32_t *acc;              /* [T, max(3d, inter)] s32 GEMM output */
     float *smooth_scratch;     /* [procs, smooth_cols]: one smoothed row per thread */
     int32_t smooth_cols;       /* max(d, inter) */
@@ -95,6 +99,7 @@ typedef struct {
     void *observer_ctx;
     float w_qmax;              /* largest s8 weight code: 127, or 63 where int8 products go through
                                   16-bit pair sums (see weight_qmax) */
+    bool own_gemm;             /* q8 GEMMs through gemm_u8s8.h (plain AVX2: oneDNN's there is slower) */
 } cpu_engine;
 
 /* Floats needed to hold `t` converted to F32 (0 if it is F32 already and can be aliased). */
@@ -113,6 +118,7 @@ static const float *as_f32(const ake_tensor *t, float **cursor) {
 }
 
 static void linear_free(cpu_linear *l) {
+    ake_u8s8_free(&l->own);
     if (l->prim) dnnl_primitive_destroy(l->prim);
     if (l->weights) dnnl_memory_destroy(l->weights);
     if (l->bias) dnnl_memory_destroy(l->bias);
@@ -161,7 +167,8 @@ static void cpu_free(ake_engine *base) {
 static ake_status linear_init(cpu_engine *e, cpu_linear *l, const float *w32, const int8_t *w8, const float *b,
                               int32_t n, int32_t k, cpu_post_op post) {
     const bool q8 = w32 == NULL;
-    const dnnl_data_type_t src_dt = q8 ? dnnl_s8 : dnnl_f32, dst_dt = q8 ? dnnl_s32 : dnnl_f32;
+    const dnnl_data_type_t src_dt = q8 ? dnnl_u8 : dnnl_f32, w_dt = q8 ? dnnl_s8 : dnnl_f32,
+                           dst_dt = q8 ? dnnl_s32 : dnnl_f32;
     dnnl_memory_desc_t src_md, w_any_md, w_md, b_md, dst_md;
     dnnl_dims_t src_dims = {DNNL_RUNTIME_DIM_VAL, k}, w_dims = {k, n}, b_dims = {1, n};
     dnnl_dims_t dst_dims = {DNNL_RUNTIME_DIM_VAL, n};
@@ -175,9 +182,10 @@ static ake_status linear_init(cpu_engine *e, cpu_linear *l, const float *w32, co
     l->k = k;
     l->q8 = q8;
     l->b = b;
+    if (q8 && e->own_gemm) return ake_u8s8_pack(&l->own, w8, n, k) ? AKE_OK : AKE_ENOMEM;
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, src_dt, dnnl_ab));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any_md, 2, w_dims, src_dt, dnnl_format_tag_any));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_md, 2, w_dims, src_dt, dnnl_ba)); /* [n, k] row-major is k x n "ba" */
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any_md, 2, w_dims, w_dt, dnnl_format_tag_any));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_md, 2, w_dims, w_dt, dnnl_ba)); /* [n, k] row-major is k x n "ba" */
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_f32, dnnl_ab));
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dst_dt, dnnl_ab));
     DNNL_TRY(dnnl_matmul_desc_init(&desc, &src_md, &w_any_md, q8 ? NULL : &b_md, &dst_md));
@@ -215,12 +223,16 @@ fail:
 }
 
 /* Y[T, n] = X[T, k] W^T + b, then the layer's post-op (GELU, or Y += previous Y); for a
- * q8 layer X is s8 codes and Y the s32 accumulators. */
+ * q8 layer X is u8 codes and Y the s32 accumulators. */
 static void linear_run(cpu_engine *e, const cpu_linear *l, const void *X, void *Y, int32_t T) {
+    if (l->own.packed) {
+        ake_u8s8_gemm(&l->own, (const uint8_t *)X, T, (int32_t *)Y);
+        return;
+    }
     dnnl_memory_desc_t src_md, dst_md;
     dnnl_dims_t src_dims = {T, l->k}, dst_dims = {T, l->n};
     dnnl_memory_t src, dst;
-    AKE_ASSERT(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, l->q8 ? dnnl_s8 : dnnl_f32, dnnl_ab) == dnnl_success);
+    AKE_ASSERT(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, l->q8 ? dnnl_u8 : dnnl_f32, dnnl_ab) == dnnl_success);
     AKE_ASSERT(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, l->q8 ? dnnl_s32 : dnnl_f32, dnnl_ab) ==
                dnnl_success);
     AKE_ASSERT(dnnl_memory_create(&src, &src_md, e->dnnl, (void *)X) == dnnl_success);
@@ -532,15 +544,16 @@ static inline vf geluv(vf x) {
     return 0.5f * x * one_plus_erf;
 }
 
-/* Codes of one row for the next s8 GEMM, from x' = (x * inv_smooth) H: per channel by
+/* u8 codes of one row for the next GEMM, from x' = (x * inv_smooth) H: per channel by
  * inv_smooth (unless NULL), then rotated by the block Hadamard matrix of `rot` (unless 1),
- * in the scratch row sm [n]. Returns the scale s and sets *z:
- *   static_scale > 0: symmetric, q = round(x' / s) saturated to +-127, s = static_scale, z = 0
- *   else (per token): asymmetric over the row's [min, max], x' ~ s (q - z) with q in
- *   -128..127, s = (max - min) / 255. Against symmetric absmax codes this spends every code
- *   on values the row holds: GELU outputs (>= -0.17) would leave half of them unused. */
+ * in the scratch row sm [n]. Returns the scale s and sets *z, with x' ~ s (q - z):
+ *   static_scale > 0: symmetric, q = round(x' / s) saturated to +-127 and offset by z = 128
+ *   else (per token): asymmetric over the row's [min, max] (0 included), s = (max - min) / 255,
+ *   z = -round(min / s), q = round(x' / s) + z in 0..255. Against symmetric absmax codes this
+ *   spends every code on values the row holds: GELU outputs (>= -0.17) would leave half of
+ *   them unused. (The same codes as quant.cuh's INT8 ones, shifted by 128 into u8.) */
 static inline float quantize_row(const float *x, int32_t n, float static_scale, const float *inv_smooth, int32_t rot,
-                                 float *sm, int8_t *q, float *z) {
+                                 float *sm, uint8_t *q, float *z) {
     if (inv_smooth || rot > 1) {
         if (inv_smooth) {
 #pragma omp simd
@@ -551,7 +564,7 @@ static inline float quantize_row(const float *x, int32_t n, float static_scale, 
         if (rot > 1) ake_hadamard_rows(sm, 1, n, rot);
         x = sm;
     }
-    float s = static_scale, zp = 0.0f, lo = -127.0f, hi = 127.0f;
+    float s = static_scale, zp = 128.0f, lo = 1.0f, hi = 255.0f;
     if (s <= 0.0f) {
         float mn = x[0], mx = x[0];
 #pragma omp simd reduction(min : mn) reduction(max : mx)
@@ -562,15 +575,15 @@ static inline float quantize_row(const float *x, int32_t n, float static_scale, 
         mn = mn < 0.0f ? mn : 0.0f; /* keep 0 exact: padding-free rows, but zeros are common */
         mx = mx > 0.0f ? mx : 0.0f;
         s = mx > mn ? (mx - mn) / 255.0f : 1.0f;
-        zp = -128.0f - rintf(mn / s);
-        lo = -128.0f;
+        zp = -rintf(mn / s);
+        lo = 0.0f;
     }
     const float inv = 1.0f / s;
 #pragma omp simd
     for (int32_t c = 0; c < n; c++) {
         float r = rintf(x[c] * inv) + zp;
         r = r > hi ? hi : r < lo ? lo : r;
-        q[c] = (int8_t)r;
+        q[c] = (uint8_t)r;
     }
     *z = zp;
     return s;
@@ -729,8 +742,9 @@ static const ake_engine_ops cpu_ops = {
 /* Bytes of l's packed weights (oneDNN's layout) and its scales (its bias is in the arena). */
 static size_t linear_bytes(const cpu_linear *l) {
     const dnnl_memory_desc_t *md = NULL;
-    dnnl_memory_get_memory_desc(l->weights, &md);
-    return (md ? dnnl_memory_desc_get_size(md) : 0) + (l->q8 ? (size_t)l->n * sizeof(float) : 0);
+    if (l->weights) dnnl_memory_get_memory_desc(l->weights, &md);
+    const size_t own = l->own.packed ? (size_t)(l->own.n + 15) / 16 * 16 * l->own.k4 * 4 : 0;
+    return (md ? dnnl_memory_desc_get_size(md) : 0) + own + (l->q8 ? (size_t)l->n * sizeof(float) : 0);
 }
 
 /* Builds l from the weights `parts` stacked by rows (q, k, v for the fused QKV, else one),
@@ -782,9 +796,11 @@ static ake_status build_linear(cpu_engine *e, cpu_linear *l, const ake_linear_we
             l->wsum[r] = (float)sum;
         }
     }
-    if (linear_init(e, l, q8 ? NULL : tmp32, q8 ? tmp8 : NULL, bias, n, k, post) != AKE_OK)
+    const ake_status st = linear_init(e, l, q8 ? NULL : tmp32, q8 ? tmp8 : NULL, bias, n, k, post);
+    if (st == AKE_ENOMEM) return ake_errf(err, errlen, st, "out of memory packing '%s'", parts[0]->w->name);
+    if (st != AKE_OK)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED, "oneDNN could not build a%s matmul for '%s'",
-                        q8 ? "n s8" : "n fp32", parts[0]->w->name);
+                        q8 ? " u8 x s8" : "n fp32", parts[0]->w->name);
     return AKE_OK;
 }
 
@@ -852,6 +868,7 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
     e->max_pos_padded = (cfg->max_position + VL - 1) / VL * VL;
     e->attn_slice = (size_t)(dh + ATTN_QB) * e->max_pos_padded;
     e->w_qmax = weight_qmax();
+    e->own_gemm = dnnl_get_effective_cpu_isa() == dnnl_cpu_isa_avx2 && ake_u8s8_available();
 
     /* Arena: embeddings and small per-layer vectors converted to F32 (none for an F32
      * model), plus the fused QKV bias. Weight matrices go to oneDNN's own layout. An 8-bit
@@ -881,7 +898,7 @@ ake_status ake_cpu_engine_create(const ake_model *m, const ake_engine_opts *opts
     e->attn_scratch = malloc((size_t)omp_get_num_procs() * e->attn_slice * sizeof(float));
     bool ok = tmp && e->arena && e->layer && e->x && e->qkv && e->ctx && e->h && e->attn_scratch;
     if (ok && int8) {
-        e->xq = malloc(T * (size_t)(d > inter ? d : inter));
+        e->xq = malloc(T * (size_t)(d > inter ? d : inter) + 4); /* + what gemm_u8s8 may read past the last row */
         e->xs = malloc(T * sizeof(float));
         e->xz = malloc(T * sizeof(float));
         e->acc = malloc(T * wide * sizeof(int32_t));
