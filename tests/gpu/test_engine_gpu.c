@@ -118,6 +118,36 @@ static double compare(const char *what, const float *got, const float *ref, int3
     return worst;
 }
 
+/* What every GPU engine goes through on the batches: cosine against the CPU fp32 reference per
+ * vector (>= ref_floor), the same batch again bit for bit (graph replay), and each sequence
+ * alone against itself inside the batch (>= inv_floor). got, again, alone: scratch. */
+typedef struct {
+    double worst, worst_inv; /* lowest cosines: vs the reference, batch invariance */
+    int bitwise;
+} checks;
+
+static checks check_batches(ake_engine *gpu, const char *name, const char *pn, const batch *batches, float *const *ref,
+                            int32_t d, double ref_floor, double inv_floor, float *got, float *again, float *alone) {
+    checks ck = {1.0, 1.0, 1};
+    char what[256];
+    for (int b = 0; b < 3; b++) {
+        const batch *bt = &batches[b];
+        if (!run(gpu, bt, got, d)) continue;
+        snprintf(what, sizeof what, "%s %s vs cpu fp32, %s", name, pn, bt->label);
+        double c = compare(what, got, ref[b], bt->n, d, ref_floor);
+        ck.worst = c < ck.worst ? c : ck.worst;
+        if (run(gpu, bt, again, d) && memcmp(got, again, (size_t)bt->n * d * 4) != 0) ck.bitwise = 0;
+        for (int32_t i = 0; i < bt->n; i++) {
+            batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
+            if (!run(gpu, &one, alone, d)) break;
+            snprintf(what, sizeof what, "%s %s batch invariance, %s, sequence %d", name, pn, bt->label, i);
+            c = compare(what, alone, got + (size_t)i * d, 1, d, inv_floor);
+            ck.worst_inv = c < ck.worst_inv ? c : ck.worst_inv;
+        }
+    }
+    return ck;
+}
+
 static void test_model(const char *dir) {
     char err[512];
     ake_model *m = NULL;
@@ -164,25 +194,9 @@ static void test_model(const char *dir) {
          * summation orders); fp16 stays within 1e-5 of itself, bf16 within 1e-4. */
         const double inv_floor = precs[p] == AKE_PREC_FP16 ? 0.99999 : 0.9999;
         char what[256];
-        double worst = 1.0, worst_inv = 1.0;
-        int bitwise = 1;
-        for (int b = 0; b < 3; b++) {
-            const batch *bt = &batches[b];
-            if (!run(gpu, bt, got, d)) continue;
-            snprintf(what, sizeof what, "%s %s vs cpu fp32, %s", m->name, pn, bt->label);
-            double c = compare(what, got, ref[b], bt->n, d, 0.9999);
-            worst = c < worst ? c : worst;
-            /* same batch again: graph replay must give the same bits */
-            if (run(gpu, bt, again, d) && memcmp(got, again, (size_t)bt->n * d * 4) != 0) bitwise = 0;
-            /* each sequence alone */
-            for (int32_t i = 0; i < bt->n; i++) {
-                batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
-                if (!run(gpu, &one, alone, d)) break;
-                snprintf(what, sizeof what, "%s %s batch invariance, %s, sequence %d", m->name, pn, bt->label, i);
-                c = compare(what, alone, got + (size_t)i * d, 1, d, inv_floor);
-                worst_inv = c < worst_inv ? c : worst_inv;
-            }
-        }
+        const checks ck = check_batches(gpu, m->name, pn, batches, ref, d, 0.9999, inv_floor, got, again, alone);
+        const double worst = ck.worst, worst_inv = ck.worst_inv;
+        const int bitwise = ck.bitwise;
         if (!bitwise) {
             printf("FAIL %s %s: the same batch twice gave different bits\n", m->name, pn);
             g_failures++;
@@ -248,23 +262,9 @@ static void test_model(const char *dir) {
         }
         const double floor8 = precs8[p] == AKE_PREC_INT8 ? 0.995 : 0.97;
         char what[256];
-        double worst = 1.0, worst_inv = 1.0;
-        int bitwise = 1;
-        for (int b = 0; b < 3; b++) {
-            const batch *bt = &batches[b];
-            if (!run(gpu, bt, got, d)) continue;
-            snprintf(what, sizeof what, "%s %s vs cpu fp32, %s", m->name, pn, bt->label);
-            double c = compare(what, got, ref[b], bt->n, d, floor8);
-            worst = c < worst ? c : worst;
-            if (run(gpu, bt, again, d) && memcmp(got, again, (size_t)bt->n * d * 4) != 0) bitwise = 0;
-            for (int32_t i = 0; i < bt->n; i++) {
-                batch one = {1, bt->ids + bt->cu[i], (int32_t[]){0, bt->cu[i + 1] - bt->cu[i]}, "one sequence"};
-                if (!run(gpu, &one, alone, d)) break;
-                snprintf(what, sizeof what, "%s %s batch invariance, %s, sequence %d", m->name, pn, bt->label, i);
-                c = compare(what, alone, got + (size_t)i * d, 1, d, 0.9999);
-                worst_inv = c < worst_inv ? c : worst_inv;
-            }
-        }
+        const checks ck = check_batches(gpu, m->name, pn, batches, ref, d, floor8, 0.9999, got, again, alone);
+        const double worst = ck.worst, worst_inv = ck.worst_inv;
+        const int bitwise = ck.bitwise;
         if (!bitwise) {
             printf("FAIL %s %s: the same batch twice gave different bits\n", m->name, pn);
             g_failures++;
