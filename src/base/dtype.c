@@ -82,15 +82,21 @@ int32_t ake_hadamard_block(int64_t n, int32_t cap) {
 typedef float hv8 __attribute__((vector_size(32)));
 typedef int32_t hi8 __attribute__((vector_size(32)));
 
+/* x with its lanes permuted (GCC and clang spell the builtin differently) */
+#if defined(__clang__)
+#define HV8_PERMUTE(x, a, b, c, d, e, f, g, h) __builtin_shufflevector(x, x, a, b, c, d, e, f, g, h)
+#else
+#define HV8_PERMUTE(x, a, b, c, d, e, f, g, h) __builtin_shuffle(x, (hi8){a, b, c, d, e, f, g, h})
+#endif
+
 static void hadamard8(float *v, int32_t b) {
-    const hi8 swap1 = {1, 0, 3, 2, 5, 4, 7, 6}, swap2 = {2, 3, 0, 1, 6, 7, 4, 5}, swap4 = {4, 5, 6, 7, 0, 1, 2, 3};
     const hv8 s1 = {1, -1, 1, -1, 1, -1, 1, -1}, s2 = {1, 1, -1, -1, 1, 1, -1, -1}, s4 = {1, 1, 1, 1, -1, -1, -1, -1};
     for (int32_t i = 0; i < b; i += 8) {
         hv8 x;
         memcpy(&x, v + i, sizeof x);
-        x = x * s1 + __builtin_shuffle(x, swap1);
-        x = x * s2 + __builtin_shuffle(x, swap2);
-        x = x * s4 + __builtin_shuffle(x, swap4);
+        x = x * s1 + HV8_PERMUTE(x, 1, 0, 3, 2, 5, 4, 7, 6);
+        x = x * s2 + HV8_PERMUTE(x, 2, 3, 0, 1, 6, 7, 4, 5);
+        x = x * s4 + HV8_PERMUTE(x, 4, 5, 6, 7, 0, 1, 2, 3);
         memcpy(v + i, &x, sizeof x);
     }
 }

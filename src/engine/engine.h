@@ -17,7 +17,8 @@ typedef struct ake_engine ake_engine;
 
 /* Arithmetic precision of the forward pass. DEFAULT is the backend's own: fp32 on
  * the CPU, fp16 on CUDA (weights are converted once at creation; LayerNorm, softmax and
- * accumulations stay in fp32).
+ * accumulations stay in fp32); for a quantized folder, its own 8-bit type where the device
+ * computes in it (ake_engine_caps_query), else the backend's float one.
  * INT8 and FP8 (E4M3) are W8A8: the four linear layers of every encoder block multiply
  * 8-bit weights (a scale per output channel) by 8-bit activations (a scale per token,
  * computed at run time, or one static scale per layer input when the model folder carries

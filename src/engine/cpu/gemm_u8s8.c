@@ -2,9 +2,9 @@
  * output channels, 8 accumulators of 8 int32 each held in registers over the whole k loop;
  * per 4 values of k it loads 64 bytes of packed weights, broadcasts 4 bytes of each row, and
  * issues 8 x (vpmaddubsw, vpmaddwd, vpaddd): 256 multiply-adds per 16 multiplier-pipe
- * instructions. Row blocks of 64 are spread over the OpenMP team; within one, each 16-channel
- * weight block (k x 16 bytes: 6 KB at k = 384, 24 KB at 1536) stays in L1 while 16 row
- * quadruples pass over it. */
+ * instructions. Tasks of 64 rows x 64 channels are spread over the OpenMP team; within one,
+ * each 16-channel weight block (k x 16 bytes: 6 KB at k = 384, 24 KB at 1536) stays in L1 while
+ * 16 row quadruples pass over it. */
 #include "engine/cpu/gemm_u8s8.h"
 
 #include <stdlib.h>
@@ -16,7 +16,7 @@
 #include <immintrin.h>
 #endif
 
-enum { NR = 16, MR = 4, MB = 64 }; /* channels per block, rows per micro-kernel, rows per task */
+enum { NR = 16, MR = 4, MB = 64, JB = 4 }; /* channels per block, rows per micro-kernel, rows and blocks per task */
 
 bool ake_u8s8_available(void) {
 #if defined(__AVX2__)
@@ -91,11 +91,15 @@ static void kernel_4x16(const uint8_t *a0, const uint8_t *a1, const uint8_t *a2,
 
 void ake_u8s8_gemm(const ake_u8s8_weights *w, const uint8_t *A, int32_t M, int32_t *C) {
 #if defined(__AVX2__)
-    const int32_t n = w->n, k = w->k, k4 = w->k4, nb = (n + NR - 1) / NR, tasks = (M + MB - 1) / MB;
+    const int32_t n = w->n, k = w->k, k4 = w->k4, nb = (n + NR - 1) / NR;
+    const int32_t row_tasks = (M + MB - 1) / MB, col_tasks = (nb + JB - 1) / JB;
+    /* tasks: 64 rows x 64 channels, so that a batch of one short text (M = 32) still spreads
+     * over the team by channels */
 #pragma omp parallel for schedule(static)
-    for (int32_t t = 0; t < tasks; t++) {
-        const int32_t m0 = t * MB, m1 = m0 + MB < M ? m0 + MB : M;
-        for (int32_t j = 0; j < nb; j++) {
+    for (int32_t t = 0; t < row_tasks * col_tasks; t++) {
+        const int32_t m0 = t / col_tasks * MB, m1 = m0 + MB < M ? m0 + MB : M;
+        const int32_t j0 = t % col_tasks * JB, j1 = j0 + JB < nb ? j0 + JB : nb;
+        for (int32_t j = j0; j < j1; j++) {
             const int8_t *bp = w->packed + (size_t)j * k4 * NR * 4;
             const int cols = n - j * NR < NR ? n - j * NR : NR;
             for (int32_t m = m0; m < m1; m += MR) {

@@ -38,8 +38,8 @@ void ake_u8s8_free(ake_u8s8_weights *w);
 
 /* C[m, c] = sum_k A[m, k] B[c, k] for m < M, c < n, exact in int32. A: [M, k] u8 row-major;
  * its rows may be read up to 3 bytes past k (the last row too: callers allocate that slack),
- * those bytes meet zero weights. C: [M, n] int32 row-major. Threads: OpenMP over row blocks
- * (the caller's team size). */
+ * those bytes meet zero weights. C: [M, n] int32 row-major. Threads: the caller's OpenMP team,
+ * over tasks of 64 rows x 64 output channels. */
 void ake_u8s8_gemm(const ake_u8s8_weights *w, const uint8_t *A, int32_t M, int32_t *C);
 
 #endif
