@@ -11,5 +11,6 @@ bool ake_cli_parse_precision(const char *cmd, const char *s, ake_precision *out)
 
 void ake_cli_note_device(const char *cmd, const char *requested, const ake_engine *e) {
     if (requested && strcmp(requested, "auto") == 0 && strcmp(ake_engine_device(e), "cpu") == 0)
-        fprintf(stderr, "akidb-embed %s: --device auto: no CUDA GPU is visible, running on the CPU in fp32\n", cmd);
+        fprintf(stderr, "akidb-embed %s: --device auto: no CUDA GPU is visible, running on the CPU in %s\n", cmd,
+                ake_precision_name(ake_engine_precision(e)));
 }

@@ -18,7 +18,7 @@
 bool ake_cli_parse_precision(const char *cmd, const char *s, ake_precision *out);
 
 /* After the engine is made: when `requested` was "auto" and it landed on the CPU, says so
- * on stderr (the run goes on, in fp32). */
+ * on stderr, with the precision it runs in (fp32, or int8 where asked). */
 void ake_cli_note_device(const char *cmd, const char *requested, const ake_engine *e);
 
 #endif

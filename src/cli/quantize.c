@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -132,6 +133,11 @@ static int parse(int argc, char **argv, quant_opts *o) {
         case O_ROTATE:
             if (!strcmp(optarg, "off")) o->rotate = 1;
             else if (!ake_cli_parse_int("--rotate", optarg, 2, AKE_HADAMARD_MAX_BLOCK, &o->rotate)) return 2;
+            else if (o->rotate & (o->rotate - 1)) {
+                ake_cli_error("quantize", "--rotate %d: Hadamard blocks are powers of two (2 .. %d), or 'off'",
+                              o->rotate, AKE_HADAMARD_MAX_BLOCK);
+                return 2;
+            }
             break;
         case O_ACT:
             if (strcmp(optarg, "static") && strcmp(optarg, "dynamic")) {
@@ -378,10 +384,49 @@ print:;
     return rc;
 }
 
+/* SIGINT / SIGTERM during a run: the half-written "<out>.tmp-<pid>" is removed before the
+ * process ends (kill -9 cannot be caught: the next run sweeps those, remove_stale_tmp). The
+ * signals are blocked in every thread (OpenMP's inherit the mask: set before any exist) and
+ * taken by one thread with sigwait, so the removal runs as ordinary code, not in a handler.
+ * The main thread publishes the folder under the lock and clears it, under the lock, as it
+ * renames the folder into place or removes it itself. */
+static pthread_mutex_t g_tmp_lock = PTHREAD_MUTEX_INITIALIZER;
+static const char *g_tmp; /* the folder to remove on a signal, or NULL */
+
+static void publish_tmp(const char *dir) {
+    pthread_mutex_lock(&g_tmp_lock);
+    g_tmp = dir;
+    pthread_mutex_unlock(&g_tmp_lock);
+}
+
+static void *interrupt_watcher(void *arg) {
+    const sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig) != 0) return NULL;
+    pthread_mutex_lock(&g_tmp_lock); /* held until exit: the main thread cannot rename past it */
+    if (g_tmp) {
+        remove_tree(g_tmp);
+        fprintf(stderr, "akidb-embed quantize: interrupted (%s); removed %s\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                g_tmp);
+    }
+    _exit(128 + sig);
+}
+
+static void watch_interrupts(void) {
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_t t;
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 && pthread_create(&t, NULL, interrupt_watcher, &set) == 0)
+        pthread_detach(t);
+}
+
 int ake_cmd_quantize(int argc, char **argv) {
     quant_opts o;
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
+    watch_interrupts();
     char err[512], sha[65] = "", why[256] = "";
     struct stat sb;
     if (stat(o.out, &sb) == 0) {
@@ -505,6 +550,7 @@ int ake_cmd_quantize(int argc, char **argv) {
         tmp = NULL;
         goto done;
     }
+    publish_tmp(tmp);
     if (copy_folder_files(o.model, tmp, 0)) goto done;
     ck = (checker){.o = &o, .src = m, .corpus = &corpus, .first = first, .ref = refvec, .tmp = tmp,
                    .weights = ake_path_join(tmp, "model.safetensors"), .max_len = corpus.max_len};
@@ -591,6 +637,7 @@ int ake_cmd_quantize(int argc, char **argv) {
     }
     if (write_config(&o, tmp, m, &plan, sha, n_cal, ake_calib_tokens(cal), &acc, pass, why)) goto done;
 finish:
+    publish_tmp(NULL); /* waits for a signal's removal in progress (which then exits) */
     if (rename(tmp, o.out) != 0) {
         ake_cli_error("quantize", "cannot rename '%s' to '%s': %s", tmp, o.out, strerror(errno));
         goto done;
@@ -602,6 +649,7 @@ finish:
             acc.n == 0 ? " WITHOUT an accuracy check (--no-gate)" : pass ? "" : " WITHOUT passing the gate (--no-gate)");
     rc = 0;
 done:
+    publish_tmp(NULL);
     if (tmp) remove_tree(tmp);
     free(tmp);
     free(ck.weights);

@@ -61,13 +61,16 @@ static long long file_size(const char *dir, const char *name) {
 }
 
 /* Loads, tokenizes, builds the engine and embeds the corpus; 0 or the exit code. */
-static int run_side(side *s, const char *label, const ake_texts *texts, const char *device, ake_precision dtype,
-                    int32_t batch, int32_t threads) {
+static int run_side(side *s, const char *label, const ake_texts *texts, const char *corpus, const char *device,
+                    ake_precision dtype, int32_t batch, int32_t threads) {
     char err[512];
-    if (ake_pipeline_load(s->dir, &s->p, err, sizeof err) != AKE_OK ||
-        ake_corpus_tokenize(s->p.tok, (const char *const *)texts->text, texts->len, texts->n, s->p.max_seq_tokens,
-                            &s->c, err, sizeof err) != AKE_OK) {
+    if (ake_pipeline_load(s->dir, &s->p, err, sizeof err) != AKE_OK) {
         ake_cli_error("validate", "%s: %s", s->dir, err);
+        return 1;
+    }
+    if (ake_corpus_tokenize(s->p.tok, (const char *const *)texts->text, texts->len, texts->n, s->p.max_seq_tokens,
+                            &s->c, err, sizeof err) != AKE_OK) {
+        ake_cli_error("validate", "corpus %s: %s", corpus, err);
         return 1;
     }
     const ake_engine_opts eo = {.device = device, .max_tokens = batch * (s->c.max_len > 0 ? s->c.max_len : 1),
@@ -210,8 +213,8 @@ int ake_cmd_validate(int argc, char **argv) {
         return 1;
     }
     side m = {.dir = o.model}, r = {.dir = o.reference};
-    rc = run_side(&r, "reference", &texts, o.ref_device, o.ref_dtype, o.batch, o.threads);
-    if (!rc) rc = run_side(&m, "model", &texts, o.device, o.dtype, o.batch, o.threads);
+    rc = run_side(&r, "reference", &texts, o.corpus, o.ref_device, o.ref_dtype, o.batch, o.threads);
+    if (!rc) rc = run_side(&m, "model", &texts, o.corpus, o.device, o.dtype, o.batch, o.threads);
     if (!rc && ake_engine_dim(m.e) != ake_engine_dim(r.e)) {
         ake_cli_error("validate", "the models' dimensions differ (%d and %d)", ake_engine_dim(m.e),
                       ake_engine_dim(r.e));

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 const char *ake_precision_name(ake_precision p) {
@@ -153,6 +154,24 @@ static ake_status check_batch(const ake_engine *e, const int32_t *ids, const int
     return AKE_OK;
 }
 
+/* A vector with a NaN or an infinity is an error, not an answer: weights or scales out of
+ * range (a folder's scales are checked finite and > 0 at load, but a finite scale can still
+ * overflow the arithmetic) must not reach users as JSON nulls. */
+static ake_status check_finite(const ake_engine *e, const float *out, int32_t n, char *err, size_t errlen) {
+    const int32_t d = e->model->cfg.hidden;
+    for (int32_t i = 0; i < n; i++) {
+        const float *v = out + (size_t)i * d;
+        bool finite = true;
+        for (int32_t c = 0; c < d; c++) finite &= isfinite(v[c]) != 0;
+        if (!finite)
+            return ake_errf(err, errlen, AKE_EFORMAT,
+                            "%s: the forward pass gave a non-finite value for sequence %d (weights or scales out "
+                            "of range)",
+                            e->model->name, i);
+    }
+    return AKE_OK;
+}
+
 ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                             char *err, size_t errlen) {
     if (e->inflight)
@@ -160,7 +179,8 @@ ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu
                         e->inflight);
     ake_status st = check_batch(e, ids, cu_seqlens, n, err, errlen);
     if (st != AKE_OK || n == 0) return st;
-    return e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen);
+    st = e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen);
+    return st != AKE_OK ? st : check_finite(e, out, n, err, errlen);
 }
 
 ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
@@ -174,14 +194,22 @@ ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *c
     } else {
         st = n ? e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen) : AKE_OK;
     }
-    if (st == AKE_OK) e->inflight++;
+    if (st == AKE_OK) {
+        e->pending[e->inflight].out = out;
+        e->pending[e->inflight].n = n;
+        e->inflight++;
+    }
     return st;
 }
 
 ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen) {
     if (e->inflight <= 0) return ake_errf(err, errlen, AKE_EINVAL, "no submitted call to wait for");
     e->inflight--;
-    return e->ops->wait ? e->ops->wait(e, err, errlen) : AKE_OK;
+    float *out = e->pending[0].out;
+    const int32_t n = e->pending[0].n;
+    memmove(&e->pending[0], &e->pending[1], sizeof e->pending - sizeof e->pending[0]);
+    ake_status st = e->ops->wait ? e->ops->wait(e, err, errlen) : AKE_OK;
+    return st != AKE_OK ? st : check_finite(e, out, n, err, errlen);
 }
 
 ake_status ake_engine_set_observer(ake_engine *e, ake_linear_observer fn, void *ctx, char *err, size_t errlen) {

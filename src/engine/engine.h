@@ -98,8 +98,9 @@ void ake_engine_free(ake_engine *e);
 
 /* ids [T] (T = cu_seqlens[n]), cu_seqlens [n+1] → out [n, hidden] row-major.
  * Rejects (AKE_EINVAL) n or T over the creation limits, a sequence longer than
- * the model's max_position or empty, and token ids outside the vocabulary.
- * One engine serves one thread at a time. */
+ * the model's max_position or empty, and token ids outside the vocabulary. AKE_EFORMAT when
+ * a vector came out with a NaN or an infinity (weights or scales out of range: an error, never
+ * an answer; ake_engine_wait checks the same). One engine serves one thread at a time. */
 ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                             char *err, size_t errlen);
 

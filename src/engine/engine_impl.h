@@ -25,6 +25,10 @@ struct ake_engine {
     ake_engine_opts opts;     /* limits as resolved at creation (device and precision too) */
     char device[24];          /* "cpu" or "cuda:N", set by ake_engine_create; opts.device points here */
     int32_t inflight;         /* submitted calls not yet waited for (engine.c keeps it) */
+    struct {
+        float *out;
+        int32_t n;
+    } pending[AKE_ENGINE_MAX_INFLIGHT]; /* the outputs of those calls, oldest first (engine.c) */
     size_t weight_bytes;      /* resident weight bytes, set by the backend at creation */
 };
 

@@ -393,6 +393,14 @@ static ake_status need_as(wctx *w, const char *name, int64_t d0, int64_t d1, uns
                             w->m->dir, full, ake_dtype_name(t->dtype), ake_dtype_name(w->m->qdtype));
         w->m->qdtype = t->dtype;
     }
+    if (t->dtype == AKE_DT_F8_E4M3) { /* E4M3 has no infinities; 0x7f / 0xff are its NaNs */
+        const uint8_t *b = (const uint8_t *)t->data;
+        for (int64_t i = 0; i < t->numel; i++)
+            if ((b[i] & 0x7f) == 0x7f)
+                return ake_errf(w->err, w->errlen, AKE_EFORMAT,
+                                "model.safetensors in %s: tensor '%s' holds the F8_E4M3 NaN code 0x%02x at index %lld.",
+                                w->m->dir, full, b[i], (long long)i);
+    }
     if ((uintptr_t)t->data % ake_dtype_size(t->dtype) != 0)
         return ake_errf(w->err, w->errlen, AKE_EUNSUPPORTED,
                         "model.safetensors in %s: tensor '%s' is not aligned to its %zu-byte element size in the file.",

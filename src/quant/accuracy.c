@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Copies the rows of x [n, d] normalized to unit length (zero rows stay zero). */
@@ -38,6 +39,21 @@ static void nearest(const float *u, int32_t n, int32_t d, int32_t q, int32_t k, 
     }
 }
 
+/* Rows of ref [n, d] that differ from every earlier row (a text repeated gives the same
+ * vector bit for bit: the engines are deterministic). Stops counting past AKE_RECALL_K: enough
+ * to know the corpus is not degenerate. */
+static int32_t distinct_rows(const float *ref, int32_t n, int32_t d) {
+    const float *seen[AKE_RECALL_K + 1];
+    int32_t m = 0;
+    for (int32_t i = 0; i < n && m <= AKE_RECALL_K; i++) {
+        const float *r = ref + (size_t)i * d;
+        bool dup = false;
+        for (int32_t j = 0; j < m && !dup; j++) dup = memcmp(seen[j], r, (size_t)d * sizeof *r) == 0;
+        if (!dup) seen[m++] = r;
+    }
+    return m;
+}
+
 ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t first,
                                 int32_t queries, ake_accuracy *out, char *err, size_t errlen) {
     AKE_ASSERT(first >= 0 && first < n);
@@ -64,7 +80,17 @@ ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, 
     out->mean_cos = sum / out->n;
     const int32_t k = AKE_RECALL_K;
     out->queries = queries < out->n ? queries : out->n;
-    if (n <= k || out->queries <= 0) {
+    const int32_t distinct = distinct_rows(ref, n, d);
+    if (distinct <= k) { /* fewer than k + 1 different texts: every neighbour list is trivial */
+        free(ur);
+        free(uc);
+        free(sim);
+        return ake_errf(err, errlen, AKE_EINVAL,
+                        "recall@%d needs more than %d different texts; these %d texts hold %d (repeated or empty "
+                        "lines?)",
+                        k, k, n, distinct);
+    }
+    if (out->queries <= 0) {
         out->recall = 1.0;
     } else {
         double hits = 0.0;

@@ -37,8 +37,9 @@ typedef struct {
 /* ref, cand: [n, d] row-major (need not be normalized). Cosines are measured over the rows
  * first..n-1 and the queries are drawn evenly from them; neighbours are searched among all n
  * rows (rows before `first` only widen the corpus: `quantize` gates on held-back texts while
- * searching among the calibration texts too). queries is clamped to n - first; with n <=
- * AKE_RECALL_K, recall is 1 by definition. AKE_ENOMEM is the only failure. */
+ * searching among the calibration texts too). queries is clamped to n - first. AKE_EINVAL
+ * when the n rows hold AKE_RECALL_K or fewer different vectors (a corpus of repeated or empty
+ * texts: every neighbour list would match, and a broken model would pass); AKE_ENOMEM. */
 ake_status ake_accuracy_measure(const float *ref, const float *cand, int32_t n, int32_t d, int32_t first,
                                 int32_t queries, ake_accuracy *out, char *err, size_t errlen);
 

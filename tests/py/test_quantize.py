@@ -9,6 +9,7 @@ import json
 import os
 import re
 import struct
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -155,6 +156,30 @@ def test_scales_broken_x100_fail_validate(static_folder, tmp_path):
     assert "accuracy gate failed" in r.stderr and ("cosine" in r.stderr or "recall@10" in r.stderr), r.stderr
 
 
+def copy_with_weights(src, dst, edit):
+    """dst: a copy of folder src whose model.safetensors went through edit(header, buf)."""
+    for f in src.rglob("*"):
+        if f.is_file() and f.name != "model.safetensors":
+            (dst / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / f.relative_to(src)).write_bytes(f.read_bytes())
+    header, buf = read_safetensors(src / "model.safetensors")
+    buf = bytearray(buf)
+    edit(header, buf)
+    write_safetensors(dst / "model.safetensors", header, bytes(buf))
+
+
+def test_overflowing_scales_are_an_error_not_nulls(static_folder, tmp_path):
+    """Finite scales that overflow the arithmetic give NaN vectors: embed and serve must fail, not
+    answer nulls."""
+    def huge(header, buf):
+        a, b = header["encoder.layer.0.output.dense.weight_scale"]["data_offsets"]
+        buf[a:b] = np.full((b - a) // 4, 3e38, "<f4").tobytes()
+    copy_with_weights(static_folder, tmp_path / "huge", huge)
+    r = subprocess.run([str(BIN), "embed", "--model", str(tmp_path / "huge")], input="hello world\n",
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "non-finite" in r.stderr and "null" not in r.stdout, (r.stdout, r.stderr)
+
+
 def test_quantize_refuses_a_broken_calibration(tmp_path):
     """Scales at the 50.1th percentile clip half of every input: no 20 % in float saves that."""
     calib = tmp_path / "calib.txt"
@@ -200,6 +225,34 @@ def test_quantize_cleans_up_after_a_killed_run(tmp_path):
     r = run("quantize", "--model", MODEL, "--calib", calib, "--holdout", 20, "--out", out, "--no-gate")
     assert r.returncode == 0 and "left by a run that did not finish" in r.stderr, r.stderr
     assert not list(tmp_path.glob("q.tmp-*")) and (out / "quantization_config.json").is_file()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_quantize_removes_its_folder_when_interrupted(tmp_path, sig):
+    """SIGTERM / SIGINT mid-way: the temporary folder is removed before the process ends."""
+    calib = tmp_path / "calib.txt"
+    calib.write_text("".join(CALIB.read_text().splitlines(keepends=True)[:120]))
+    out = tmp_path / "q"
+    p = subprocess.Popen([str(BIN), "quantize", "--model", str(MODEL), "--calib", str(calib), "--holdout", "20",
+                          "--out", str(out), "--no-gate"], stderr=subprocess.PIPE, text=True)
+    for _ in range(600):
+        if list(tmp_path.glob("q.tmp-*")):
+            break
+        time.sleep(0.05)
+    p.send_signal(sig)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode in (128 + sig, -sig), stderr
+    assert "interrupted" in stderr and "removed" in stderr, stderr
+    assert not list(tmp_path.glob("q.tmp-*")) and not out.exists()
+
+
+def test_quantize_refuses_repeated_text(tmp_path):
+    """Calibration text of one line repeated: recall@10 would be met by any model; refused."""
+    calib = tmp_path / "same.txt"
+    calib.write_text("the same sentence again\n" * 200)
+    r = run("quantize", "--model", MODEL, "--calib", calib, "--holdout", 50, "--out", tmp_path / "o")
+    assert r.returncode == 1 and "different texts" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob("o.tmp-*"))
 
 
 def test_quantize_will_not_overwrite(tmp_path):

@@ -384,6 +384,13 @@ static void test_accuracy_and_gate(void **state) {
     ake_gate g = AKE_GATE_DEFAULT;
     assert_false(ake_gate_check(&g, &acc, why, sizeof why));
     assert_non_null(strstr(why, "minimum cosine"));
+    /* a corpus of 10 different texts repeated 6 times: no recall@10 to measure, refused */
+    float rep[N * D], rep2[N * D];
+    for (int i = 0; i < N * D; i++) rep[i] = a[i % (10 * D)], rep2[i] = -rep[i];
+    assert_int_equal(ake_accuracy_measure(rep, rep2, N, D, 0, N, &part, err, sizeof err), AKE_EINVAL);
+    assert_non_null(strstr(err, "more than 10 different texts"));
+    for (int c = 0; c < D; c++) rep[(N - 1) * D + c] = 2.0f + (float)c; /* the 11th different text */
+    assert_int_equal(ake_accuracy_measure(rep, rep, N, D, 0, N, &part, err, sizeof err), AKE_OK);
     assert_true(ake_gate_parse("min=-1,mean=0.5,recall=0", &g, err, sizeof err));
     assert_true(g.min_cos == -1.0 && g.mean_cos == 0.5 && g.recall == 0.0 && ake_gate_check(&g, &acc, why, sizeof why));
     assert_false(ake_gate_parse("mean=2", &g, err, sizeof err));
