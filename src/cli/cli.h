@@ -60,6 +60,11 @@ void ake_texts_release(ake_texts *t);
  * ake_format_float, so CLI and HTTP print the same bytes), then '\n'. */
 void ake_write_float_array(FILE *f, const float *v, int32_t n);
 
+/* Whether `path` can be created later (its parent folder exists and is writable), checked
+ * before a long run that would write it at the end; prints "akidb-embed <cmd>: <flag> ..."
+ * and returns false when not. */
+bool ake_cli_can_create(const char *cmd, const char *flag, const char *path);
+
 /* Prints "akidb-embed <cmd>: <message>" to stderr. */
 void ake_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

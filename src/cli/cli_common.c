@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "serve/jsonw.h"
@@ -13,6 +14,25 @@ void ake_cli_error(const char *cmd, const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+bool ake_cli_can_create(const char *cmd, const char *flag, const char *path) {
+    if (!*path) {
+        ake_cli_error(cmd, "%s: an empty path", flag);
+        return false;
+    }
+    char *dir = strdup(path);
+    if (!dir) return true; /* the write itself will say so */
+    char *slash = strrchr(dir, '/');
+    while (slash && slash > dir && slash[1] == 0) { /* "out/" names out */
+        *slash = 0;
+        slash = strrchr(dir, '/');
+    }
+    const char *parent = !slash ? "." : slash == dir ? "/" : (*slash = 0, dir);
+    const bool ok = access(parent, W_OK | X_OK) == 0;
+    if (!ok) ake_cli_error(cmd, "%s %s: cannot write in '%s': %s", flag, path, parent, strerror(errno));
+    free(dir);
+    return ok;
 }
 
 bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, int32_t *out) {

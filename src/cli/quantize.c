@@ -429,6 +429,7 @@ int ake_cmd_quantize(int argc, char **argv) {
     watch_interrupts();
     char err[512], sha[65] = "", why[256] = "";
     struct stat sb;
+    if (!ake_cli_can_create("quantize", "--out", o.out)) return 1;
     if (stat(o.out, &sb) == 0) {
         ake_cli_error("quantize", "--out '%s' exists; choose a new folder", o.out);
         return 1;

@@ -206,6 +206,7 @@ int ake_cmd_validate(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
     ake_texts texts;
+    if (o.json && !ake_cli_can_create("validate", "--json", o.json)) return 1;
     if (ake_cli_read_texts("validate", o.corpus, o.jsonl, o.limit, &texts)) return 1;
     if (texts.n == 0) {
         ake_cli_error("validate", "corpus '%s' holds no texts", o.corpus);
