@@ -7,7 +7,7 @@
  * rate. oneDNN 2.6's AVX2 s8 GEMM reached about half of it on the all-MiniLM-L6-v2 shapes
  * (measured on a 2-core Zen 3: 193 G ops/s against 136 GFLOP/s for its fp32 GEMM), which left
  * INT8 1.4x faster than fp32 in the GEMMs; this kernel is the same instruction sequence in a
- * register-blocked loop (dev/cpu notes in the README's INT8 section).
+ * register-blocked loop (measured: README, "INT8 and FP8 quantization").
  *
  * The int16 pair sums are exact only when |a0 b0 + a1 b1| <= 32767: with a in 0..255 the
  * weights must stay within +-63 (7 bits), as the engine quantizes them for this ISA (and as
