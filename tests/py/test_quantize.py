@@ -208,17 +208,22 @@ def test_quantize_bad_flags(tmp_path, args, words):
     assert not (tmp_path / "o").exists()
 
 
-def test_quantize_cleans_up_after_a_killed_run(tmp_path):
-    """A run killed mid-way leaves <out>.tmp-<pid>; the next run removes it, and --out is whole."""
+def quantize_until_its_folder_appears(tmp_path):
+    """A quantize run of 120 texts into tmp_path/q, returned once q.tmp-<pid> exists."""
     calib = tmp_path / "calib.txt"
     calib.write_text("".join(CALIB.read_text().splitlines(keepends=True)[:120]))
-    out = tmp_path / "q"
     p = subprocess.Popen([str(BIN), "quantize", "--model", str(MODEL), "--calib", str(calib), "--holdout", "20",
-                          "--out", str(out), "--no-gate"], stderr=subprocess.PIPE, text=True)
+                          "--out", str(tmp_path / "q"), "--no-gate"], stderr=subprocess.PIPE, text=True)
     for _ in range(600):
         if list(tmp_path.glob("q.tmp-*")):
             break
         time.sleep(0.05)
+    return p, calib, tmp_path / "q"
+
+
+def test_quantize_cleans_up_after_a_killed_run(tmp_path):
+    """A run killed mid-way leaves <out>.tmp-<pid>; the next run removes it, and --out is whole."""
+    p, calib, out = quantize_until_its_folder_appears(tmp_path)
     p.kill()
     p.wait()
     assert list(tmp_path.glob("q.tmp-*")) and not out.exists()
@@ -230,15 +235,7 @@ def test_quantize_cleans_up_after_a_killed_run(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_quantize_removes_its_folder_when_interrupted(tmp_path, sig):
     """SIGTERM / SIGINT mid-way: the temporary folder is removed before the process ends."""
-    calib = tmp_path / "calib.txt"
-    calib.write_text("".join(CALIB.read_text().splitlines(keepends=True)[:120]))
-    out = tmp_path / "q"
-    p = subprocess.Popen([str(BIN), "quantize", "--model", str(MODEL), "--calib", str(calib), "--holdout", "20",
-                          "--out", str(out), "--no-gate"], stderr=subprocess.PIPE, text=True)
-    for _ in range(600):
-        if list(tmp_path.glob("q.tmp-*")):
-            break
-        time.sleep(0.05)
+    p, _, out = quantize_until_its_folder_appears(tmp_path)
     p.send_signal(sig)
     _, stderr = p.communicate(timeout=60)
     assert p.returncode in (128 + sig, -sig), stderr
