@@ -271,6 +271,15 @@ static ake_cuda_gemm_result gemm8(cuda_engine *e, const cuda_linear *l, int p, i
     return r;
 }
 
+/* Runs linear l as built: in 8 bits on e->xq (gemm8), or in 16 bits on x16 with the bias in the
+ * epilogue; 16-bit outputs go to y16. */
+static ake_cuda_gemm_result run_linear(cuda_engine *e, const cuda_linear *l, int p, int32_t tb, const void *x16,
+                                       void *y16) {
+    if (l->q8) return gemm8(e, l, p, tb, y16);
+    ake_cuda_gemm_run(e->gemm, e->stream, e->dt, tb, l->n, l->k, x16, l->w, l->b, NULL, y16, AKE_GEMM_BIAS);
+    return result16(e, y16);
+}
+
 /* The forward of a W8A8 engine: each linear in 8 bits or 16 as built; the kernel that makes a
  * GEMM's input quantizes it (LayerNorm, GELU; the attention output and the embeddings through
  * quantize_rows), the kernel after an INT8 GEMM dequantizes its sums. Scale slots alternate:
@@ -294,41 +303,23 @@ static void forward_q8(cuda_engine *e, int s, int32_t tb) {
     if (e->layer[0].qkv.q8) ake_cuda_quantize_rows(st, qout_for(e, &e->layer[0].qkv, p), dt, e->x, tb, d);
     for (int l = 0; l < cfg->layers; l++) {
         const cuda_layer *w = &e->layer[l];
-        ake_cuda_gemm_result r;
-        if (w->qkv.q8) {
-            r = gemm8(e, &w->qkv, p, tb, e->qkv);
-            if (r.dt == AKE_DT_I32) ake_cuda_dequant_bias(st, dt, e->qkv, r, tb, 3 * d);
-        } else {
-            ake_cuda_gemm_run(e->gemm, st, dt, tb, 3 * d, d, e->x, w->qkv.w, w->qkv.b, NULL, e->qkv, AKE_GEMM_BIAS);
-        }
+        ake_cuda_gemm_result r = run_linear(e, &w->qkv, p, tb, e->x, e->qkv);
+        if (r.dt == AKE_DT_I32) ake_cuda_dequant_bias(st, dt, e->qkv, r, tb, 3 * d);
         ake_cuda_attention(st, dt, e->ctx, e->qkv, meta + m.tiles, meta + 2, m.max_tiles, H, D, e->attn_version);
         if (w->o.q8) {
             p ^= 1;
             ake_cuda_quantize_rows(st, qout_for(e, &w->o, p), dt, e->ctx, tb, d);
-            r = gemm8(e, &w->o, p, tb, e->tmp);
-        } else {
-            ake_cuda_gemm_run(e->gemm, st, dt, tb, d, d, e->ctx, w->o.w, w->o.b, NULL, e->tmp, AKE_GEMM_BIAS);
-            r = result16(e, e->tmp);
         }
+        r = run_linear(e, &w->o, p, tb, e->ctx, e->tmp);
         p ^= 1;
         ake_cuda_layernorm_quant(st, dt, e->x, e->x, r, w->ln1_g, w->ln1_b, tb, d, eps,
                                  w->ff1.q8 ? qout_for(e, &w->ff1, p) : none);
-        if (w->ff1.q8) {
-            r = gemm8(e, &w->ff1, p, tb, e->h);
-        } else {
-            ake_cuda_gemm_run(e->gemm, st, dt, tb, inter, d, e->x, w->ff1.w, w->ff1.b, NULL, e->h, AKE_GEMM_BIAS);
-            r = result16(e, e->h);
-        }
+        r = run_linear(e, &w->ff1, p, tb, e->x, e->h);
         p ^= 1;
         if (w->ff2.q8) ake_cuda_gelu_quant(st, r, tb, inter, qout_for(e, &w->ff2, p), dt, NULL);
         else if (r.dt == AKE_DT_I32) ake_cuda_gelu_quant(st, r, tb, inter, none, dt, e->h);
         else ake_cuda_gelu(st, dt, e->h, (size_t)tb * inter); /* in place: r.y is e->h */
-        if (w->ff2.q8) {
-            r = gemm8(e, &w->ff2, p, tb, e->tmp);
-        } else {
-            ake_cuda_gemm_run(e->gemm, st, dt, tb, d, inter, e->h, w->ff2.w, w->ff2.b, NULL, e->tmp, AKE_GEMM_BIAS);
-            r = result16(e, e->tmp);
-        }
+        r = run_linear(e, &w->ff2, p, tb, e->h, e->tmp);
         p ^= 1;
         const cuda_linear *next = l + 1 < cfg->layers ? &e->layer[l + 1].qkv : NULL;
         ake_cuda_layernorm_quant(st, dt, e->x, e->x, r, w->ln2_g, w->ln2_b, tb, d, eps,
@@ -527,6 +518,20 @@ enum { DYNAMIC_INT8_ROT_BLOCK = 32 };
 
 static float qmax_of(ake_dtype qdt) { return qdt == AKE_DT_I8 ? AKE_I8_QMAX : AKE_E4M3_QMAX; }
 
+/* A layer's four linears with the model weights each is made of (q, k, v stacked for QKV). */
+typedef struct {
+    cuda_linear *l;
+    const ake_linear_weights *parts[3];
+    int nparts;
+} layer_linear;
+
+static void linears_of(cuda_layer *w, const ake_layer_weights *lw, layer_linear out[4]) {
+    out[0] = (layer_linear){&w->qkv, {&lw->q, &lw->k, &lw->v}, 3};
+    out[1] = (layer_linear){&w->o, {&lw->o}, 1};
+    out[2] = (layer_linear){&w->ff1, {&lw->ff1}, 1};
+    out[3] = (layer_linear){&w->ff2, {&lw->ff2}, 1};
+}
+
 /* Sets what l is before placement: shape, 8-bit or not, the input rotation. parts: the
  * model's weights stacked by rows (q, k, v for the fused QKV). In a W8A8 engine a float
  * model's linears are all quantized here (dynamic, rotated as DYNAMIC_INT8_ROT_BLOCK says), a
@@ -625,10 +630,9 @@ static void place_weights(cuda_engine *e, bump *b) {
     for (int l = 0; l < cfg->layers; l++) {
         cuda_layer *w = &e->layer[l];
         const ake_layer_weights *lw = &m->layer[l];
-        place_linear(e, b, &w->qkv, &lw->q);
-        place_linear(e, b, &w->o, &lw->o);
-        place_linear(e, b, &w->ff1, &lw->ff1);
-        place_linear(e, b, &w->ff2, &lw->ff2);
+        layer_linear ll[4];
+        linears_of(w, lw, ll);
+        for (int i = 0; i < 4; i++) place_linear(e, b, ll[i].l, ll[i].parts[0]);
         float **f[] = {&w->ln1_g, &w->ln1_b, &w->ln2_g, &w->ln2_b, &w->bo32, &w->b2_32};
         for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) *f[i] = (float *)take(b, d * 4);
     }
@@ -676,12 +680,11 @@ static ake_status fill_weights(cuda_engine *e, char *err, size_t errlen) {
     if (!st) st = upload(m->emb_ln_b, e->emb_b, AKE_DT_F32, staging, err, errlen);
     for (int l = 0; l < cfg->layers && !st; l++) {
         const ake_layer_weights *lw = &m->layer[l];
-        const cuda_layer *w = &e->layer[l];
-        const ake_linear_weights *qkv[] = {&lw->q, &lw->k, &lw->v}, *o = &lw->o, *ff1 = &lw->ff1, *ff2 = &lw->ff2;
-        st = fill_linear(e, &w->qkv, qkv, 3, tmp32, tmp8, hv, staging, err, errlen);
-        if (!st) st = fill_linear(e, &w->o, &o, 1, tmp32, tmp8, hv, staging, err, errlen);
-        if (!st) st = fill_linear(e, &w->ff1, &ff1, 1, tmp32, tmp8, hv, staging, err, errlen);
-        if (!st) st = fill_linear(e, &w->ff2, &ff2, 1, tmp32, tmp8, hv, staging, err, errlen);
+        cuda_layer *w = &e->layer[l];
+        layer_linear ll[4];
+        linears_of(w, lw, ll);
+        for (int i = 0; i < 4 && !st; i++)
+            st = fill_linear(e, ll[i].l, ll[i].parts, ll[i].nparts, tmp32, tmp8, hv, staging, err, errlen);
         const struct { const ake_tensor *t; float *dst; } f[] = {{lw->ln1_g, w->ln1_g}, {lw->ln1_b, w->ln1_b},
                                                                 {lw->ln2_g, w->ln2_g}, {lw->ln2_b, w->ln2_b},
                                                                 {lw->o.b, w->bo32},    {lw->ff2.b, w->b2_32}};
@@ -775,11 +778,9 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
 
     for (int l = 0; l < L; l++) {
         const ake_layer_weights *lw = &m->layer[l];
-        const ake_linear_weights *qkv[] = {&lw->q, &lw->k, &lw->v}, *o = &lw->o, *ff1 = &lw->ff1, *ff2 = &lw->ff2;
-        plan_linear(e, &e->layer[l].qkv, qkv, 3);
-        plan_linear(e, &e->layer[l].o, &o, 1);
-        plan_linear(e, &e->layer[l].ff1, &ff1, 1);
-        plan_linear(e, &e->layer[l].ff2, &ff2, 1);
+        layer_linear ll[4];
+        linears_of(&e->layer[l], lw, ll);
+        for (int i = 0; i < 4; i++) plan_linear(e, ll[i].l, ll[i].parts, ll[i].nparts);
     }
     bump sizing = {NULL, 0};
     place_weights(e, &sizing);
