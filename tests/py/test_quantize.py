@@ -134,28 +134,6 @@ def write_safetensors(path, header, buf):
     path.write_bytes(struct.pack("<Q", len(h)) + h + buf)
 
 
-def test_scales_broken_x100_fail_validate(static_folder, tmp_path):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for f in static_folder.rglob("*"):
-        if f.is_file() and f.name != "model.safetensors":
-            (broken / f.relative_to(static_folder)).parent.mkdir(parents=True, exist_ok=True)
-            (broken / f.relative_to(static_folder)).write_bytes(f.read_bytes())
-    header, buf = read_safetensors(static_folder / "model.safetensors")
-    buf = bytearray(buf)
-    n = 0
-    for name, t in header.items():
-        if name.endswith(".input_scale"):
-            a, b = t["data_offsets"]
-            buf[a:b] = (np.frombuffer(bytes(buf[a:b]), "<f4") * 100).astype("<f4").tobytes()
-            n += 1
-    assert n >= 18
-    write_safetensors(broken / "model.safetensors", header, bytes(buf))
-    r = run("validate", "--model", broken, "--reference", MODEL, "--corpus", EVAL, "--limit", 1000)
-    assert r.returncode == 1, r.stdout + r.stderr
-    assert "accuracy gate failed" in r.stderr and ("cosine" in r.stderr or "recall@10" in r.stderr), r.stderr
-
-
 def copy_with_weights(src, dst, edit):
     """dst: a copy of folder src whose model.safetensors went through edit(header, buf)."""
     for f in src.rglob("*"):
@@ -166,6 +144,24 @@ def copy_with_weights(src, dst, edit):
     buf = bytearray(buf)
     edit(header, buf)
     write_safetensors(dst / "model.safetensors", header, bytes(buf))
+
+
+def test_scales_broken_x100_fail_validate(static_folder, tmp_path):
+    broken = tmp_path / "broken"
+    n = 0
+
+    def times100(header, buf):
+        nonlocal n
+        for name, t in header.items():
+            if name.endswith(".input_scale"):
+                a, b = t["data_offsets"]
+                buf[a:b] = (np.frombuffer(bytes(buf[a:b]), "<f4") * 100).astype("<f4").tobytes()
+                n += 1
+    copy_with_weights(static_folder, broken, times100)
+    assert n >= 18
+    r = run("validate", "--model", broken, "--reference", MODEL, "--corpus", EVAL, "--limit", 1000)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "accuracy gate failed" in r.stderr and ("cosine" in r.stderr or "recall@10" in r.stderr), r.stderr
 
 
 def test_overflowing_scales_are_an_error_not_nulls(static_folder, tmp_path):

@@ -743,8 +743,8 @@ static const ake_engine_ops cpu_ops = {
 static size_t linear_bytes(const cpu_linear *l) {
     const dnnl_memory_desc_t *md = NULL;
     if (l->weights) dnnl_memory_get_memory_desc(l->weights, &md);
-    const size_t own = l->own.packed ? (size_t)(l->own.n + 15) / 16 * 16 * l->own.k4 * 4 : 0;
-    return (md ? dnnl_memory_desc_get_size(md) : 0) + own + (l->q8 ? (size_t)l->n * sizeof(float) : 0);
+    return (md ? dnnl_memory_desc_get_size(md) : 0) + ake_u8s8_bytes(&l->own) +
+           (l->q8 ? (size_t)l->n * sizeof(float) : 0);
 }
 
 /* Builds l from the weights `parts` stacked by rows (q, k, v for the fused QKV, else one),

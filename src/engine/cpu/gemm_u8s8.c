@@ -26,12 +26,16 @@ bool ake_u8s8_available(void) {
 #endif
 }
 
+size_t ake_u8s8_bytes(const ake_u8s8_weights *w) {
+    return w->packed ? (size_t)((w->n + NR - 1) / NR) * w->k4 * NR * 4 : 0;
+}
+
 bool ake_u8s8_pack(ake_u8s8_weights *w, const int8_t *b, int32_t n, int32_t k) {
     w->n = n;
     w->k = k;
     w->k4 = (k + 3) / 4;
-    const int32_t nb = (n + NR - 1) / NR;
-    const size_t bytes = (size_t)nb * w->k4 * NR * 4;
+    w->packed = NULL;
+    const size_t bytes = (size_t)((n + NR - 1) / NR) * w->k4 * NR * 4;
     w->packed = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!w->packed) return false;
     memset(w->packed, 0, bytes);

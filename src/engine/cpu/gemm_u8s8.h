@@ -17,6 +17,7 @@
 #define AKE_ENGINE_CPU_GEMM_U8S8_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* B [n, k] (a Linear layer's s8 weight, row-major) packed for the kernel: blocks of 16
@@ -34,6 +35,8 @@ bool ake_u8s8_available(void);
 /* Packs b [n, k] (|b| <= 63, see above). Returns false when out of memory. Free with
  * ake_u8s8_free. */
 bool ake_u8s8_pack(ake_u8s8_weights *w, const int8_t *b, int32_t n, int32_t k);
+/* Bytes of w's packed weights (0 when none). */
+size_t ake_u8s8_bytes(const ake_u8s8_weights *w);
 void ake_u8s8_free(ake_u8s8_weights *w);
 
 /* C[m, c] = sum_k A[m, k] B[c, k] for m < M, c < n, exact in int32. A: [M, k] u8 row-major;
