@@ -3,16 +3,13 @@
 #include "model/synth.h"
 
 #include "base/fs.h"
+#include "model/folder.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
 typedef struct {
     const char *name;
@@ -252,152 +249,6 @@ static ake_status fill(void *ctx, int i, void *dst, size_t nbytes, char *err, si
     return AKE_OK;
 }
 
-/* ---- files ------------------------------------------------------------------------------ */
-
-/* mkdir -p. */
-static ake_status make_dirs(const char *path, char *err, size_t errlen) {
-    char *p = strdup(path);
-    if (!p) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory creating %s.", path);
-    size_t n = strlen(p);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        char c = p[i];
-        p[i] = 0;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            ake_status rc = ake_errf(err, errlen, AKE_EIO, "cannot create folder %s: %s.", p, strerror(e));
-            free(p);
-            return rc;
-        }
-        p[i] = c;
-    }
-    free(p);
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return ake_errf(err, errlen, AKE_EIO, "%s exists and is not a folder.", path);
-    return AKE_OK;
-}
-
-static ake_status write_text(const char *dir, const char *rel, const char *text, char *err, size_t errlen) {
-    char *path = ake_path_join(dir, rel);
-    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s.", dir);
-    FILE *f = fopen(path, "wb");
-    ake_status rc = AKE_OK;
-    if (!f) {
-        rc = ake_errf(err, errlen, AKE_EIO, "cannot create %s: %s.", path, strerror(errno));
-    } else {
-        size_t n = strlen(text);
-        bool ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-        if (fclose(f) != 0) ok = false;
-        if (!ok) rc = ake_errf(err, errlen, AKE_EIO, "cannot write %s.", path);
-    }
-    free(path);
-    return rc;
-}
-
-/* Prints a cJSON tree into dir/rel and frees the tree. */
-static ake_status write_json(const char *dir, const char *rel, cJSON *root, char *err, size_t errlen) {
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!text) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s/%s.", dir, rel);
-    ake_status rc = write_text(dir, rel, text, err, errlen);
-    cJSON_free(text);
-    return rc;
-}
-
-/* Copies src_dir/name to dst_dir/name. AKE_ENOTFOUND (no message) when the source is absent. */
-static ake_status copy_file(const char *src_dir, const char *dst_dir, const char *name, char *err, size_t errlen) {
-    char *src = ake_path_join(src_dir, name), *dst = ake_path_join(dst_dir, name);
-    ake_status rc = AKE_OK;
-    FILE *in = NULL, *out = NULL;
-    if (!src || !dst) {
-        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory copying %s.", name);
-        goto done;
-    }
-    if (!(in = fopen(src, "rb"))) {
-        rc = errno == ENOENT ? AKE_ENOTFOUND : ake_errf(err, errlen, AKE_EIO, "cannot open %s: %s.", src, strerror(errno));
-        goto done;
-    }
-    if (!(out = fopen(dst, "wb"))) {
-        rc = ake_errf(err, errlen, AKE_EIO, "cannot create %s: %s.", dst, strerror(errno));
-        goto done;
-    }
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
-        if (fwrite(buf, 1, n, out) != n) {
-            rc = ake_errf(err, errlen, AKE_EIO, "cannot write %s.", dst);
-            goto done;
-        }
-    }
-    if (ferror(in)) rc = ake_errf(err, errlen, AKE_EIO, "cannot read %s.", src);
-done:
-    if (in) fclose(in);
-    if (out && fclose(out) != 0 && rc == AKE_OK) rc = ake_errf(err, errlen, AKE_EIO, "cannot write %s.", dst);
-    free(src);
-    free(dst);
-    return rc;
-}
-
-static cJSON *config_json(const synth_arch *a) {
-    cJSON *c = cJSON_CreateObject();
-    cJSON *archs_arr = cJSON_AddArrayToObject(c, "architectures");
-    cJSON_AddItemToArray(archs_arr, cJSON_CreateString("BertModel"));
-    cJSON_AddStringToObject(c, "model_type", "bert");
-    cJSON_AddStringToObject(c, "_name_or_path", "akidb-embed synth");
-    cJSON_AddNumberToObject(c, "attention_probs_dropout_prob", 0.1);
-    cJSON_AddStringToObject(c, "hidden_act", "gelu");
-    cJSON_AddNumberToObject(c, "hidden_dropout_prob", 0.1);
-    cJSON_AddNumberToObject(c, "hidden_size", a->hidden);
-    cJSON_AddNumberToObject(c, "initializer_range", 0.02);
-    cJSON_AddNumberToObject(c, "intermediate_size", a->inter);
-    cJSON_AddNumberToObject(c, "layer_norm_eps", SYNTH_LN_EPS);
-    cJSON_AddNumberToObject(c, "max_position_embeddings", SYNTH_MAX_POS);
-    cJSON_AddNumberToObject(c, "num_attention_heads", a->heads);
-    cJSON_AddNumberToObject(c, "num_hidden_layers", a->layers);
-    cJSON_AddNumberToObject(c, "pad_token_id", 0);
-    cJSON_AddStringToObject(c, "position_embedding_type", "absolute");
-    cJSON_AddNumberToObject(c, "type_vocab_size", SYNTH_TYPE_VOCAB);
-    cJSON_AddNumberToObject(c, "vocab_size", SYNTH_VOCAB);
-    return c;
-}
-
-static cJSON *modules_json(const synth_arch *a) {
-    static const char *const types[] = {"sentence_transformers.models.Transformer",
-                                        "sentence_transformers.models.Pooling",
-                                        "sentence_transformers.models.Normalize"};
-    static const char *const paths[] = {"", "1_Pooling", "2_Normalize"};
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < (a->normalize ? 3 : 2); i++) {
-        cJSON *m = cJSON_CreateObject();
-        char nm[16];
-        snprintf(nm, sizeof nm, "%d", i);
-        cJSON_AddNumberToObject(m, "idx", i);
-        cJSON_AddStringToObject(m, "name", nm);
-        cJSON_AddStringToObject(m, "path", paths[i]);
-        cJSON_AddStringToObject(m, "type", types[i]);
-        cJSON_AddItemToArray(arr, m);
-    }
-    return arr;
-}
-
-static cJSON *pooling_json(const synth_arch *a) {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "word_embedding_dimension", a->hidden);
-    cJSON_AddBoolToObject(p, "pooling_mode_cls_token", a->pooling == AKE_POOL_CLS);
-    cJSON_AddBoolToObject(p, "pooling_mode_mean_tokens", a->pooling == AKE_POOL_MEAN);
-    cJSON_AddBoolToObject(p, "pooling_mode_max_tokens", a->pooling == AKE_POOL_MAX);
-    cJSON_AddBoolToObject(p, "pooling_mode_mean_sqrt_len_tokens", 0);
-    return p;
-}
-
-static cJSON *sbert_json(void) {
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddNumberToObject(s, "max_seq_length", SYNTH_MAX_SEQ);
-    cJSON_AddBoolToObject(s, "do_lower_case", 0);
-    return s;
-}
-
 ake_status ake_model_synth(const char *arch, uint64_t seed, const char *src_tokenizer_dir, const char *out_dir,
                            char *err, size_t errlen) {
     return ake_model_synth_ex(arch, seed, src_tokenizer_dir, out_dir, NULL, err, errlen);
@@ -415,36 +266,17 @@ ake_status ake_model_synth_ex(const char *arch, uint64_t seed, const char *src_t
         return ake_errf(err, errlen, AKE_EINVAL, "synth writes F32, F16 or BF16 weights, not %s.", ake_dtype_name(dt));
 
     /* Check the tokenizer source before writing hundreds of megabytes. */
-    char *tj = ake_path_join(src_tokenizer_dir, "tokenizer.json"), *vt = ake_path_join(src_tokenizer_dir, "vocab.txt");
-    struct stat sb;
-    bool have_tok = tj && vt && (stat(tj, &sb) == 0 || stat(vt, &sb) == 0);
-    free(tj);
-    free(vt);
-    if (!have_tok)
-        return ake_errf(err, errlen, AKE_ENOTFOUND, "tokenizer folder %s has neither tokenizer.json nor vocab.txt.",
-                        src_tokenizer_dir);
-
-    if ((rc = make_dirs(out_dir, err, errlen)) != AKE_OK) return rc;
-    char *pool_dir = ake_path_join(out_dir, "1_Pooling"), *norm_dir = ake_path_join(out_dir, "2_Normalize");
+    if ((rc = ake_folder_check_tokenizer(src_tokenizer_dir, err, errlen)) != AKE_OK) return rc;
+    ake_model_config cfg;
+    if ((rc = ake_model_synth_config(arch, &cfg, err, errlen)) != AKE_OK) return rc;
     char *st_path = ake_path_join(out_dir, "model.safetensors");
     synth_list l = {.seed = seed};
-    if (!pool_dir || !norm_dir || !st_path) {
+    if (!st_path) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s.", out_dir);
         goto done;
     }
-    if ((rc = make_dirs(pool_dir, err, errlen)) || (a->normalize && (rc = make_dirs(norm_dir, err, errlen))) ||
-        (rc = write_json(out_dir, "config.json", config_json(a), err, errlen)) ||
-        (rc = write_json(out_dir, "modules.json", modules_json(a), err, errlen)) ||
-        (rc = write_json(pool_dir, "config.json", pooling_json(a), err, errlen)) ||
-        (rc = write_json(out_dir, "sentence_bert_config.json", sbert_json(), err, errlen)))
+    if ((rc = ake_model_folder_write(out_dir, &cfg, "akidb-embed synth", src_tokenizer_dir, err, errlen)) != AKE_OK)
         goto done;
-    static const char *const tok_files[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
-                                            "special_tokens_map.json"};
-    for (size_t i = 0; i < sizeof tok_files / sizeof tok_files[0]; i++) {
-        rc = copy_file(src_tokenizer_dir, out_dir, tok_files[i], err, errlen);
-        if (rc == AKE_ENOTFOUND) rc = AKE_OK;
-        if (rc != AKE_OK) goto done;
-    }
     if (!build_list(&l, a, dt)) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory listing the tensors of %s.", a->name);
         goto done;
@@ -452,8 +284,6 @@ ake_status ake_model_synth_ex(const char *arch, uint64_t seed, const char *src_t
     rc = ake_safetensors_write_fill(st_path, l.t, l.n, fill, &l, err, errlen);
 done:
     list_free(&l);
-    free(pool_dir);
-    free(norm_dir);
     free(st_path);
     return rc;
 }
