@@ -18,7 +18,7 @@
 #include "serve/batcher.h"
 #include "serve/server.h"
 
-typedef enum { F_STR, F_INT, F_I64 } flag_kind;
+typedef enum { F_STR, F_INT, F_I64, F_MODEL } flag_kind; /* F_MODEL: repeatable, appends to o.models */
 
 typedef struct {
     const char *name, *env, *arg;
@@ -35,9 +35,25 @@ typedef struct {
 
 #define OFF(field) offsetof(serve_cfg, field)
 static const flag flags[] = {
-    {"model", "AKE_MODEL", "DIR", F_STR, OFF(o.model_dir), 0, 0, "model folder"},
+    {"model", "AKE_MODEL", "[NAME=]DIR", F_MODEL, OFF(o.models), 0, 0,
+     "a model folder to serve as NAME (default: the folder's name); repeat for several"},
     {"model-id", "AKE_MODEL_ID", "NAME", F_STR, OFF(o.model_id), 0, 0,
-     "model name in responses and /v1/models"},
+     "name of a lone --model given without NAME="},
+    {"model-repository", "AKE_MODEL_REPOSITORY", "DIR", F_STR, OFF(o.repository), 0, 0,
+     "serve every model of DIR/<name>/<version>/ (each its newest version, or as DIR/<name>/akidb-model.json says)"},
+    {"default-model", "AKE_DEFAULT_MODEL", "NAME", F_STR, OFF(o.default_model), 0, 0,
+     "model of requests that name none"},
+    {"repository-poll-s", "AKE_REPOSITORY_POLL_S", "N", F_INT, OFF(o.repository_poll_s), 0, 86400,
+     "rescan the repository every N s: load new versions, unload removed ones; 0 = only the admin API changes it"},
+    {"state-file", "AKE_STATE_FILE", "PATH", F_STR, OFF(o.state_file), 0, 0,
+     "where the serving versions are recorded across restarts"},
+    {"model-root", "AKE_MODEL_ROOT", "DIR", F_STR, OFF(o.model_root), 0, 0,
+     "folders the admin API may load by path lie under DIR (or the repository)"},
+    {"admin-host", "AKE_ADMIN_HOST", "ADDR", F_STR, OFF(o.admin_host), 0, 0, "address of the admin listener"},
+    {"admin-port", "AKE_ADMIN_PORT", "N", F_INT, OFF(o.admin_port), -1, 65535,
+     "port of the admin API (load / unload / list models); -1 = none, 0 = any free port (logged)"},
+    {"admin-api-key", "AKE_ADMIN_API_KEY", "KEY", F_STR, OFF(o.admin_api_key), 0, 0,
+     "require `Authorization: Bearer KEY` on the admin API; empty = open"},
     {"host", "AKE_HOST", "ADDR", F_STR, OFF(o.host), 0, 0, "address to listen on (0.0.0.0: every interface)"},
     {"port", "AKE_PORT", "N", F_INT, OFF(o.port), 0, 65535, "port to listen on; 0 picks a free one (logged)"},
     {"device", "AKE_DEVICE", "LIST", F_STR, OFF(o.device), 0, 0,
@@ -79,8 +95,14 @@ static const flag flags[] = {
 
 static serve_cfg defaults(void) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return (serve_cfg){.o = {.model_dir = AKE_DEFAULT_MODEL,
-                             .model_id = "",
+    return (serve_cfg){.o = {.model_id = "",
+                             .repository = "",
+                             .default_model = "",
+                             .state_file = "",
+                             .model_root = "",
+                             .admin_host = "127.0.0.1",
+                             .admin_port = -1,
+                             .admin_api_key = "",
                              .host = "127.0.0.1",
                              .port = 8080,
                              .device = "cpu",
@@ -109,6 +131,7 @@ static void show(const serve_cfg *c, const flag *f, char *buf, size_t len) {
     case F_STR: snprintf(buf, len, "%s", *(const char *const *)p); break;
     case F_INT: snprintf(buf, len, "%d", *(const int32_t *)p); break;
     case F_I64: snprintf(buf, len, "%" PRId64, *(const int64_t *)p); break;
+    case F_MODEL: snprintf(buf, len, "%s (without --model-repository)", AKE_DEFAULT_MODEL); break;
     }
 }
 
@@ -116,7 +139,10 @@ static void usage(FILE *out) {
     serve_cfg d = defaults();
     fputs("usage: akidb-embed serve [options]\n"
           "  Serves embeddings over HTTP: POST /embed (TEI), POST /v1/embeddings (OpenAI), POST /tokenize,\n"
-          "  GET /health, /info, /v1/models, /metrics. SIGTERM/SIGINT: stop accepting, finish, exit 0.\n"
+          "  GET /health, /info, /v1/models, /metrics; \"model\": \"NAME\" or \"NAME@VERSION\" picks the model\n"
+          "  (none: the default). With --admin-port: GET /admin/models, POST /admin/models/NAME/load\n"
+          "  {\"version\":\"3\"} or {\"path\":\"DIR\"}, POST /admin/models/NAME/unload, POST /admin/repository/poll.\n"
+          "  SIGTERM/SIGINT: stop accepting, finish, exit 0.\n"
           "  Each option also reads the environment variable shown; the command line wins.\n",
           out);
     for (size_t i = 0; i < N_FLAGS; i++) {
@@ -133,6 +159,15 @@ static bool set_flag(serve_cfg *c, const flag *f, const char *v, const char *fro
     char *p = (char *)c + f->off;
     if (f->kind == F_STR) {
         *(const char **)p = v;
+        return true;
+    }
+    if (f->kind == F_MODEL) {
+        if (c->o.n_models == AKE_SERVER_MAX_MODELS) {
+            fprintf(stderr, "akidb-embed serve: at most %d %s (use --model-repository for more)\n",
+                    AKE_SERVER_MAX_MODELS, from);
+            return false;
+        }
+        c->o.models[c->o.n_models++] = v;
         return true;
     }
     char *end;
@@ -161,6 +196,7 @@ int ake_cmd_serve(int argc, char **argv) {
     optind = 1;
     opterr = 0;
     int opt;
+    bool models_on_command_line = false;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
@@ -173,6 +209,10 @@ int ake_cmd_serve(int argc, char **argv) {
         }
         char from[64];
         snprintf(from, sizeof from, "--%s", flags[opt].name);
+        if (flags[opt].kind == F_MODEL && !models_on_command_line) { /* the command line replaces AKE_MODEL */
+            c.o.n_models = 0;
+            models_on_command_line = true;
+        }
         if (!set_flag(&c, &flags[opt], optarg, from)) return 2;
     }
     if (optind < argc) {
@@ -185,6 +225,7 @@ int ake_cmd_serve(int argc, char **argv) {
         return 2;
     }
     ake_log_set_level(level);
+    if (c.o.n_models == 0 && !*c.o.repository) c.o.models[c.o.n_models++] = AKE_DEFAULT_MODEL;
 
     /* Signals go to sigwait below: block them before any thread starts (threads inherit the mask). */
     sigset_t stop;

@@ -152,6 +152,8 @@ static ake_status parse_config(const char *dir, ake_model_config *c, char *err, 
                       c->hidden, c->heads);
         goto out;
     }
+    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
+    c->synthetic = cJSON_IsString(origin) && !strcmp(origin->valuestring, "akidb-embed synth");
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
     c->layer_norm_eps = 1e-12f;
     if (eps && !cJSON_IsNull(eps)) {

@@ -39,6 +39,8 @@ typedef struct {
     ake_pooling pooling;
     bool normalize;        /* modules.json lists a Normalize module */
     int32_t max_seq_length; /* from sentence_bert_config.json, clamped to max_position; 0 when absent */
+    bool synthetic;        /* random weights written by `akidb-embed synth` (config.json's
+                              "_name_or_path" is "akidb-embed synth"): reports say so */
 } ake_model_config;
 
 /* One linear layer y = x W^T + b as the folder stores it, W in HF Linear layout [out, in].

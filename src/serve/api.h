@@ -10,7 +10,7 @@
  * message (naming the field, input index and value at fault) in an ake_api_error:
  *   400 body not UTF-8, not JSON (with byte offset, line and column), NUL bytes
  *   413 more inputs than max_client_batch_size; an input over the token limit
- *   404 unknown model (OpenAI)
+ *   404 unknown model (the registry's answer, serve/registry.h)
  *   422 wrong types, missing or empty fields, token ids outside the vocabulary,
  *       U+0000 escapes (cJSON keeps strings NUL-terminated and would cut the text) */
 #ifndef AKE_SERVE_API_H
@@ -48,18 +48,30 @@ typedef struct {
     bool base64;               /* OpenAI encoding_format=base64 */
     int32_t dimensions;        /* keep the first N values and re-normalize; 0 = all */
     bool add_special_tokens;   /* /tokenize */
+    bool nested_ids;           /* OpenAI input was an array of token-id arrays (for messages) */
+    bool normalize_as_model;   /* OpenAI: normalize when the model does (set by ake_api_bind_model) */
+    const char *model;         /* the "model" field as sent ("name" or "name@version"), NULL when absent;
+                                  points into json */
     cJSON *json;               /* owned parse tree the texts point into */
 } ake_api_request;
 
+/* Server-wide limits, known before the request names its model. */
 typedef struct {
     int32_t max_client_batch_size;
+} ake_api_limits;
+
+/* Facts of the model version a request is bound to, checked only once the registry has
+ * resolved the request's "model" (serve/registry.h). */
+typedef struct {
     int32_t max_seq_tokens;    /* longest sequence the engine is given */
     int32_t vocab_size;
     int32_t dim;
-    const char *model_id;      /* what /v1/models lists; OpenAI "model" must name it */
-    bool model_normalizes;     /* the model folder lists a Normalize module */
-} ake_api_limits;
+    bool normalizes;           /* the model folder lists a Normalize module */
+} ake_api_model;
 
+/* Parsing checks what needs no model: JSON, types, the input count; token ids are
+ * integers in 0..INT32_MAX and `dimensions` a positive integer until ake_api_bind_model
+ * checks them against the model. */
 int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                             ake_api_error *e);
 int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
@@ -67,6 +79,11 @@ int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limit
 int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                          ake_api_error *e);
 void ake_api_request_release(ake_api_request *r);
+
+/* Checks a parsed request against the model that will answer it: token ids within the
+ * vocabulary (422), `dimensions` at most the model's (422); an OpenAI request takes the
+ * model's normalization. */
+int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e);
 
 /* Token ids of every input, packed: input i is ids[off[i] .. off[i+1]). */
 typedef struct {
@@ -77,18 +94,19 @@ typedef struct {
     int64_t cap;
 } ake_api_tokens;
 
-/* Tokenizes texts (max_tokens limit applies unless add_special_tokens is false for
- * /tokenize) and checks token-id inputs against the limits. */
-int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ake_api_request *req, bool for_embed,
+/* Tokenizes texts (the model's max_seq_tokens applies unless add_special_tokens is false
+ * for /tokenize) and checks the length of token-id inputs. */
+int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_api_request *req, bool for_embed,
                    ake_api_tokens *out, ake_api_error *e);
 void ake_api_tokens_release(ake_api_tokens *t);
 
 /* Normalizes v in place as the engine does (same arithmetic, so results are equal). */
 void ake_l2_normalize(float *v, int32_t d);
 
-/* Response bodies. vecs [n, lim->dim] are the pooled vectors, modified in place. */
-void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_limits *lim, float *vecs, ake_buf *out);
-void ake_api_write_openai(const ake_api_request *req, const ake_api_limits *lim, float *vecs, int64_t prompt_tokens,
+/* Response bodies. vecs [n, m->dim] are the pooled vectors, modified in place. The OpenAI
+ * body's "model" is the name the client sent. */
+void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
+void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, float *vecs, int64_t prompt_tokens,
                           ake_buf *out);
 void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out);
 /* {"error": msg, "error_type": ...} (TEI) or {"error": {"message", "type", "param", "code"}} (OpenAI). */

@@ -160,7 +160,22 @@ static bool tokens_grow(ake_api_tokens *t, int64_t need) {
     return true;
 }
 
-int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ake_api_request *req, bool for_embed,
+int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e) {
+    if (r->dimensions > m->dim)
+        return ake_api_fail(e, 422, "dimensions", "`dimensions` must be an integer in 1..%d", m->dim);
+    if (r->normalize_as_model) r->normalize = m->normalizes;
+    for (int32_t i = 0; i < r->n; i++)
+        for (int32_t k = 0; k < r->in[i].n_ids; k++)
+            if (r->in[i].ids[k] >= m->vocab_size) {
+                char where[48] = "input";
+                if (r->nested_ids) snprintf(where, sizeof where, "input[%d]", i);
+                return ake_api_fail(e, 422, "input", "`%s[%d]` = %d is not a token id of this model (0..%d)", where,
+                                    k, r->in[i].ids[k], m->vocab_size - 1);
+            }
+    return 0;
+}
+
+int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_api_request *req, bool for_embed,
                    ake_api_tokens *out, ake_api_error *e) {
     memset(out, 0, sizeof *out);
     out->n = req->n;
@@ -175,15 +190,15 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ak
         const int32_t *ids;
         int32_t n;
         if (in->text) {
-            int32_t max = for_embed ? lim->max_seq_tokens : 0;
+            int32_t max = for_embed ? m->max_seq_tokens : 0;
             if (ake_tokenizer_encode(tok, in->text, in->len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
                 rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
                 break;
             }
-            if (for_embed && !req->truncate && toks.n_untruncated > lim->max_seq_tokens) {
+            if (for_embed && !req->truncate && toks.n_untruncated > m->max_seq_tokens) {
                 rc = ake_api_fail(e, 413, NULL,
                                   "input %d has %d tokens; the limit is %d (send \"truncate\": true to cut it)", i,
-                                  toks.n_untruncated, lim->max_seq_tokens);
+                                  toks.n_untruncated, m->max_seq_tokens);
                 break;
             }
             ids = toks.ids;
@@ -195,9 +210,9 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_limits *lim, const ak
         } else {
             ids = in->ids;
             n = in->n_ids;
-            if (for_embed && n > lim->max_seq_tokens) {
+            if (for_embed && n > m->max_seq_tokens) {
                 rc = ake_api_fail(e, 413, NULL, "input %d has %d token ids; the limit is %d", i, n,
-                                  lim->max_seq_tokens);
+                                  m->max_seq_tokens);
                 break;
             }
         }
@@ -244,7 +259,7 @@ void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out) {
 static const char *tei_error_type(int status) {
     switch (status) {
     case 400: case 413: case 422: return "Validation";
-    case 401: return "Unauthorized";
+    case 401: case 403: return "Unauthorized";
     case 404: case 405: return "NotFound";
     case 429: return "Overloaded";
     case 503: return "Unhealthy";

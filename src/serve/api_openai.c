@@ -6,8 +6,8 @@
  *   → {"object": "list", "data": [{"object": "embedding", "index": i, "embedding": [...] | "base64"}],
  *      "model": "<id>", "usage": {"prompt_tokens": T, "total_tokens": T}}
  *
- * "model" must be the served model's id, or end with "/<id>" (so that
- * "sentence-transformers/all-MiniLM-L6-v2" names all-MiniLM-L6-v2); else 404.
+ * "model" names a served model, "name" or "name@version" (serve/registry.h resolves it; an
+ * unknown one is a 404 there); the response's "model" is the name as sent.
  * Token-id inputs are embedded as given: send [CLS] ... [SEP] (what /tokenize returns).
  * Vectors are L2-normalized when the model says so or when "dimensions" cuts them. */
 #include <math.h>
@@ -18,8 +18,7 @@
 #include "serve/api_impl.h"
 
 /* One token-id sequence from an array of integers. */
-static int parse_ids(const cJSON *arr, int32_t index, bool nested, const ake_api_limits *lim, ake_api_input *in,
-                     ake_api_error *e) {
+static int parse_ids(const cJSON *arr, int32_t index, bool nested, ake_api_input *in, ake_api_error *e) {
     int32_t n = cJSON_GetArraySize(arr);
     char where[48];
     if (nested) snprintf(where, sizeof where, "input[%d]", index);
@@ -34,9 +33,9 @@ static int parse_ids(const cJSON *arr, int32_t index, bool nested, const ake_api
             return ake_api_fail(e, 422, "input", "`%s[%d]` must be a token id (an integer), not %s", where, k,
                                 ake_api_type_name(it));
         double v = it->valuedouble;
-        if (!isfinite(v) || v != floor(v) || v < 0 || v >= lim->vocab_size)
-            return ake_api_fail(e, 422, "input", "`%s[%d]` = %.17g is not a token id of this model (0..%d)", where,
-                                k, v, lim->vocab_size - 1);
+        if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX) /* the vocabulary: ake_api_bind_model */
+            return ake_api_fail(e, 422, "input", "`%s[%d]` = %.17g is not a token id (a non-negative integer)",
+                                where, k, v);
         in->ids[k] = (int32_t)v;
     }
     return 0;
@@ -58,29 +57,23 @@ static int parse_input(const cJSON *v, const ake_api_limits *lim, ake_api_reques
     if (!first) return ake_api_fail(e, 422, "input", "`input` is empty");
     if (cJSON_IsNumber(first)) { /* one sequence of token ids */
         if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
-        return parse_ids(v, 0, false, lim, &r->in[0], e);
+        return parse_ids(v, 0, false, &r->in[0], e);
     }
     if ((rc = ake_api_alloc_inputs(r, cJSON_GetArraySize(v), lim, "input", e))) return rc;
     int32_t i = 0;
     if (cJSON_IsArray(first)) {
+        r->nested_ids = true;
         for (const cJSON *it = v->child; it; it = it->next, i++) {
             if (!cJSON_IsArray(it))
                 return ake_api_fail(e, 422, "input", "`input[%d]` must be an array of token ids like `input[0]`, "
                                                      "not %s", i, ake_api_type_name(it));
-            if ((rc = parse_ids(it, i, true, lim, &r->in[i], e))) return rc;
+            if ((rc = parse_ids(it, i, true, &r->in[i], e))) return rc;
         }
         return 0;
     }
     for (const cJSON *it = v->child; it; it = it->next, i++)
         if ((rc = ake_api_text_input(it, "input", i, &r->in[i], e))) return rc;
     return 0;
-}
-
-/* Does `name` (from the request) name the model `id`? */
-static bool names_model(const char *name, const char *id) {
-    size_t n = strlen(name), m = strlen(id);
-    if (n == m) return !strcmp(name, id);
-    return n > m && name[n - m - 1] == '/' && !strcmp(name + n - m, id);
 }
 
 static int parse_body(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
@@ -93,11 +86,7 @@ static int parse_body(const char *body, size_t len, const ake_api_limits *lim, a
     if (!model) return ake_api_fail(e, 422, "model", "missing field `model`");
     if (!cJSON_IsString(model))
         return ake_api_fail(e, 422, "model", "`model` must be a string, not %s", ake_api_type_name(model));
-    if (!names_model(model->valuestring, lim->model_id)) {
-        e->code = "model_not_found";
-        return ake_api_fail(e, 404, "model", "the model `%.200s` does not exist; this server serves `%s`",
-                            model->valuestring, lim->model_id);
-    }
+    r->model = model->valuestring;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
     if (fmt && !cJSON_IsNull(fmt)) {
         if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "float")) r->base64 = false;
@@ -107,8 +96,8 @@ static int parse_body(const char *body, size_t len, const ake_api_limits *lim, a
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
     if (dims && !cJSON_IsNull(dims)) {
         double v = cJSON_IsNumber(dims) ? dims->valuedouble : NAN;
-        if (!(v >= 1 && v <= lim->dim && v == floor(v)))
-            return ake_api_fail(e, 422, "dimensions", "`dimensions` must be an integer in 1..%d", lim->dim);
+        if (!(v >= 1 && v <= INT32_MAX && v == floor(v))) /* at most the model's: ake_api_bind_model */
+            return ake_api_fail(e, 422, "dimensions", "`dimensions` must be a positive integer");
         r->dimensions = (int32_t)v;
     }
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
@@ -122,16 +111,16 @@ int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim
                          ake_api_error *e) {
     memset(r, 0, sizeof *r);
     e->code = NULL;
-    r->normalize = lim->model_normalizes;
+    r->normalize_as_model = true;
     r->dir = AKE_TRUNCATE_RIGHT;
     int rc = parse_body(body, len, lim, r, e);
     if (rc) ake_api_request_release(r);
     return rc;
 }
 
-void ake_api_write_openai(const ake_api_request *req, const ake_api_limits *lim, float *vecs, int64_t prompt_tokens,
+void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, float *vecs, int64_t prompt_tokens,
                           ake_buf *out) {
-    const int32_t d = lim->dim, keep = req->dimensions > 0 ? req->dimensions : d;
+    const int32_t d = m->dim, keep = req->dimensions > 0 ? req->dimensions : d;
     ake_buf_reserve(out, (size_t)req->n * ((size_t)keep * 13 + 64) + 256);
     ake_buf_puts(out, "{\"object\":\"list\",\"data\":[");
     for (int32_t i = 0; i < req->n; i++) {
@@ -148,7 +137,7 @@ void ake_api_write_openai(const ake_api_request *req, const ake_api_limits *lim,
         ake_buf_put(out, "}", 1);
     }
     ake_buf_puts(out, "],\"model\":");
-    ake_buf_json_string(out, lim->model_id, strlen(lim->model_id));
+    ake_buf_json_string(out, req->model, strlen(req->model));
     ake_buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}", (long long)prompt_tokens,
                    (long long)prompt_tokens);
 }

@@ -1,7 +1,9 @@
 /* Text Embeddings Inference (TEI) API: POST /embed and POST /tokenize.
  *
  *   POST /embed     {"inputs": "text" | ["text", ...], "normalize": true, "truncate": false,
- *                    "truncation_direction": "right" | "left"}  →  [[float, ...], ...]
+ *                    "truncation_direction": "right" | "left", "model": "name[@version]"}
+ *                   →  [[float, ...], ...]
+ * "model" is ours (TEI serves one model): absent, the server's default model answers.
  *   POST /tokenize  {"inputs": "text" | ["text", ...], "add_special_tokens": true}
  *                   →  [[id, ...], ...]   (ids only: TEI's token objects with offsets are not given)
  * Unknown fields are ignored, as TEI does. */
@@ -37,6 +39,12 @@ static int parse_common(const char *body, size_t len, const ake_api_limits *lim,
     if (rc) return rc;
     if (!cJSON_IsObject(r->json))
         return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not %s", ake_api_type_name(r->json));
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(r->json, "model");
+    if (model && !cJSON_IsNull(model)) {
+        if (!cJSON_IsString(model))
+            return ake_api_fail(e, 422, "model", "`model` must be a string, not %s", ake_api_type_name(model));
+        r->model = model->valuestring;
+    }
     return parse_inputs(r->json, lim, r, e);
 }
 
@@ -58,8 +66,8 @@ int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limit
     return rc;
 }
 
-void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_limits *lim, float *vecs, ake_buf *out) {
-    const int32_t d = lim->dim;
+void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out) {
+    const int32_t d = m->dim;
     ake_buf_reserve(out, (size_t)req->n * ((size_t)d * 13 + 3) + 2);
     ake_buf_put(out, "[", 1);
     for (int32_t i = 0; i < req->n; i++) {

@@ -26,8 +26,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const int32_t dim = 8; /* a small fake dimension keeps the writers cheap */
-    ake_api_limits lim = {.max_client_batch_size = 64, .max_seq_tokens = 128, .vocab_size = 30522, .dim = dim,
-                          .model_id = "all-MiniLM-L6-v2", .model_normalizes = true};
+    const ake_api_limits lim = {.max_client_batch_size = 64};
+    const ake_api_model facts = {.max_seq_tokens = 128, .vocab_size = 30522, .dim = dim, .normalizes = true};
     for (int which = 0; which < 3; which++) {
         ake_api_request r;
         ake_api_error e = {0};
@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int rc = which == 0   ? ake_api_parse_tei_embed(body, size, &lim, &r, &e)
                  : which == 1 ? ake_api_parse_tei_tokenize(body, size, &lim, &r, &e)
                               : ake_api_parse_openai(body, size, &lim, &r, &e);
+        if (!rc && (rc = ake_api_bind_model(&r, &facts, &e))) ake_api_request_release(&r);
         if (rc) {
             if (rc < 400 || rc > 599 || !e.msg[0]) __builtin_trap();
             ake_buf b = {0};
@@ -43,19 +44,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             continue;
         }
         if (r.n < 1 || r.n > lim.max_client_batch_size) __builtin_trap();
+        if (which == 2 && !r.model) __builtin_trap(); /* OpenAI: the response names the model as sent */
         for (int32_t i = 0; i < r.n; i++)
             if (r.in[i].text ? r.in[i].len == 0 : r.in[i].n_ids < 1) __builtin_trap();
         ake_api_tokens t;
         bool all_ids = true; /* token-id inputs need no tokenizer */
         for (int32_t i = 0; i < r.n; i++) all_ids = all_ids && !r.in[i].text;
         bool can_encode = have_pipe || all_ids;
-        if (can_encode && ake_api_encode(have_pipe ? pipe_.tok : NULL, &lim, &r, which != 1, &t, &e) == 0) {
+        if (can_encode && ake_api_encode(have_pipe ? pipe_.tok : NULL, &facts, &r, which != 1, &t, &e) == 0) {
             if (t.n != r.n || t.off[t.n] != t.total) __builtin_trap();
             float *v = calloc((size_t)r.n * dim, sizeof *v);
             ake_buf b = {0};
-            if (which == 0) ake_api_write_tei_embed(&r, &lim, v, &b);
+            if (which == 0) ake_api_write_tei_embed(&r, &facts, v, &b);
             else if (which == 1) ake_api_write_tokens(&t, &b);
-            else ake_api_write_openai(&r, &lim, v, t.total, &b);
+            else ake_api_write_openai(&r, &facts, v, t.total, &b);
             ake_buf_release(&b);
             free(v);
             ake_api_tokens_release(&t);

@@ -86,13 +86,21 @@ static void test_batch_policy(void **state) {
         assert_int_not_equal(ake_batch_policy_parse(bad[i], &p, err, sizeof err), AKE_OK);
 }
 
-static const ake_api_limits lim = {.max_client_batch_size = 4, .max_seq_tokens = 16, .vocab_size = 30522,
-                                   .dim = 384, .model_id = "m", .model_normalizes = true};
+static const ake_api_limits lim = {.max_client_batch_size = 4};
+static const ake_api_model facts = {.max_seq_tokens = 16, .vocab_size = 30522, .dim = 384, .normalizes = true};
+
+/* Parse, then check against the model as the server does once it has resolved the name. */
+static int parse_bind(int (*parse)(const char *, size_t, const ake_api_limits *, ake_api_request *, ake_api_error *),
+                      const char *body, ake_api_request *r, ake_api_error *e) {
+    int rc = parse(body, strlen(body), &lim, r, e);
+    if (!rc && (rc = ake_api_bind_model(r, &facts, e))) ake_api_request_release(r);
+    return rc;
+}
 
 static int parse_tei(const char *body) {
     ake_api_request r;
     ake_api_error e = {0};
-    int rc = ake_api_parse_tei_embed(body, strlen(body), &lim, &r, &e);
+    int rc = parse_bind(ake_api_parse_tei_embed, body, &r, &e);
     if (!rc) ake_api_request_release(&r);
     else assert_true(e.msg[0] != 0);
     return rc;
@@ -101,7 +109,7 @@ static int parse_tei(const char *body) {
 static int parse_openai(const char *body) {
     ake_api_request r;
     ake_api_error e = {0};
-    int rc = ake_api_parse_openai(body, strlen(body), &lim, &r, &e);
+    int rc = parse_bind(ake_api_parse_openai, body, &r, &e);
     if (!rc) ake_api_request_release(&r);
     else assert_true(e.msg[0] != 0);
     return rc;
@@ -118,19 +126,27 @@ static void test_request_parsing(void **state) {
     assert_int_equal(parse_tei("{\"inputs\":\"\\\\u0000\"}"), 0); /* an escaped backslash, then "u0000" */
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[[1,2],[3]]}"), 0);
     assert_int_equal(parse_openai("{\"model\":\"org/m\",\"input\":\"x\",\"dimensions\":8}"), 0);
-    assert_int_equal(parse_openai("{\"model\":\"n\",\"input\":\"x\"}"), 404);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":\"x\",\"dimensions\":385}"), 422);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":\"x\",\"dimensions\":0}"), 422);
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[30522]}"), 422);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[[1],[30521,30522]]}"), 422);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[1e12]}"), 422);
+    assert_int_equal(parse_openai("{\"model\":7,\"input\":\"x\"}"), 422);
+    assert_int_equal(parse_openai("{\"input\":\"x\"}"), 422);
+    assert_int_equal(parse_tei("{\"inputs\":\"a\",\"model\":\"m@2\"}"), 0);
+    assert_int_equal(parse_tei("{\"inputs\":\"a\",\"model\":[1]}"), 422);
 
     ake_api_request r;
     ake_api_error e = {0};
     const char *body = "{\"model\":\"m\",\"input\":[101,2000,102],\"encoding_format\":\"base64\"}";
-    assert_int_equal(ake_api_parse_openai(body, strlen(body), &lim, &r, &e), 0);
+    assert_int_equal(parse_bind(ake_api_parse_openai, body, &r, &e), 0);
+    assert_string_equal(r.model, "m");
     assert_int_equal(r.n, 1);
     assert_int_equal(r.in[0].n_ids, 3);
     assert_int_equal(r.in[0].ids[1], 2000);
     assert_true(r.base64 && r.normalize);
     ake_api_tokens t;
-    assert_int_equal(ake_api_encode(NULL, &lim, &r, true, &t, &e), 0); /* ids need no tokenizer */
+    assert_int_equal(ake_api_encode(NULL, &facts, &r, true, &t, &e), 0); /* ids need no tokenizer */
     assert_int_equal(t.total, 3);
     ake_api_tokens_release(&t);
     ake_api_request_release(&r);
@@ -218,14 +234,15 @@ static void test_pipeline_tokenizes(void **state) {
     ake_pipeline p;
     if (ake_pipeline_load(test_model_dir(), &p, err, sizeof err) != AKE_OK) fail_msg("%s", err);
     assert_int_equal(p.max_seq_tokens, 256);
-    ake_api_limits l = lim;
-    l.max_seq_tokens = p.max_seq_tokens;
+    ake_api_model m = facts;
+    m.max_seq_tokens = p.max_seq_tokens;
     ake_api_request r;
     ake_api_error e = {0};
     const char *body = "{\"inputs\":[\"hello world\",\"hello\"]}";
-    assert_int_equal(ake_api_parse_tei_embed(body, strlen(body), &l, &r, &e), 0);
+    assert_int_equal(ake_api_parse_tei_embed(body, strlen(body), &lim, &r, &e), 0);
+    assert_null(r.model);
     ake_api_tokens t;
-    assert_int_equal(ake_api_encode(p.tok, &l, &r, true, &t, &e), 0);
+    assert_int_equal(ake_api_encode(p.tok, &m, &r, true, &t, &e), 0);
     assert_int_equal(t.n, 2);
     assert_int_equal(t.off[1], 4); /* [CLS] hello world [SEP] */
     assert_int_equal(t.total, 7);

@@ -1,0 +1,178 @@
+/* The admin listener (its own port, 127.0.0.1 by default, optional bearer key):
+ *
+ *   GET  /admin/models                  {"models": <the /v1/models list>, "loaded": [every loaded
+ *                                        version: folder, state, requests in flight, load time,
+ *                                        resident weight bytes per device]}
+ *   POST /admin/models/{name}/load      {"version": "3"} (a repository version; absent: the newest),
+ *                                        or {"path": "dir", "version": "7"} (a folder under the model
+ *                                        root or the repository; absent version: one above the highest)
+ *                                        → 200 {"model", "version", "state": "serving"} once loaded,
+ *                                        warmed up and serving; the previous version finishes its
+ *                                        requests and is freed
+ *   POST /admin/models/{name}/unload    {} (every version: the name answers 404) or {"version": "2"}
+ *   POST /admin/repository/poll         rescan the repository now (as --repository-poll-s does)
+ * Errors: {"error": "...", "error_type": ...} as TEI writes them, with 401 (key), 403 (a path
+ * outside the roots), 404 (no such model or version), 405, 413, 422 (bad body, or a version
+ * that failed to load: the message says why; the serving version stays), 507 (out of memory).
+ * A connection has its own thread (server.c), so a load blocks only its own caller. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "serve/api_impl.h"
+#include "serve/server_impl.h"
+
+#define ADMIN_MAX_BODY 65536
+
+typedef struct {
+    ake_buf body;
+    bool too_big;
+} admin_req;
+
+static enum MHD_Result reply(struct MHD_Connection *c, int status, ake_buf *b) {
+    size_t len;
+    char *data = ake_buf_take(b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, const char *method, const char *url,
+                                   const ake_api_error *e) {
+    ake_buf b = {0};
+    ake_api_write_error(e, false, &b);
+    ake_log(e->status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "admin %s %s -> %d: %s", method, url, e->status, e->msg);
+    return reply(c, e->status, &b);
+}
+
+/* An optional string field of the body; 422 when present and not a string. */
+static int body_string(const cJSON *root, const char *key, const char **out, ake_api_error *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v) || !*v->valuestring)
+        return ake_api_fail(e, 422, key, "`%s` must be a non-empty string", key);
+    *out = v->valuestring;
+    return 0;
+}
+
+/* POST /admin/models/{name}/{load|unload}. */
+static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
+                                const char *name, bool load, const ake_buf *body) {
+    ake_api_error e = {0};
+    cJSON *root = NULL;
+    int rc = 0;
+    if (body->len) {
+        rc = ake_api_parse_json(body->data, body->len, &root, &e);
+        if (!rc && !cJSON_IsObject(root)) rc = ake_api_fail(&e, 422, NULL, "the body must be a JSON object");
+    }
+    const char *version = NULL, *path = NULL;
+    if (!rc) rc = body_string(root, "version", &version, &e);
+    if (!rc && load) rc = body_string(root, "path", &path, &e);
+    char loaded[AKE_VERSION_MAX] = "";
+    if (!rc) {
+        const double t0 = ake_now_s();
+        rc = load ? ake_registry_load(s->reg, name, version, path, loaded, sizeof loaded, &e)
+                  : ake_registry_unload(s->reg, name, version, &e);
+        if (!rc)
+            ake_log(AKE_LOG_INFO, "admin %s %s -> 200 (%.0f ms)", method, url, (ake_now_s() - t0) * 1e3);
+    }
+    cJSON_Delete(root);
+    if (rc) return reply_error(c, method, url, &e);
+    ake_buf b = {0};
+    ake_buf_puts(&b, "{\"model\":");
+    ake_buf_json_string(&b, name, strlen(name));
+    if (load) {
+        ake_buf_puts(&b, ",\"version\":");
+        ake_buf_json_string(&b, loaded, strlen(loaded));
+        ake_buf_puts(&b, ",\"state\":\"serving\"}");
+    } else {
+        ake_buf_puts(&b, ",\"version\":");
+        if (version) ake_buf_json_string(&b, version, strlen(version));
+        else ake_buf_puts(&b, "null");
+        ake_buf_puts(&b, ",\"state\":\"unloading\"}");
+    }
+    return reply(c, 200, &b);
+}
+
+static enum MHD_Result route(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
+                             const admin_req *a) {
+    ake_api_error e = {0};
+    const bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (s->o.admin_api_key && *s->o.admin_api_key && !ake_http_authorized(c, s->o.admin_api_key)) {
+        ake_api_fail(&e, 401, NULL, "the admin API needs `Authorization: Bearer <admin key>`");
+        return reply_error(c, method, url, &e);
+    }
+    if (a->too_big) {
+        ake_api_fail(&e, 413, NULL, "admin bodies are at most %d bytes", ADMIN_MAX_BODY);
+        return reply_error(c, method, url, &e);
+    }
+    if (!strcmp(url, "/admin/models")) {
+        if (!get) return reply_error(c, method, url, &(ake_api_error){.status = 405, .msg = "use GET"});
+        ake_buf b = {0};
+        ake_buf_puts(&b, "{\"models\":");
+        ake_registry_write_models(s->reg, s->started, &b);
+        ake_buf_puts(&b, ",\"loaded\":");
+        ake_registry_write_info(s->reg, true, &b);
+        ake_buf_puts(&b, "}");
+        return reply(c, 200, &b);
+    }
+    if (!strcmp(url, "/admin/repository/poll")) {
+        if (!post) return reply_error(c, method, url, &(ake_api_error){.status = 405, .msg = "use POST"});
+        ake_registry_poll(s->reg);
+        ake_buf b = {0};
+        ake_registry_write_models(s->reg, s->started, &b);
+        return reply(c, 200, &b);
+    }
+    static const char prefix[] = "/admin/models/";
+    if (!strncmp(url, prefix, sizeof prefix - 1)) {
+        const char *name = url + sizeof prefix - 1, *slash = strrchr(name, '/');
+        char n[AKE_MODEL_NAME_MAX];
+        if (slash && slash > name && (size_t)(slash - name) < sizeof n &&
+            (!strcmp(slash, "/load") || !strcmp(slash, "/unload"))) {
+            if (!post) return reply_error(c, method, url, &(ake_api_error){.status = 405, .msg = "use POST"});
+            snprintf(n, sizeof n, "%.*s", (int)(slash - name), name);
+            return model_op(s, c, method, url, n, !strcmp(slash, "/load"), &a->body);
+        }
+    }
+    ake_api_fail(&e, 404, NULL, "no admin route %s %.200s", method, url);
+    return reply_error(c, method, url, &e);
+}
+
+enum MHD_Result ake_admin_on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                     const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    admin_req *a = *con_cls;
+    if (!a) {
+        if (!(a = calloc(1, sizeof *a))) return MHD_NO;
+        *con_cls = a;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (a->body.len + *upload_size > ADMIN_MAX_BODY) a->too_big = true;
+        else ake_buf_put(&a->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(cls, c, method, url, a);
+}
+
+void ake_admin_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    admin_req *a = *con_cls;
+    if (!a) return;
+    ake_buf_release(&a->body);
+    free(a);
+    *con_cls = NULL;
+}
