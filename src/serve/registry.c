@@ -42,6 +42,7 @@ typedef struct ake_model_entry {
     version_policy policy;
     ake_model_version *versions;/* loading, ready, unloading and failed ones */
     ake_model_version *serving; /* NULL: the name answers 404 */
+    unsigned long long highest;  /* highest version ever loaded: a folder loaded by path gets the next */
     int32_t nskip;
     char skip[MAX_SKIP][AKE_VERSION_MAX]; /* failed or rolled back: not taken up by the policy */
     struct ake_model_entry *next;
@@ -131,7 +132,7 @@ static int disk_versions(const char *dir, char (*out)[AKE_VERSION_MAX], int max)
         struct stat st;
         if (!join(p, sizeof p, dir, de->d_name) || stat(p, &st) || !S_ISDIR(st.st_mode))
             continue;
-        snprintf(out[n++], AKE_VERSION_MAX, "%s", de->d_name);
+        memcpy(out[n++], de->d_name, strlen(de->d_name) + 1); /* valid_version: at most 18 digits */
     }
     closedir(d);
     qsort(out, (size_t)n, AKE_VERSION_MAX, cmp_versions);
@@ -513,6 +514,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     snprintf(v->dir, sizeof v->dir, "%s", dir);
     v->entry = m;
     v->state = AKE_MV_LOADING;
+    if (vnum(version) > m->highest) m->highest = vnum(version);
     v->next = m->versions;
     m->versions = v;
     pthread_mutex_unlock(&r->mu);
@@ -660,7 +662,7 @@ static int repo_models(const ake_registry *r, char (*out)[AKE_MODEL_NAME_MAX], i
             !join(p, sizeof p, r->repository, de->d_name) || stat(p, &st) ||
             !S_ISDIR(st.st_mode))
             continue;
-        snprintf(out[n++], AKE_MODEL_NAME_MAX, "%s", de->d_name);
+        memcpy(out[n++], de->d_name, strlen(de->d_name) + 1); /* valid_name: shorter than AKE_MODEL_NAME_MAX */
     }
     closedir(d);
     qsort(out, (size_t)n, AKE_MODEL_NAME_MAX, cmp_names);
@@ -887,9 +889,8 @@ int ake_registry_load(ake_registry *r, const char *name, const char *version, co
         rc = resolve_path(r, path, dir, e);
         if (!rc && version) snprintf(v, sizeof v, "%s", version);
         if (!rc && !version) { /* one above the highest version known */
-            unsigned long long hi = 0;
             pthread_mutex_lock(&r->mu);
-            for (ake_model_version *x = m->versions; x; x = x->next) hi = vnum(x->version) > hi ? vnum(x->version) : hi;
+            unsigned long long hi = m->highest;
             pthread_mutex_unlock(&r->mu);
             char vers[MAX_DISK_VERSIONS][AKE_VERSION_MAX];
             int n = m->in_repository ? disk_versions(m->dir, vers, MAX_DISK_VERSIONS) : 0;

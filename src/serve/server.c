@@ -160,19 +160,19 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
         goto fail;
     }
     s->started = time(NULL);
-    char models[AKE_MODEL_NAME_MAX];
+    char models[AKE_MODEL_NAME_MAX], admin[256] = "";
     ake_registry_default_name(s->reg, models, sizeof models);
+    if (s->admin)
+        snprintf(admin, sizeof admin, "; admin API on http://%s:%d%s", s->o.admin_host, s->admin_port,
+                 s->o.admin_api_key && *s->o.admin_api_key ? " (key required)" : "");
     ake_log(AKE_LOG_INFO,
             "serving the models above on http://%s:%d; default model %s%s; %d http threads; batches up to %d sequences / %d tokens, "
             "wait up to %d ms, policy %s; limits: %d in flight, %d inputs per request, %lld-byte bodies, "
             "%d ms queue timeout%s",
-            s->o.host, s->port, models, s->admin ? "; admin API on" : "", s->o.http_threads, s->o.max_batch_size,
+            s->o.host, s->port, models, admin, s->o.http_threads, s->o.max_batch_size,
             s->o.max_batch_tokens, s->o.max_wait_ms, s->o.batch_policy, s->o.max_concurrent_requests,
             s->o.max_client_batch_size, (long long)s->o.max_payload_bytes, s->o.request_timeout_ms,
             s->o.api_key && *s->o.api_key ? "; API key required" : "");
-    if (s->admin)
-        ake_log(AKE_LOG_INFO, "admin API on http://%s:%d%s", s->o.admin_host, s->admin_port,
-                s->o.admin_api_key && *s->o.admin_api_key ? " (key required)" : "");
     *out = s;
     return AKE_OK;
 fail:

@@ -57,7 +57,9 @@ class Server:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("AKE_")}
         full_env.update(env or {})
         self._log = open(self.log_path, "wb")
-        cmd = [AKE_BIN, "serve", "--model", MODEL_DIR, "--host", "127.0.0.1", "--port", "0"]
+        cmd = [AKE_BIN, "serve", "--host", "127.0.0.1", "--port", "0"]
+        if "--model" not in args and "--model-repository" not in args:
+            cmd += ["--model", MODEL_DIR]
         if "--device" not in args:
             cmd += ["--device", DEVICE] + (["--dtype", DTYPE] if DTYPE else [])
         cmd += list(args)
@@ -65,6 +67,8 @@ class Server:
         self.pid = self.proc.pid
         self.port = self._wait_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        m = re.search(r"admin API on (http://127\.0\.0\.1:\d+)", self.log())
+        self.admin_url = m.group(1) if m else None
         deadline = time.time() + START_TIMEOUT
         while True:
             try:
@@ -157,10 +161,10 @@ def make_server(tmp_path):
         assert rc == 0, f"server exited with {rc}; log tail:\n{s.log()[-5000:]}"
 
 
-def cli_embed(texts):
+def cli_embed(texts, model_dir=MODEL_DIR):
     """Vectors from `akidb-embed embed --jsonl` for texts (the reference for the server)."""
     stdin = "".join(json.dumps(t) + "\n" for t in texts).encode()
-    r = subprocess.run([AKE_BIN, "embed", "--model", MODEL_DIR, "--jsonl"], input=stdin, capture_output=True,
+    r = subprocess.run([AKE_BIN, "embed", "--model", model_dir, "--jsonl"], input=stdin, capture_output=True,
                        timeout=600, cwd=REPO)
     assert r.returncode == 0, r.stderr.decode()
     rows = [np.array(json.loads(line), dtype=np.float32) for line in r.stdout.decode().splitlines()]
