@@ -22,11 +22,18 @@ endif
 # -ffp-contract=fast: ISO C mode would otherwise keep a*b+c as two roundings, not one FMA
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra $(WERROR) $(OPT) -ffp-contract=fast -fopenmp -Isrc
 LDFLAGS  += $(if $(SANITIZE),-fsanitize=$(SANITIZE),) -fopenmp
-LDLIBS   += -ldnnl -lcjson -lutf8proc -lmicrohttpd -lcurl -lcrypto -lm -lpthread
+LDLIBS   += -ldnnl -lcjson -lutf8proc -lmicrohttpd -lcurl -lcrypto -lprotobuf-c -lm -lpthread
 
-LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/serve/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/serve/*.c src/onnx/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+
+# ONNX's protobuf subset (src/onnx/onnx_subset.proto) becomes C at build time with protoc-c, into
+# <build folder>/gen/onnx/ (nothing generated is committed): $(BUILD)/gen for the library, and
+# build-fuzz/gen for the fuzzers, which compile it beside $(LIB_SRC).
+PB_GEN    = $(1)/gen/onnx/onnx_subset.pb-c.c
+LIB_OBJ  += $(BUILD)/gen/onnx/onnx_subset.pb-c.o
+CFLAGS   += -I$(BUILD)/gen
 
 # CUDA backend (src/engine/cuda/*.cu): built whenever nvcc is found (CUDA ?= auto), also on
 # machines without a GPU (CI), as a fat binary for CUDA_ARCH; linked with cudart and cublasLt.
@@ -60,6 +67,17 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -Isrc -MMD -MP -c $< -o $@
+
+%/gen/onnx/onnx_subset.pb-c.c %/gen/onnx/onnx_subset.pb-c.h: src/onnx/onnx_subset.proto
+	@mkdir -p $*/gen/onnx
+	protoc-c --proto_path=src/onnx --c_out=$*/gen/onnx $<
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/src/onnx/onnx_import.o: $(BUILD)/gen/onnx/onnx_subset.pb-c.h
+.SECONDARY: $(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz)
 
 $(BUILD)/libake.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -119,10 +137,10 @@ test-http-san:
 # libFuzzer targets, each run for FUZZ_SECONDS over its seed corpus (-Wno-pass-failed: at -O1
 # clang does not vectorize, and says so for every `omp simd` loop).
 FUZZ_SECONDS ?= 30
-fuzz:
+fuzz: $(call PB_GEN,build-fuzz)
 	@set -e; mkdir -p build-fuzz; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  echo "== $$n"; clang -std=c11 -D_GNU_SOURCE -g -O1 -march=$(ARCH) -Wno-pass-failed -Isrc -fsanitize=fuzzer,address,undefined \
-	    $$f $(LIB_SRC) -fopenmp $(LDLIBS) -o build-fuzz/$$n; \
+	    -Ibuild-fuzz/gen $$f $(LIB_SRC) $(call PB_GEN,build-fuzz) -fopenmp $(LDLIBS) -o build-fuzz/$$n; \
 	  mkdir -p build-fuzz/$$n.corpus; \
 	  AKE_MODEL_DIR=models/all-MiniLM-L6-v2 build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus tests/fuzz/$$n.seed 2>&1 | tail -3; done
 
