@@ -150,9 +150,9 @@ static void complete_oldest(replica *r) {
         ake_metrics_observe(b->metrics, AKE_H_INFERENCE, t1 - r->bt0[k]);
         ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
         ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
-        atomic_fetch_add(&b->metrics->batches, 1);
-        atomic_fetch_add(&b->metrics->sequences, (uint64_t)n);
-        atomic_fetch_add(&b->metrics->tokens, (uint64_t)T);
+        ake_metrics_count(b->metrics, AKE_C_BATCHES, 1);
+        ake_metrics_count(b->metrics, AKE_C_SEQUENCES, (uint64_t)n);
+        ake_metrics_count(b->metrics, AKE_C_TOKENS, (uint64_t)T);
     }
     atomic_fetch_sub(&r->load, T);
     for (int32_t i = 0; i < n; i++) {

@@ -83,8 +83,9 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
     MHD_destroy_response(resp);
     r->state = ST_ANSWERED;
     double ms = (ake_now_s() - r->t_arrival) * 1e3;
-    ake_metrics_request(&s->metrics, r->ep, status);
-    ake_metrics_observe(&s->metrics, AKE_H_TOTAL, ms * 1e-3);
+    ake_metrics *m = r->mv ? &r->mv->metrics : &s->metrics; /* a version's count in the server's too */
+    ake_metrics_request(m, r->ep, status);
+    ake_metrics_observe(m, AKE_H_TOTAL, ms * 1e-3);
     if (ake_log_enabled(AKE_LOG_DEBUG))
         ake_log(AKE_LOG_DEBUG, "%s %s -> %d, %s@%s, %d inputs, %lld tokens, %.2f ms", r->method, r->url, status,
                 r->mv ? r->mv->name : "-", r->mv ? r->mv->version : "-", r->req.n, (long long)r->toks.total, ms);
@@ -227,19 +228,9 @@ static enum MHD_Result answer_get(ake_server *s, http_req *r) {
     case AKE_EP_MODELS:
         ake_registry_write_models(s->reg, s->started, &b);
         return respond(r, 200, &b, "application/json");
-    case AKE_EP_METRICS: {
-        ake_api_error e = {0};
-        ake_model_version *v = NULL;
-        ake_metrics_info info = {.version = s->o.version};
-        if (ake_registry_acquire(s->reg, NULL, &v, &e) == 0)
-            info = (ake_metrics_info){.model_id = v->name, .device = v->devices, .dtype = v->dtype,
-                                      .pooling = ake_pooling_name(v->p.model->cfg.pooling), .version = s->o.version,
-                                      .dim = v->facts.dim, .max_input_tokens = v->facts.max_seq_tokens,
-                                      .replicas = ake_batcher_replicas(v->batcher)};
-        ake_metrics_write(&s->metrics, &info, ake_registry_depth(s->reg), &b);
-        ake_registry_release(s->reg, v);
+    case AKE_EP_METRICS:
+        ake_registry_write_metrics(s->reg, &s->metrics, s->o.version, &b);
         return respond(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
-    }
     default: return respond_fail(r, 500, "no handler for %s", r->url);
     }
 }
@@ -272,7 +263,7 @@ static enum MHD_Result start_embed(ake_server *s, http_req *r) {
     if ((rc = ake_api_bind_model(&r->req, &r->mv->facts, &e))) return respond_error(r, &e);
     double t0 = ake_now_s();
     rc = ake_api_encode(r->mv->p.tok, &r->mv->facts, &r->req, r->ep != AKE_EP_TOKENIZE, &r->toks, &e);
-    ake_metrics_observe(&s->metrics, AKE_H_TOKENIZE, ake_now_s() - t0);
+    ake_metrics_observe(&r->mv->metrics, AKE_H_TOKENIZE, ake_now_s() - t0);
     if (rc) return respond_error(r, &e);
     if (r->ep == AKE_EP_TOKENIZE) {
         ake_buf b = {0};
@@ -307,11 +298,11 @@ static enum MHD_Result finish_embed(ake_server *s, http_req *r) {
     switch ((ake_job_result)atomic_load(&r->job.result)) {
     case AKE_JOB_OK: break;
     case AKE_JOB_TIMEOUT:
-        atomic_fetch_add(&s->metrics.timeouts, 1);
+        ake_metrics_count(&r->mv->metrics, AKE_C_TIMEOUTS, 1);
         return respond_fail(r, 503, "the request waited more than %d ms in the queue (--request-timeout-ms)",
                             s->o.request_timeout_ms);
     case AKE_JOB_CANCELLED:
-        atomic_fetch_add(&s->metrics.cancelled, 1);
+        ake_metrics_count(&r->mv->metrics, AKE_C_CANCELLED, 1);
         ake_log(AKE_LOG_DEBUG, "%s %s: client went away; %d inputs dropped", r->method, r->url, r->req.n);
         return MHD_NO; /* close the connection; nobody is listening */
     case AKE_JOB_FAILED: return respond_fail(r, 500, "inference failed: %s", r->job.err);

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const ep_names[AKE_EP_COUNT] = {"embed", "v1_embeddings", "tokenize", "health",
@@ -33,12 +34,13 @@ static const struct {
     {"ake_batch_tokens", "Tokens per engine call.", token_bounds, (int)(sizeof token_bounds / sizeof *token_bounds)},
 };
 
-void ake_metrics_init(ake_metrics *m) {
+void ake_metrics_init(ake_metrics *m, ake_metrics *parent) {
     memset(m, 0, sizeof *m);
     for (int h = 0; h < AKE_H_COUNT; h++) {
         m->hist[h].bounds = hist_meta[h].bounds;
         m->hist[h].nb = hist_meta[h].nb;
     }
+    m->parent = parent;
 }
 
 void ake_metrics_request(ake_metrics *m, ake_endpoint ep, int http_status) {
@@ -46,34 +48,25 @@ void ake_metrics_request(ake_metrics *m, ake_endpoint ep, int http_status) {
     for (int i = 0; i < AKE_STATUS_SLOTS - 1; i++)
         if (status_codes[i] == http_status) slot = i;
     if (ep < 0 || ep >= AKE_EP_COUNT) ep = AKE_EP_OTHER;
-    atomic_fetch_add_explicit(&m->requests[ep][slot], 1, memory_order_relaxed);
+    for (; m; m = m->parent) atomic_fetch_add_explicit(&m->requests[ep][slot], 1, memory_order_relaxed);
 }
 
 void ake_metrics_observe(ake_metrics *m, ake_hist_id id, double v) {
-    ake_histogram *h = &m->hist[id];
-    int b = 0;
-    while (b < h->nb && v > h->bounds[b]) b++;
-    atomic_fetch_add_explicit(&h->count[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)llround(v * 1e6), memory_order_relaxed);
-}
-
-static void write_hist(const ake_histogram *h, const char *name, const char *help, ake_buf *o) {
-    ake_buf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-    uint64_t cum = 0;
-    for (int b = 0; b <= h->nb; b++) {
-        cum += atomic_load_explicit(&h->count[b], memory_order_relaxed);
-        if (b < h->nb)
-            ake_buf_printf(o, "%s_bucket{le=\"%g\"} %llu\n", name, h->bounds[b], (unsigned long long)cum);
-        else
-            ake_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+    for (; m; m = m->parent) {
+        ake_histogram *h = &m->hist[id];
+        int b = 0;
+        while (b < h->nb && v > h->bounds[b]) b++;
+        atomic_fetch_add_explicit(&h->count[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)llround(v * 1e6), memory_order_relaxed);
     }
-    ake_buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name,
-                   (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6, name,
-                   (unsigned long long)cum);
 }
 
-/* Label values here are model ids and device names from our own flags; quotes and
- * backslashes are escaped anyway, as the format requires. */
+void ake_metrics_count(ake_metrics *m, ake_counter_id c, uint64_t n) {
+    for (; m; m = m->parent) atomic_fetch_add_explicit(&m->counter[c], n, memory_order_relaxed);
+}
+
+/* Label values here are model names, versions and device names; quotes, backslashes and
+ * newlines are escaped anyway, as the format requires. */
 static void label_value(ake_buf *o, const char *s) {
     for (; *s; s++) {
         if (*s == '"' || *s == '\\') ake_buf_put(o, "\\", 1);
@@ -85,50 +78,128 @@ static void label_value(ake_buf *o, const char *s) {
     }
 }
 
-void ake_metrics_write(const ake_metrics *m, const ake_metrics_info *info, int64_t queue_depth, ake_buf *o) {
-    ake_buf_puts(o, "# HELP ake_requests_total HTTP requests answered, by endpoint and status.\n"
-                    "# TYPE ake_requests_total counter\n");
+/* `model="..",version=".."` of a version's series, or "" for the server's. */
+static void model_labels(ake_buf *o, const ake_metrics_model *mm) {
+    ake_buf_puts(o, "model=\"");
+    label_value(o, mm->model);
+    ake_buf_puts(o, "\",version=\"");
+    label_value(o, mm->version);
+    ake_buf_puts(o, "\"");
+}
+
+/* The series of one family: the server's (mm NULL) or a version's. */
+static void write_requests(ake_buf *o, const char *name, const ake_metrics *m, const ake_metrics_model *mm) {
     for (int ep = 0; ep < AKE_EP_COUNT; ep++)
         for (int s = 0; s < AKE_STATUS_SLOTS; s++) {
             uint64_t n = atomic_load_explicit(&m->requests[ep][s], memory_order_relaxed);
             if (!n) continue;
+            ake_buf_printf(o, "%s{", name);
+            if (mm) {
+                model_labels(o, mm);
+                ake_buf_puts(o, ",");
+            }
             if (s < AKE_STATUS_SLOTS - 1)
-                ake_buf_printf(o, "ake_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", ep_names[ep],
-                               status_codes[s], (unsigned long long)n);
-            else
-                ake_buf_printf(o, "ake_requests_total{endpoint=\"%s\",status=\"other\"} %llu\n", ep_names[ep],
+                ake_buf_printf(o, "endpoint=\"%s\",status=\"%d\"} %llu\n", ep_names[ep], status_codes[s],
                                (unsigned long long)n);
+            else
+                ake_buf_printf(o, "endpoint=\"%s\",status=\"other\"} %llu\n", ep_names[ep], (unsigned long long)n);
         }
-    for (int h = 0; h < AKE_H_COUNT; h++) write_hist(&m->hist[h], hist_meta[h].name, hist_meta[h].help, o);
+}
+
+static void write_hist(ake_buf *o, const char *name, const ake_histogram *h, const ake_metrics_model *mm) {
+    uint64_t cum = 0;
+    for (int b = 0; b <= h->nb; b++) {
+        cum += atomic_load_explicit(&h->count[b], memory_order_relaxed);
+        ake_buf_printf(o, "%s_bucket{", name);
+        if (mm) {
+            model_labels(o, mm);
+            ake_buf_puts(o, ",");
+        }
+        if (b < h->nb) ake_buf_printf(o, "le=\"%g\"} %llu\n", h->bounds[b], (unsigned long long)cum);
+        else ake_buf_printf(o, "le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+    }
+    const double sum = (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6;
+    if (mm) {
+        ake_buf_printf(o, "%s_sum{", name);
+        model_labels(o, mm);
+        ake_buf_printf(o, "} %.6f\n%s_count{", sum, name);
+        model_labels(o, mm);
+        ake_buf_printf(o, "} %llu\n", (unsigned long long)cum);
+    } else {
+        ake_buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
+    }
+}
+
+static const struct {
+    const char *name, *help;
+} counter_meta[AKE_C_COUNT] = {
+    {"batches_total", "Engine calls."},
+    {"sequences_total", "Sequences embedded."},
+    {"tokens_total", "Tokens embedded."},
+    {"cancelled_total", "Requests dropped because their client disconnected."},
+    {"timeouts_total", "Requests that waited in the queue past --request-timeout-ms."},
+};
+
+void ake_metrics_write(const ake_metrics *m, const char *server_version, int64_t queue_depth,
+                       const ake_metrics_model *models, int n_models, ake_buf *o) {
+    /* the server's totals */
+    ake_buf_puts(o, "# HELP ake_requests_total HTTP requests answered, by endpoint and status.\n"
+                    "# TYPE ake_requests_total counter\n");
+    write_requests(o, "ake_requests_total", m, NULL);
+    for (int h = 0; h < AKE_H_COUNT; h++) {
+        ake_buf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", hist_meta[h].name, hist_meta[h].help,
+                       hist_meta[h].name);
+        write_hist(o, hist_meta[h].name, &m->hist[h], NULL);
+    }
     ake_buf_printf(o,
                    "# HELP ake_queue_depth Sequences waiting in the batcher queues.\n# TYPE ake_queue_depth gauge\n"
                    "ake_queue_depth %lld\n"
                    "# HELP ake_in_flight_requests Admitted requests not yet answered.\n"
                    "# TYPE ake_in_flight_requests gauge\nake_in_flight_requests %lld\n",
                    (long long)queue_depth, (long long)atomic_load(&m->in_flight));
-    static const struct {
-        const char *name, *help;
-        size_t off;
-    } counters[] = {
-        {"ake_batches_total", "Engine calls.", offsetof(ake_metrics, batches)},
-        {"ake_sequences_total", "Sequences embedded.", offsetof(ake_metrics, sequences)},
-        {"ake_tokens_total", "Tokens embedded.", offsetof(ake_metrics, tokens)},
-        {"ake_cancelled_total", "Requests dropped because their client disconnected.",
-         offsetof(ake_metrics, cancelled)},
-        {"ake_timeouts_total", "Requests that waited in the queue past --request-timeout-ms.",
-         offsetof(ake_metrics, timeouts)},
-    };
-    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
-        const _Atomic uint64_t *c = (const _Atomic uint64_t *)((const char *)m + counters[i].off);
-        ake_buf_printf(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name, counters[i].help,
-                       counters[i].name, counters[i].name, (unsigned long long)atomic_load(c));
-    }
-    ake_buf_puts(o, "# HELP ake_model_info The model being served.\n# TYPE ake_model_info gauge\nake_model_info{model=\"");
-    label_value(o, info->model_id);
-    ake_buf_puts(o, "\",device=\"");
-    label_value(o, info->device);
-    ake_buf_printf(o, "\",dtype=\"%s\",pooling=\"%s\",dim=\"%d\",max_input_tokens=\"%d\",replicas=\"%d\",version=\"",
-                   info->dtype, info->pooling, info->dim, info->max_input_tokens, info->replicas);
-    label_value(o, info->version);
+    for (int c = 0; c < AKE_C_COUNT; c++)
+        ake_buf_printf(o, "# HELP ake_%s %s\n# TYPE ake_%s counter\nake_%s %llu\n", counter_meta[c].name,
+                       counter_meta[c].help, counter_meta[c].name, counter_meta[c].name,
+                       (unsigned long long)atomic_load(&m->counter[c]));
+    ake_buf_puts(o, "# HELP ake_build_info The server's version.\n# TYPE ake_build_info gauge\nake_build_info{version=\"");
+    label_value(o, server_version);
     ake_buf_puts(o, "\"} 1\n");
+    /* per loaded model version */
+    ake_buf_puts(o, "# HELP ake_model_info A loaded model version.\n# TYPE ake_model_info gauge\n");
+    for (int i = 0; i < n_models; i++) {
+        const ake_metrics_model *mm = &models[i];
+        ake_buf_puts(o, "ake_model_info{");
+        model_labels(o, mm);
+        ake_buf_puts(o, ",device=\"");
+        label_value(o, mm->device);
+        ake_buf_printf(o, "\",dtype=\"%s\",pooling=\"%s\",dim=\"%d\",max_input_tokens=\"%d\",replicas=\"%d\","
+                          "serving=\"%s\"} 1\n",
+                       mm->dtype, mm->pooling, mm->dim, mm->max_input_tokens, mm->replicas,
+                       mm->serving ? "true" : "false");
+    }
+    ake_buf_puts(o, "# HELP ake_model_requests_total HTTP requests answered by a model version.\n"
+                    "# TYPE ake_model_requests_total counter\n");
+    for (int i = 0; i < n_models; i++) write_requests(o, "ake_model_requests_total", models[i].m, &models[i]);
+    for (int h = 0; h < AKE_H_COUNT; h++) {
+        char name[64];
+        snprintf(name, sizeof name, "ake_model_%s", hist_meta[h].name + 4);
+        ake_buf_printf(o, "# HELP %s %s (per model version)\n# TYPE %s histogram\n", name, hist_meta[h].help, name);
+        for (int i = 0; i < n_models; i++) write_hist(o, name, &models[i].m->hist[h], &models[i]);
+    }
+    ake_buf_puts(o, "# HELP ake_model_queue_depth Sequences waiting for a model version.\n"
+                    "# TYPE ake_model_queue_depth gauge\n");
+    for (int i = 0; i < n_models; i++) {
+        ake_buf_puts(o, "ake_model_queue_depth{");
+        model_labels(o, &models[i]);
+        ake_buf_printf(o, "} %lld\n", (long long)models[i].queue_depth);
+    }
+    for (int c = 0; c < AKE_C_COUNT; c++) {
+        ake_buf_printf(o, "# HELP ake_model_%s %s (per model version)\n# TYPE ake_model_%s counter\n",
+                       counter_meta[c].name, counter_meta[c].help, counter_meta[c].name);
+        for (int i = 0; i < n_models; i++) {
+            ake_buf_printf(o, "ake_model_%s{", counter_meta[c].name);
+            model_labels(o, &models[i]);
+            ake_buf_printf(o, "} %llu\n", (unsigned long long)atomic_load(&models[i].m->counter[c]));
+        }
+    }
 }

@@ -2,11 +2,17 @@
  *
  * Everything is a fixed array of atomics, updated lock-free from the HTTP workers and
  * the batcher threads; /metrics reads them without stopping anyone (a scrape may see
- * a histogram's count and sum from slightly different instants, as Prometheus allows). */
+ * a histogram's count and sum from slightly different instants, as Prometheus allows).
+ *
+ * Two levels: the server's own ake_metrics (the ake_* families: every request, every
+ * batch) and one per loaded model version (the ake_model_* families, labelled model and
+ * version), whose `parent` is the server's: an update of a version's metrics is made in
+ * both, so the server's families stay the totals when versions come and go. */
 #ifndef AKE_SERVE_METRICS_H
 #define AKE_SERVE_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "serve/jsonw.h"
@@ -45,28 +51,41 @@ typedef struct {
     _Atomic uint64_t sum_micro;                       /* sum of observations x 1e6, rounded */
 } ake_histogram;
 
-typedef struct {
+typedef enum {
+    AKE_C_BATCHES = 0, /* engine calls */
+    AKE_C_SEQUENCES,   /* sequences embedded */
+    AKE_C_TOKENS,      /* tokens embedded */
+    AKE_C_CANCELLED,   /* requests dropped because their client went away */
+    AKE_C_TIMEOUTS,    /* requests that waited past --request-timeout-ms */
+    AKE_C_COUNT
+} ake_counter_id;
+
+typedef struct ake_metrics {
     _Atomic uint64_t requests[AKE_EP_COUNT][AKE_STATUS_SLOTS];
     ake_histogram hist[AKE_H_COUNT];
-    _Atomic int64_t in_flight;  /* admitted requests not yet answered */
-    _Atomic uint64_t batches;   /* engine calls */
-    _Atomic uint64_t sequences; /* sequences embedded */
-    _Atomic uint64_t tokens;    /* tokens embedded */
-    _Atomic uint64_t cancelled; /* requests dropped because their client went away */
-    _Atomic uint64_t timeouts;  /* requests that waited past --request-timeout-ms */
+    _Atomic uint64_t counter[AKE_C_COUNT];
+    _Atomic int64_t in_flight;  /* admitted requests not yet answered (the server's only) */
+    struct ake_metrics *parent; /* every update is also made there; NULL for the server's */
 } ake_metrics;
 
-void ake_metrics_init(ake_metrics *m);
+/* parent: the server's metrics for a model version's, else NULL. */
+void ake_metrics_init(ake_metrics *m, ake_metrics *parent);
 void ake_metrics_request(ake_metrics *m, ake_endpoint ep, int http_status);
 void ake_metrics_observe(ake_metrics *m, ake_hist_id h, double value);
+void ake_metrics_count(ake_metrics *m, ake_counter_id c, uint64_t n);
 
-/* Static facts shown as ake_model_info{...} 1. */
+/* One loaded model version for the exposition: its metrics and facts (ake_model_info). */
 typedef struct {
-    const char *model_id, *device, *dtype, *pooling, *version;
+    const ake_metrics *m;
+    const char *model, *version, *device, *dtype, *pooling;
     int32_t dim, max_input_tokens, replicas;
-} ake_metrics_info;
+    bool serving;              /* the version that answers requests naming only the model */
+    int64_t queue_depth;       /* its batcher's */
+} ake_metrics_model;
 
-/* Appends the whole exposition; queue_depth is read by the caller from the batcher. */
-void ake_metrics_write(const ake_metrics *m, const ake_metrics_info *info, int64_t queue_depth, ake_buf *out);
+/* Appends the whole exposition: the server's totals (ake_*), ake_build_info{version}, and per
+ * version ake_model_info and the ake_model_* families. queue_depth: every batcher's. */
+void ake_metrics_write(const ake_metrics *server, const char *server_version, int64_t queue_depth,
+                       const ake_metrics_model *models, int n_models, ake_buf *out);
 
 #endif

@@ -430,7 +430,7 @@ static const char *dtype_name(ake_precision p) {
 }
 
 /* Pipeline, engines and warm-up of v (LOADING, linked, no lock held). */
-static ake_status build_version(ake_registry *r, ake_model_version *v, const settings *s, char *err, size_t errlen) {
+static ake_status build_version(ake_model_version *v, const settings *s, char *err, size_t errlen) {
     ake_status st = ake_pipeline_load(v->dir, &v->p, err, errlen);
     if (st != AKE_OK) return st;
     if (s->engine.max_batch_tokens < v->p.max_seq_tokens)
@@ -441,7 +441,7 @@ static ake_status build_version(ake_registry *r, ake_model_version *v, const set
     v->raw_model.cfg.normalize = false;
     v->facts = (ake_api_model){.max_seq_tokens = v->p.max_seq_tokens, .vocab_size = v->p.model->cfg.vocab_size,
                                .dim = v->p.model->cfg.hidden, .normalizes = v->p.model->cfg.normalize};
-    if ((st = ake_batcher_create(&v->raw_model, &s->engine, r->o.metrics, &v->batcher, err, errlen)) != AKE_OK)
+    if ((st = ake_batcher_create(&v->raw_model, &s->engine, &v->metrics, &v->batcher, err, errlen)) != AKE_OK)
         return st;
     for (int32_t i = 0; i < ake_batcher_replicas(v->batcher); i++) {
         size_t n = strlen(v->devices);
@@ -514,6 +514,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     snprintf(v->dir, sizeof v->dir, "%s", dir);
     v->entry = m;
     v->state = AKE_MV_LOADING;
+    ake_metrics_init(&v->metrics, r->o.metrics);
     if (vnum(version) > m->highest) m->highest = vnum(version);
     v->next = m->versions;
     m->versions = v;
@@ -524,7 +525,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     settings s;
     char err[512];
     ake_status st = version_settings(r, m, dir, &s, err, sizeof err);
-    if (st == AKE_OK) st = build_version(r, v, &s, err, sizeof err);
+    if (st == AKE_OK) st = build_version(v, &s, err, sizeof err);
     v->load_ms = (ake_now_s() - t0) * 1e3;
 
     pthread_mutex_lock(&r->mu);
@@ -819,17 +820,6 @@ void ake_registry_release(ake_registry *r, ake_model_version *v) {
     pthread_mutex_unlock(&r->mu);
 }
 
-int64_t ake_registry_depth(ake_registry *r) {
-    int64_t d = 0;
-    pthread_mutex_lock(&r->mu);
-    for (ake_model_entry *m = r->models; m; m = m->next)
-        for (ake_model_version *v = m->versions; v; v = v->next)
-            if (v->batcher && (v->state == AKE_MV_READY || v->state == AKE_MV_UNLOADING))
-                d += ake_batcher_depth(v->batcher);
-    pthread_mutex_unlock(&r->mu);
-    return d;
-}
-
 /* ---------------------------------------------------------------- admin */
 
 /* Resolves an admin load's folder: relative to the model root (else the repository); the
@@ -1109,6 +1099,31 @@ void ake_registry_write_info(ake_registry *r, bool admin, ake_buf *out) {
     }
     ake_buf_puts(out, "]");
     pthread_mutex_unlock(&r->mu);
+}
+
+void ake_registry_write_metrics(ake_registry *r, const ake_metrics *server, const char *server_version, ake_buf *out) {
+    pthread_mutex_lock(&r->mu);
+    int n = 0;
+    for (ake_model_entry *m = r->models; m; m = m->next)
+        for (ake_model_version *v = m->versions; v; v = v->next) n += v->batcher != NULL;
+    ake_metrics_model *mm = calloc((size_t)n + 1, sizeof *mm);
+    int k = 0;
+    int64_t depth = 0;
+    for (ake_model_entry *m = r->models; m && mm; m = m->next)
+        for (ake_model_version *v = m->versions; v; v = v->next) {
+            if (!v->batcher) continue;
+            const int64_t d = ake_batcher_depth(v->batcher);
+            depth += d;
+            mm[k++] = (ake_metrics_model){.m = &v->metrics, .model = v->name, .version = v->version,
+                                          .device = v->devices, .dtype = v->dtype,
+                                          .pooling = ake_pooling_name(v->p.model->cfg.pooling),
+                                          .dim = v->facts.dim, .max_input_tokens = v->facts.max_seq_tokens,
+                                          .replicas = ake_batcher_replicas(v->batcher), .serving = v == m->serving,
+                                          .queue_depth = d};
+        }
+    ake_metrics_write(server, server_version, depth, mm, mm ? k : 0, out);
+    pthread_mutex_unlock(&r->mu);
+    free(mm);
 }
 
 void ake_registry_default_name(ake_registry *r, char *out, size_t len) {

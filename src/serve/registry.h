@@ -64,6 +64,7 @@ typedef struct ake_model_version {
     char devices[256];       /* the replicas' devices as resolved, comma-separated */
     const char *dtype;       /* "float32", "float16", "bfloat16", "int8", "float8_e4m3fn" */
     size_t weight_bytes;     /* resident weights of one replica */
+    ake_metrics metrics;     /* this version's (ake_model_* families); parent: the server's */
     double load_ms;          /* load + warm-up */
     /* the registry's */
     _Atomic int32_t refs;
@@ -122,8 +123,6 @@ void ake_registry_poll(ake_registry *r);
 
 /* True once ake_registry_start has succeeded. */
 bool ake_registry_started(const ake_registry *r);
-/* Sequences waiting in every batcher. */
-int64_t ake_registry_depth(ake_registry *r);
 
 /* JSON writers (under the registry's lock):
  * models: OpenAI's list, one entry per name: {"id", "object": "model", "created", "owned_by",
@@ -135,6 +134,8 @@ int64_t ake_registry_depth(ake_registry *r);
 void ake_registry_write_models(ake_registry *r, int64_t created, ake_buf *out);
 void ake_registry_write_info(ake_registry *r, bool admin, ake_buf *out);
 void ake_registry_default_name(ake_registry *r, char *out, size_t len);
+/* The /metrics exposition: the server's totals and every loaded version's families. */
+void ake_registry_write_metrics(ake_registry *r, const ake_metrics *server, const char *server_version, ake_buf *out);
 /* The facts of one version as the fields of a JSON object, without the braces: model_id,
  * model_version, dtype, dim, max_input_length, pooling, normalize, device, replicas,
  * weight_bytes, quantization, synthetic_weights; `admin` adds model_dir, state,

@@ -90,7 +90,7 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     if (!s) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
     pthread_mutex_init(&s->drain_mu, NULL);
     pthread_cond_init(&s->drain_cv, NULL);
-    ake_metrics_init(&s->metrics);
+    ake_metrics_init(&s->metrics, NULL);
     s->o = *opts;
     bool ok = true;
     for (int32_t i = 0; i < opts->n_models && i < AKE_SERVER_MAX_MODELS; i++) s->o.models[i] = keep(s, opts->models[i], &ok);

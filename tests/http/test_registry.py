@@ -99,6 +99,15 @@ def test_two_models_in_one_server(make_server, l3_dir, refs):
     info = requests.get(srv.url + "/info", timeout=10).json()
     assert info["model_id"] == "minilm" and {m["model_id"] for m in info["models"]} == {"minilm", "l3"}
     assert [m["synthetic_weights"] for m in info["models"]] == [False, True]
+    metrics = srv.metrics()  # per-version families beside the server's totals
+    per_model = {k: v for k, v in metrics.items() if k.startswith("ake_model_requests_total{")}
+    assert per_model['ake_model_requests_total{model="l3",version="1",endpoint="embed",status="200"}'] >= 2
+    assert per_model['ake_model_requests_total{model="minilm",version="1",endpoint="embed",status="200"}'] >= 2
+    assert metrics['ake_requests_total{endpoint="embed",status="404"}'] >= 3  # no model: server-level only
+    assert sum(v for k, v in per_model.items() if 'status="200"' in k and "embed" in k) == \
+        metrics['ake_requests_total{endpoint="embed",status="200"}']
+    assert metrics['ake_model_info{model="l3",version="1",device="cpu",dtype="float32",pooling="mean",dim="384",'
+                   'max_input_tokens="512",replicas="1",serving="true"}'] == 1
 
 
 def test_default_model_and_bad_names(tmp_path, l3_dir):
