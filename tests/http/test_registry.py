@@ -104,7 +104,7 @@ def test_two_models_in_one_server(make_server, l3_dir, refs):
     assert per_model['ake_model_requests_total{model="l3",version="1",endpoint="embed",status="200"}'] >= 2
     assert per_model['ake_model_requests_total{model="minilm",version="1",endpoint="embed",status="200"}'] >= 2
     assert metrics['ake_requests_total{endpoint="embed",status="404"}'] >= 3  # no model: server-level only
-    assert sum(v for k, v in per_model.items() if 'status="200"' in k and "embed" in k) == \
+    assert sum(v for k, v in per_model.items() if 'endpoint="embed",status="200"' in k) == \
         metrics['ake_requests_total{endpoint="embed",status="200"}']
     assert metrics['ake_model_info{model="l3",version="1",device="cpu",dtype="float32",pooling="mean",dim="384",'
                    'max_input_tokens="512",replicas="1",serving="true"}'] == 1
