@@ -787,6 +787,21 @@ extern "C" ake_status ake_cuda_engine_create(const ake_model *m, const ake_engin
     const size_t es = 2, tb = (size_t)e->tb_max, B = (size_t)opts->max_batch;
     const size_t qcols = (size_t)(d > inter ? d : inter), acols = (size_t)(3 * d > inter ? 3 * d : inter);
     const meta_layout ml = layout_for(e, e->tb_max);
+    /* Everything below at once, against what the device has free: a model that does not fit
+     * is refused with the numbers before anything is allocated (several engines share a GPU). */
+    const size_t act = tb * d * es * 3 + tb * 3 * d * es + tb * inter * es + B * d * sizeof(float) +
+                       (e->res32 ? 2 * tb * d * 4 : 0) + (q8 ? tb * qcols + 4 * tb * 4 : 0) +
+                       (qdt == AKE_DT_I8 ? tb * acols * 4 : 0) + 2 * (size_t)ml.total * 4;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && sizing.off + act > free_b) {
+        cuda_free(&e->base);
+        return ake_errf(err, errlen, AKE_ENOMEM,
+                        "%s: %s does not fit: it needs %.1f MiB (weights %.1f, activations for %d tokens %.1f) and "
+                        "%.1f MiB of %.1f are free",
+                        device, m->name, (sizing.off + act) / 1048576.0, sizing.off / 1048576.0, opts->max_tokens,
+                        act / 1048576.0, free_b / 1048576.0, total_b / 1048576.0);
+    }
+    cudaGetLastError();
     if ((st = dev_alloc(&e->warena, sizing.off, "the weights", device, err, errlen)) ||
         (st = dev_alloc(&e->x, tb * d * es, "activations", device, err, errlen)) ||
         (st = dev_alloc(&e->tmp, tb * d * es, "activations", device, err, errlen)) ||
