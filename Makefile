@@ -1,6 +1,7 @@
 # akidb-embed — one Makefile for the library, the CLI, tests and fuzzers.
 #   make            build build/akidb-embed
 #   make run        set up (packages, venv, default model), build, serve it on 127.0.0.1:8080
+#   make run-all    the same with the plan's five models (scripts/models) and the admin API on :8081
 #   make test       set up, build (also with ASan+UBSan), run every test
 #   make SANITIZE=address,undefined   sanitized build into build-san/
 #   make test-gpu   kernel and whole-engine tests on a CUDA GPU (see tests/gpu/)
@@ -30,7 +31,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 
 # ONNX's protobuf subset (src/onnx/onnx_subset.proto) becomes C at build time with protoc-c, into
 # <build folder>/gen/onnx/ (nothing generated is committed): $(BUILD)/gen for the library, and
-# build-fuzz/gen for the fuzzers, which compile it beside $(LIB_SRC).
+# build-fuzz/gen for the fuzzers' instrumented copy of it.
 PB_GEN    = $(1)/gen/onnx/onnx_subset.pb-c.c
 LIB_OBJ  += $(BUILD)/gen/onnx/onnx_subset.pb-c.o
 CFLAGS   += -I$(BUILD)/gen
@@ -57,7 +58,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run test test-unit test-py test-http-san test-gpu fuzz clean
+.PHONY: all setup run run-all test test-unit test-py test-http-san test-gpu fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
@@ -77,7 +78,7 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/src/onnx/onnx_import.o: $(BUILD)/gen/onnx/onnx_subset.pb-c.h
-.SECONDARY: $(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz)
+.SECONDARY: $(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz) $(patsubst %.c,%.h,$(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz))
 
 $(BUILD)/libake.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -95,6 +96,13 @@ setup:
 # Serves the default model; AKE_HOST, AKE_PORT and every other AKE_* variable apply.
 run: setup all
 	AKE_HOST=$${AKE_HOST:-127.0.0.1} AKE_PORT=$${AKE_PORT:-8080} ./$(BUILD)/akidb-embed serve
+
+# Serves the plan's five models from models/repository (scripts/models builds it) on one port,
+# the admin API on 127.0.0.1:8081; AKE_DEVICE=cuda:0 puts them on a GPU.
+run-all: setup all
+	bash scripts/models
+	AKE_HOST=$${AKE_HOST:-127.0.0.1} AKE_PORT=$${AKE_PORT:-8080} AKE_ADMIN_PORT=$${AKE_ADMIN_PORT:-8081} \
+	  ./$(BUILD)/akidb-embed serve --model-repository models/repository --default-model all-MiniLM-L6-v2
 
 # Unit tests run on the sanitized build; golden and differential tests on the optimized one.
 test: setup
@@ -135,16 +143,25 @@ test-http-san:
 	AKE_BIN=build-san/akidb-embed .venv/bin/python -m pytest -q -m smoke tests/http
 
 # libFuzzer targets, each run for FUZZ_SECONDS over its seed corpus (-Wno-pass-failed: at -O1
-# clang does not vectorize, and says so for every `omp simd` loop).
+# clang does not vectorize, and says so for every `omp simd` loop). The library is compiled once
+# into build-fuzz/obj (instrumented with fuzzer-no-link) and linked into every target.
 FUZZ_SECONDS ?= 30
-fuzz: $(call PB_GEN,build-fuzz)
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -march=$(ARCH) -Wno-pass-failed -Isrc -Ibuild-fuzz/gen -fopenmp
+FUZZ_OBJ     := $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/obj/gen/onnx/onnx_subset.pb-c.o
+build-fuzz/obj/%.o: %.c | build-fuzz/gen/onnx/onnx_subset.pb-c.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+build-fuzz/obj/gen/%.o: build-fuzz/gen/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+fuzz: $(FUZZ_OBJ)
 	@set -e; mkdir -p build-fuzz; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  echo "== $$n"; clang -std=c11 -D_GNU_SOURCE -g -O1 -march=$(ARCH) -Wno-pass-failed -Isrc -fsanitize=fuzzer,address,undefined \
-	    -Ibuild-fuzz/gen $$f $(LIB_SRC) $(call PB_GEN,build-fuzz) -fopenmp $(LDLIBS) -o build-fuzz/$$n; \
+	  echo "== $$n"; clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	    $$f $(FUZZ_OBJ) $(LDLIBS) -o build-fuzz/$$n; \
 	  mkdir -p build-fuzz/$$n.corpus; \
 	  AKE_MODEL_DIR=models/all-MiniLM-L6-v2 build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus tests/fuzz/$$n.seed 2>&1 | tail -3; done
 
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
