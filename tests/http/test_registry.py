@@ -308,3 +308,29 @@ def test_load_unload_cycles_keep_memory(make_server, tmp_path, l3_dir):
     time.sleep(0.5)
     rss = srv.rss_kb()
     assert rss <= base * 1.05, f"RSS {base} kB -> {rss} kB after 50 cycles"
+
+
+def test_the_plans_five_models(make_server):
+    """`scripts/models` builds the repository of the five models; one server serves them all,
+    each with the vectors of its folder."""
+    r = subprocess.run(["bash", "scripts/models"], capture_output=True, timeout=900, cwd=REPO,
+                       env={**os.environ, "AKE_BIN": AKE_BIN})
+    assert r.returncode == 0, r.stderr.decode()
+    repo = os.path.join(REPO, "models", "repository")
+    names = ["all-MiniLM-L6-v2", "bert-base", "bge-small", "paraphrase-MiniLM-L3-v2", "uae-large"]
+    state = os.path.join(str(repo), ".akidb-state.json")
+    if os.path.exists(state):
+        os.unlink(state)  # what another run served is not this test's business
+    srv = make_server("--model-repository", repo, "--default-model", "all-MiniLM-L6-v2")
+    models = requests.get(srv.url + "/v1/models", timeout=10).json()["data"]
+    assert sorted(m["id"] for m in models) == names
+    info = {m["model_id"]: m for m in requests.get(srv.url + "/info", timeout=10).json()["models"]}
+    assert {n: info[n]["dim"] for n in names} == {"all-MiniLM-L6-v2": 384, "bert-base": 768, "bge-small": 384,
+                                                  "paraphrase-MiniLM-L3-v2": 384, "uae-large": 1024}
+    assert [n for n in names if info[n]["synthetic_weights"]] == ["bert-base", "bge-small", "uae-large"]
+    for name in names:
+        # /embed normalizes (TEI's default); the CLI gives bert-base's vectors as the model does
+        want = {t: v / np.linalg.norm(v) for t, v in zip(TEXTS[:3], cli_embed(TEXTS[:3], os.path.join(repo, name, "1")))}
+        r = embed(srv.url, TEXTS[:3], name)
+        assert r.status_code == 200, r.text
+        check_vectors(r.json(), TEXTS[:3], want, name)
