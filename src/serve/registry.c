@@ -738,7 +738,7 @@ ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
         st = ake_errf(err, errlen, AKE_EINVAL, "no model to serve: give --model or a --model-repository with models");
     if (st == AKE_OK && r->default_name[0] && !find_entry(r, r->default_name))
         st = ake_errf(err, errlen, AKE_EINVAL, "--default-model '%s' is not one of the models", r->default_name);
-    if (st == AKE_OK && !r->default_name[0]) snprintf(r->default_name, sizeof r->default_name, "%s", r->models->name);
+    const bool default_given = r->default_name[0] != 0;
     for (ake_model_entry *m = r->models; m && st == AKE_OK; m = m->next) {
         char want[AKE_VERSION_MAX] = "";
         if (m->in_repository) read_state(r, m, state, want);
@@ -747,10 +747,25 @@ ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
             continue;
         }
         ake_api_error e = {0};
-        if (load_by_policy(r, m, want, &e) == 0)
+        if (load_by_policy(r, m, want, &e) > 0) continue;
+        /* a model given by --model must load; a repository model that loads nothing is listed
+         * with its error (Triton's --exit-on-error=false), as long as something serves */
+        if (!m->in_repository || (default_given && !strcmp(m->name, r->default_name)))
             st = ake_errf(err, errlen, AKE_EINVAL, "model %s: no version loaded: %s", m->name,
                           e.msg[0] ? e.msg : "its version policy selects none (all skipped?)");
+        else
+            ake_log(AKE_LOG_ERROR, "model %s: no version loaded (%s); the others are served", m->name,
+                    e.msg[0] ? e.msg : "its version policy selects none");
     }
+    bool serving = false;
+    pthread_mutex_lock(&r->mu);
+    for (ake_model_entry *m = r->models; m; m = m->next) {
+        if (m->serving && !serving && !default_given) /* the default: the first model that serves */
+            snprintf(r->default_name, sizeof r->default_name, "%s", m->name);
+        serving |= m->serving != NULL;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (st == AKE_OK && !serving) st = ake_errf(err, errlen, AKE_EINVAL, "no model of the repository loaded");
     cJSON_Delete(state);
     if (st == AKE_OK) {
         r->started = true;

@@ -220,7 +220,13 @@ def test_corrupt_version_keeps_the_old_one(make_server, tmp_path, refs):
     with open(bad / "model.safetensors", "r+b") as f:
         f.truncate(1000)
     repo = repo_with(tmp_path, {1: MODEL_DIR, 2: str(bad)})
+    (repo / "broken").mkdir()
+    os.symlink(bad, repo / "broken" / "1")  # a model with no good version: listed as failed, the rest served
     srv = make_server("--model-repository", str(repo), "--admin-port", "0")
+    broken = served(srv, "broken")
+    assert broken["serving_version"] is None and broken["versions"][0]["state"] == "failed", broken
+    assert embed(srv.url, "x", "broken").status_code == 404
+    assert embed(srv.url, "x").headers["X-Model-Version"] == "1"  # the default: the first model that serves
     m = served(srv, "minilm")  # the newest failed at start: the next newest serves
     assert m["serving_version"] == "1"
     failed = [v for v in m["versions"] if v["version"] == "2"]
