@@ -1,14 +1,16 @@
 # Sourced by bench/gpu.sh on a GPU machine: makes the build's Debian libraries (oneDNN, cJSON,
-# utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto) and make available where the
+# utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto, protobuf-c), make and protoc-c
+# (the ONNX importer's generated parser) available where the
 # machine's image lacks them, from .deb files carried in $AKE_DEBS (default .carry/debs, made
 # here by `bash bench/gpu_carry.sh`), unpacked under /tmp/akedeps, never over /. The libraries
 # are Debian 12's (glibc 2.36), which run on newer glibc.
 AKE_DEBS=${AKE_DEBS:-.carry/debs}
 need=0
-for lib in libdnnl.so libcjson.so libutf8proc.so libmicrohttpd.so libcurl.so libcrypto.so; do
+for lib in libdnnl.so libcjson.so libutf8proc.so libmicrohttpd.so libcurl.so libcrypto.so libprotobuf-c.so; do
     ldconfig -p 2>/dev/null | grep -q "$lib " || need=1
 done
 command -v make >/dev/null || need=1
+command -v protoc-c >/dev/null || need=1
 if [ "$need" = 1 ]; then
     if [ -d "$AKE_DEBS" ]; then
         mkdir -p /tmp/akedeps
@@ -19,5 +21,5 @@ if [ "$need" = 1 ]; then
     export CPATH=/tmp/akedeps/usr/include:/tmp/akedeps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
     export LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
     export LD_LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    command -v make >/dev/null || export PATH=$PATH:/tmp/akedeps/usr/bin
+    command -v make >/dev/null && command -v protoc-c >/dev/null || export PATH=$PATH:/tmp/akedeps/usr/bin
 fi
