@@ -55,18 +55,25 @@ start_server() {
     ADMIN=$(grep -o 'admin API on http://127.0.0.1:[0-9]*' "$logf" | head -1 | sed 's/admin API on //')
 }
 
+# HTTP through Python's urllib, not curl: GPU images carry a curl that our LD_LIBRARY_PATH breaks.
 python3=$(command -v python3)
 json_get() { "$python3" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+get() { "$python3" -c 'import sys, urllib.request as u; sys.stdout.write(u.urlopen(sys.argv[1], timeout=60).read().decode())' "$1"; }
+post() { # post URL [JSON]: fails on an HTTP error
+    "$python3" -c 'import sys, urllib.request as u
+r = u.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST", headers={"Content-Type": "application/json"})
+sys.stdout.write(u.urlopen(r, timeout=600).read().decode())' "$1" "${2:-{\}}"
+}
 
 # ---- 1. load and warm-up times
 start_server "$WORK/load.log" --model-repository "$REPO" --default-model all-MiniLM-L6-v2
-start_ms=$(curl -s "$ADMIN/admin/models" | json_get '";".join("%s=%s=%s" % (m["model_id"], m["load_ms"], m["weight_bytes"]) for m in d["loaded"])')
+start_ms=$(get "$ADMIN/admin/models" | json_get '";".join("%s=%s=%s" % (m["model_id"], m["load_ms"], m["weight_bytes"]) for m in d["loaded"])')
 reload=""
 for name in all-MiniLM-L6-v2 paraphrase-MiniLM-L3-v2 bert-base bge-small uae-large; do
-    curl -s -XPOST "$ADMIN/admin/models/$name/unload" >/dev/null
+    post "$ADMIN/admin/models/$name/unload" >/dev/null
     sleep 0.5
     t0=$(date +%s.%N)
-    curl -sf -XPOST "$ADMIN/admin/models/$name/load" -d '{"version":"1"}' >/dev/null
+    post "$ADMIN/admin/models/$name/load" '{"version":"1"}' >/dev/null
     t1=$(date +%s.%N)
     reload="$reload;$name=$("$python3" -c "print(round(($t1 - $t0) * 1000, 1))")"
 done
@@ -85,7 +92,7 @@ swaps=0
 (
     v=1
     while true; do
-        curl -sf -XPOST "$ADMIN/admin/models/minilm/load" -d "{\"version\":\"$v\"}" >/dev/null || exit 1
+        post "$ADMIN/admin/models/minilm/load" "{\"version\":\"$v\"}" >/dev/null || exit 1
         v=$((3 - v))
         sleep 1
     done
