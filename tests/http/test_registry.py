@@ -340,3 +340,44 @@ def test_the_plans_five_models(make_server):
         r = embed(srv.url, TEXTS[:3], name)
         assert r.status_code == 200, r.text
         check_vectors(r.json(), TEXTS[:3], want, name)
+
+
+def test_version_policy_and_settings_files(make_server, tmp_path, l3_dir, refs):
+    """akidb-model.json: {"latest": 2} keeps two versions loaded (the newest serves, the other
+    answers name@version); {"specific": [...]} loads the listed ones; a version folder's own
+    file overrides the model's; an unknown field is refused with its name."""
+    repo = repo_with(tmp_path, {1: MODEL_DIR, 2: l3_dir})
+    (repo / "minilm" / "akidb-model.json").write_text(json.dumps({"version_policy": {"latest": 2},
+                                                                  "max_batch_size": 8}))
+    srv = make_server("--model-repository", str(repo))
+    m = served(srv, "minilm")
+    assert m["serving_version"] == "2" and sorted(v["state"] for v in m["versions"]) == ["ready", "ready"]
+    check_vectors(embed(srv.url, TEXTS[:2], "minilm@1").json(), TEXTS[:2], refs["minilm"], "minilm@1")
+    check_vectors(embed(srv.url, TEXTS[:2], "minilm").json(), TEXTS[:2], refs["l3"], "minilm (2)")
+    assert srv.stop() == 0
+
+    (repo / "minilm" / "akidb-model.json").write_text(json.dumps({"version_policy": {"specific": ["1"]}}))
+    os.unlink(repo / ".akidb-state.json")
+    srv = make_server("--model-repository", str(repo))
+    m = served(srv, "minilm")
+    assert m["serving_version"] == "1" and {v["version"]: v["state"] for v in m["versions"]} == \
+        {"1": "ready", "2": "available"}
+    assert srv.stop() == 0
+
+    os.unlink(repo / ".akidb-state.json")
+    (repo / "minilm" / "akidb-model.json").write_text(json.dumps({"device": "cpu", "replicas": 2}))
+    own = tmp_path / "v3"
+    shutil.copytree(l3_dir, own)
+    (own / "akidb-model.json").write_text(json.dumps({"replicas": 1, "max_batch_tokens": 8}))
+    os.symlink(own, repo / "minilm" / "3")
+    srv = make_server("--model-repository", str(repo))
+    m = served(srv, "minilm")  # 3's own file asks for fewer tokens than its inputs: it fails, 2 serves
+    assert m["serving_version"] == "2"
+    assert "max_batch_tokens 8" in [v for v in m["versions"] if v["version"] == "3"][0]["error"]
+    assert [v["device"] for v in m["versions"] if v["version"] == "2"] == ["cpu,cpu"]  # the model's replicas
+    assert srv.stop() == 0
+
+    (repo / "minilm" / "akidb-model.json").write_text(json.dumps({"replica": 2}))
+    r = subprocess.run([AKE_BIN, "serve", "--port", "0", "--model-repository", str(repo)], capture_output=True,
+                       timeout=60, cwd=REPO)
+    assert r.returncode == 1 and b'unknown field "replica"' in r.stderr, r.stderr
