@@ -18,7 +18,7 @@ static const char import_help[] =
     "  BERT encoder is refused with what was not found. The folder is loaded once to check it.\n"
     "  --tokenizer-from DIR   copy tokenizer.json / vocab.txt / tokenizer_config.json /\n"
     "                         special_tokens_map.json from DIR (an ONNX file has no tokenizer)\n"
-    "  --out DIR              the folder to write (created; files already there are overwritten)\n"
+    "  --out DIR              the folder to write (created; an existing one must be empty)\n"
     "  --pooling P            mean (default), cls or max\n"
     "  --normalize            L2-normalize the embeddings (adds a Normalize module)\n"
     "  --max-seq-length N     tokens per text (default: the model's max_position_embeddings)\n"

@@ -149,6 +149,8 @@ static void usage(FILE *out) {
         char opt[64], def[256];
         snprintf(opt, sizeof opt, "--%s %s", flags[i].name, flags[i].arg);
         if (flags[i].off == OFF(o.model_id)) snprintf(def, sizeof def, "the folder's name");
+        else if (flags[i].off == OFF(o.state_file)) snprintf(def, sizeof def, "DIR/.akidb-state.json of --model-repository");
+        else if (flags[i].off == OFF(o.default_model)) snprintf(def, sizeof def, "the first model that serves at start");
         else show(&d, &flags[i], def, sizeof def);
         fprintf(out, "  %-34s %-28s %s (default: %s)\n", opt, flags[i].env, flags[i].help, *def ? def : "none");
     }

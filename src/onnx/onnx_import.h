@@ -75,7 +75,7 @@ typedef struct {
 
 /* Reads onnx_path (at most AKE_ONNX_MAX_FILE bytes), maps it (ake_onnx_bert_parse), checks
  * the tokenizer of opts->tokenizer_from (it loads, and its vocabulary fits the word table),
- * then writes out_dir (created with its parents; files already there are overwritten) with
+ * then writes out_dir (created with its parents; it must be new or empty: AKE_EINVAL otherwise) with
  * ake_model_folder_write and model.safetensors, and loads the result with ake_model_load to
  * check it. Nothing is written when the ONNX file, the options or the tokenizer are refused.
  * *cfg_out (may be NULL) receives the written configuration. Errors: those of

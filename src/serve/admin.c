@@ -15,6 +15,7 @@
  * outside the roots), 404 (no such model or version), 405, 413, 422 (bad body, or a version
  * that failed to load: the message says why; the serving version stays), 507 (out of memory).
  * A connection has its own thread (server.c), so a load blocks only its own caller. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,18 +54,21 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, const char *method,
     return reply(c, e->status, &b);
 }
 
-/* An optional string field of the body; 422 when present and not a string. */
-static int body_string(const cJSON *root, const char *key, const char **out, ake_api_error *e) {
+/* An optional string field of the body, copied into out (len bytes; "" when absent); 422
+ * when it is not a non-empty string that fits. */
+static int body_string(const cJSON *root, const char *key, char *out, size_t len, ake_api_error *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-    *out = NULL;
+    out[0] = 0;
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsString(v) || !*v->valuestring)
-        return ake_api_fail(e, 422, key, "`%s` must be a non-empty string", key);
-    *out = v->valuestring;
+    if (!cJSON_IsString(v)) return ake_api_fail(e, 422, key, "`%s` must be a string, not %s", key, ake_api_type_name(v));
+    if (!*v->valuestring || strlen(v->valuestring) >= len)
+        return ake_api_fail(e, 422, key, "`%s` must be 1..%zu bytes long", key, len - 1);
+    snprintf(out, len, "%s", v->valuestring);
     return 0;
 }
 
-/* POST /admin/models/{name}/{load|unload}. */
+/* POST /admin/models/{name}/{load|unload}. Bodies: load {"version", "path"}, unload {"version"};
+ * any other field is a 422 naming it (a typo must not load or unload something else). */
 static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
                                 const char *name, bool load, const ake_buf *body) {
     ake_api_error e = {0};
@@ -74,32 +78,32 @@ static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const c
         rc = ake_api_parse_json(body->data, body->len, &root, &e);
         if (!rc && !cJSON_IsObject(root)) rc = ake_api_fail(&e, 422, NULL, "the body must be a JSON object");
     }
-    const char *version = NULL, *path = NULL;
-    if (!rc) rc = body_string(root, "version", &version, &e);
-    if (!rc && load) rc = body_string(root, "path", &path, &e);
+    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next)
+        if (strcmp(it->string, "version") && (!load || strcmp(it->string, "path")))
+            rc = ake_api_fail(&e, 422, NULL, "unknown field `%.64s` (%s takes %s)", it->string, load ? "load" : "unload",
+                              load ? "`version` and `path`" : "`version`");
+    char version[AKE_VERSION_MAX], path[PATH_MAX];
+    if (!rc) rc = body_string(root, "version", version, sizeof version, &e);
+    if (!rc && load) rc = body_string(root, "path", path, sizeof path, &e);
+    cJSON_Delete(root); /* version and path are copies */
     char loaded[AKE_VERSION_MAX] = "";
     if (!rc) {
         const double t0 = ake_now_s();
-        rc = load ? ake_registry_load(s->reg, name, version, path, loaded, sizeof loaded, &e)
-                  : ake_registry_unload(s->reg, name, version, &e);
+        rc = load ? ake_registry_load(s->reg, name, version[0] ? version : NULL, path[0] ? path : NULL, loaded,
+                                      sizeof loaded, &e)
+                  : ake_registry_unload(s->reg, name, version[0] ? version : NULL, &e);
         if (!rc)
             ake_log(AKE_LOG_INFO, "admin %s %s -> 200 (%.0f ms)", method, url, (ake_now_s() - t0) * 1e3);
     }
-    cJSON_Delete(root);
     if (rc) return reply_error(c, method, url, &e);
     ake_buf b = {0};
     ake_buf_puts(&b, "{\"model\":");
     ake_buf_json_string(&b, name, strlen(name));
-    if (load) {
-        ake_buf_puts(&b, ",\"version\":");
-        ake_buf_json_string(&b, loaded, strlen(loaded));
-        ake_buf_puts(&b, ",\"state\":\"serving\"}");
-    } else {
-        ake_buf_puts(&b, ",\"version\":");
-        if (version) ake_buf_json_string(&b, version, strlen(version));
-        else ake_buf_puts(&b, "null");
-        ake_buf_puts(&b, ",\"state\":\"unloading\"}");
-    }
+    ake_buf_puts(&b, ",\"version\":");
+    const char *v = load ? loaded : version;
+    if (*v) ake_buf_json_string(&b, v, strlen(v));
+    else ake_buf_puts(&b, "null");
+    ake_buf_puts(&b, load ? ",\"state\":\"serving\"}" : ",\"state\":\"unloading\"}");
     return reply(c, 200, &b);
 }
 
@@ -136,9 +140,12 @@ static enum MHD_Result route(ake_server *s, struct MHD_Connection *c, const char
     if (!strncmp(url, prefix, sizeof prefix - 1)) {
         const char *name = url + sizeof prefix - 1, *slash = strrchr(name, '/');
         char n[AKE_MODEL_NAME_MAX];
-        if (slash && slash > name && (size_t)(slash - name) < sizeof n &&
-            (!strcmp(slash, "/load") || !strcmp(slash, "/unload"))) {
+        if (slash && slash > name && (!strcmp(slash, "/load") || !strcmp(slash, "/unload"))) {
             if (!post) return reply_error(c, method, url, &(ake_api_error){.status = 405, .msg = "use POST"});
+            if ((size_t)(slash - name) >= sizeof n) {
+                ake_api_fail(&e, 422, NULL, "model names are at most %zu bytes", sizeof n - 1);
+                return reply_error(c, method, url, &e);
+            }
             snprintf(n, sizeof n, "%.*s", (int)(slash - name), name);
             return model_op(s, c, method, url, n, !strcmp(slash, "/load"), &a->body);
         }

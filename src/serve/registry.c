@@ -84,10 +84,11 @@ static bool valid_name(const char *s) {
     return true;
 }
 
-/* Versions are decimal numbers without a sign (Triton's), at most 18 digits. */
+/* Versions are decimal numbers without a sign or leading zeros (Triton's), at most 18 digits:
+ * one spelling per number, so that "7" and "007" cannot name two folders. */
 static bool valid_version(const char *s) {
     size_t n = strlen(s);
-    if (n == 0 || n > 18) return false;
+    if (n == 0 || n > 18 || (s[0] == '0' && n > 1)) return false;
     for (size_t i = 0; i < n; i++)
         if (!isdigit((unsigned char)s[i])) return false;
     return true;
@@ -515,7 +516,6 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     v->entry = m;
     v->state = AKE_MV_LOADING;
     ake_metrics_init(&v->metrics, r->o.metrics);
-    if (vnum(version) > m->highest) m->highest = vnum(version);
     v->next = m->versions;
     m->versions = v;
     pthread_mutex_unlock(&r->mu);
@@ -545,6 +545,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     ake_model_version *prev = m->serving;
     atomic_store(&v->refs, 1);
     v->state = AKE_MV_READY;
+    if (vnum(version) > m->highest) m->highest = vnum(version);
     m->unloaded = false;
     if (explicit) skip_remove(m, version);
     if (serve || !prev) {
@@ -706,11 +707,31 @@ static void *poller_main(void *arg) {
 
 #define MAX_REPO_MODELS 256
 
+/* Folders of the repository that are neither a model (a valid name) nor a version (a number
+ * without leading zeros) are skipped; say so once, at start. */
+static void warn_ignored(const char *dir, bool models) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        char p[PATH_MAX];
+        struct stat st;
+        if (de->d_name[0] == '.' || !join(p, sizeof p, dir, de->d_name) || stat(p, &st) || !S_ISDIR(st.st_mode)) continue;
+        if (models ? !valid_name(de->d_name) : !valid_version(de->d_name))
+            ake_log(AKE_LOG_WARN, "%s: folder '%s' skipped: %s", dir, de->d_name,
+                    models ? "model names are letters, digits, '.', '-' and '_'"
+                           : "versions are numbers without a sign or leading zeros");
+        else if (models)
+            warn_ignored(p, false);
+    }
+    if (d) closedir(d);
+}
+
 ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
     pthread_mutex_lock(&r->ops_mu);
     ake_status st = AKE_OK;
     cJSON *state = NULL;
     if (r->repository[0]) {
+        warn_ignored(r->repository, true);
         char names[MAX_REPO_MODELS][AKE_MODEL_NAME_MAX];
         int n = repo_models(r, names, MAX_REPO_MODELS);
         for (int i = 0; i < n && st == AKE_OK; i++) {
@@ -765,7 +786,10 @@ ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
         serving |= m->serving != NULL;
     }
     pthread_mutex_unlock(&r->mu);
-    if (st == AKE_OK && !serving) st = ake_errf(err, errlen, AKE_EINVAL, "no model of the repository loaded");
+    if (st == AKE_OK && !serving) { /* everything unloaded before a restart, or nothing loads: the admin API can fix it */
+        ake_log(AKE_LOG_WARN, "no model serves: every model of the repository is unloaded or failed to load");
+        if (!default_given) snprintf(r->default_name, sizeof r->default_name, "%s", r->models->name);
+    }
     cJSON_Delete(state);
     if (st == AKE_OK) {
         r->started = true;
@@ -855,12 +879,18 @@ static int resolve_path(const ake_registry *r, const char *path, char *out, ake_
     else join(joined, sizeof joined, base, path);
     if (!realpath(joined, out)) return ake_api_fail(e, 404, "path", "`%.200s`: %s", path, strerror(errno));
     const char *roots[2] = {r->model_root, r->repository};
+    bool inside = false;
     for (int i = 0; i < 2; i++) {
         size_t n = strlen(roots[i]);
-        if (n && !strncmp(out, roots[i], n) && (out[n] == '/' || out[n] == 0)) return 0;
+        inside |= n && !strncmp(out, roots[i], n) && (out[n] == '/' || out[n] == 0);
     }
-    return ake_api_fail(e, 403, "path", "`%.200s` lies outside the model root and the repository (symlinks included)",
-                        path);
+    if (!inside)
+        return ake_api_fail(e, 403, "path",
+                            "`%.200s` lies outside the model root and the repository (symlinks included)", path);
+    struct stat sb;
+    if (stat(out, &sb) || !S_ISDIR(sb.st_mode))
+        return ake_api_fail(e, 422, "path", "`%.200s` is not a model folder (not a directory)", path);
+    return 0;
 }
 
 int ake_registry_load(ake_registry *r, const char *name, const char *version, const char *path, char *loaded,
@@ -883,17 +913,18 @@ int ake_registry_load(ake_registry *r, const char *name, const char *version, co
             return ake_api_fail(e, 422, NULL, "%s", err);
         }
     }
-    if (!m && path) m = new_entry(r, name, "", false);
+    const bool created = !m && path;
+    if (created) m = new_entry(r, name, "", false);
     pthread_mutex_unlock(&r->mu);
     int rc = 0;
-    char v[AKE_VERSION_MAX] = "", dir[PATH_MAX + AKE_VERSION_MAX];
+    char v[AKE_VERSION_MAX] = "", dir[PATH_MAX];
     if (!m) {
         rc = ake_api_fail(e, 404, NULL, "no model `%s` in the repository%s", name,
                           r->repository[0] ? "" : " (the server has none: give `path`)");
     } else if (path) {
         rc = resolve_path(r, path, dir, e);
         if (!rc && version) snprintf(v, sizeof v, "%s", version);
-        if (!rc && !version) { /* one above the highest version known */
+        if (!rc && !version) { /* one above the highest version loaded so far, or on disk */
             pthread_mutex_lock(&r->mu);
             unsigned long long hi = m->highest;
             pthread_mutex_unlock(&r->mu);
@@ -903,7 +934,12 @@ int ake_registry_load(ake_registry *r, const char *name, const char *version, co
             snprintf(v, sizeof v, "%llu", hi + 1);
         }
     } else if (!m->in_repository) {
-        rc = ake_api_fail(e, 422, NULL, "model `%s` is not from the repository: give `path`", name);
+        /* a --model: its own folder again (a folder loaded by path has none: give `path`) */
+        if (!m->dir[0]) rc = ake_api_fail(e, 422, NULL, "model `%s` was loaded by path: give `path`", name);
+        else if (version && vnum(version) != 1)
+            rc = ake_api_fail(e, 404, "version", "model `%s` is a --model folder: its only version is 1", name);
+        snprintf(v, sizeof v, "1");
+        snprintf(dir, sizeof dir, "%s", m->dir);
     } else {
         if (version) {
             snprintf(v, sizeof v, "%s", version);
@@ -919,6 +955,21 @@ int ake_registry_load(ake_registry *r, const char *name, const char *version, co
     }
     if (!rc) rc = load_version(r, m, v, dir, true, true, e);
     if (!rc && loaded) snprintf(loaded, loaded_len, "%s", v);
+    if (rc && created) { /* a name that never served: no trace of the failed attempt */
+        pthread_mutex_lock(&r->mu);
+        for (ake_model_entry **pp = &r->models; *pp; pp = &(*pp)->next)
+            if (*pp == m) {
+                *pp = m->next;
+                break;
+            }
+        for (ake_model_version *x = m->versions; x;) { /* only FAILED records: nothing was loaded */
+            ake_model_version *next = x->next;
+            free(x);
+            x = next;
+        }
+        free(m);
+        pthread_mutex_unlock(&r->mu);
+    }
     pthread_mutex_unlock(&r->ops_mu);
     return rc;
 }

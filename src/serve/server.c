@@ -25,7 +25,9 @@ static const char *keep(ake_server *s, const char *v, bool *ok) {
     return s->owned[s->n_owned++] = c;
 }
 
-/* Starts a libmicrohttpd daemon on host:port; NULL with err filled on failure. */
+/* Starts a libmicrohttpd daemon on host:port; NULL with err filled on failure. No SO_REUSEPORT
+ * (libmicrohttpd's LISTENING_ADDRESS_REUSE): a second server, or the admin listener, on a port
+ * already taken must fail, not split the connections with it. */
 static struct MHD_Daemon *listen_on(ake_server *s, const char *host, int32_t port, unsigned flags, unsigned threads,
                                     MHD_AccessHandlerCallback handler, MHD_RequestCompletedCallback completed,
                                     const char *what, int32_t *bound, char *err, size_t errlen) {
@@ -44,11 +46,10 @@ static struct MHD_Daemon *listen_on(ake_server *s, const char *host, int32_t por
                                    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
                                    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
                                    (unsigned)s->o.connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-                                   (unsigned)s->o.max_connections, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END)
+                                   (unsigned)s->o.max_connections, MHD_OPTION_END)
                 : MHD_start_daemon(flags, 0, NULL, NULL, handler, s, MHD_OPTION_EXTERNAL_LOGGER, ake_http_log, NULL,
                                    MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.connection_timeout_s,
-                                   MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_END);
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.connection_timeout_s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {
         ake_errf(err, errlen, AKE_EIO, "cannot listen on %s:%d for the %s (address in use, or not ours?)", host, port,
@@ -66,7 +67,8 @@ static ake_status add_models(ake_server *s, char *err, size_t errlen) {
         const char *spec = s->o.models[i], *eq = strchr(spec, '=');
         char name[AKE_MODEL_NAME_MAX + 1];
         const char *dir = spec;
-        if (eq && eq > spec && (size_t)(eq - spec) < sizeof name) {
+        if (eq == spec) return ake_errf(err, errlen, AKE_EINVAL, "--model '%s': the name before '=' is empty", spec);
+        if (eq && (size_t)(eq - spec) < sizeof name) {
             snprintf(name, sizeof name, "%.*s", (int)(eq - spec), spec);
             dir = eq + 1;
         } else if (s->o.n_models == 1 && s->o.model_id && *s->o.model_id) {
@@ -117,6 +119,14 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
                       AKE_SERVER_MAX_MODELS);
         goto fail;
     }
+    if (s->o.repository_poll_s > 0 && !s->o.repository) {
+        st = ake_errf(err, errlen, AKE_EINVAL, "--repository-poll-s needs --model-repository");
+        goto fail;
+    }
+    if (s->o.model_id && *s->o.model_id && (s->o.n_models != 1 || strchr(s->o.models[0], '='))) {
+        st = ake_errf(err, errlen, AKE_EINVAL, "--model-id names a lone --model given without NAME=; use --model NAME=DIR");
+        goto fail;
+    }
     if (s->o.http_threads < 1 || s->o.max_concurrent_requests < 1 || s->o.max_client_batch_size < 1 ||
         s->o.max_payload_bytes < 1 || s->o.max_connections < 1 || s->o.port < 0 || s->o.port > 65535 ||
         s->o.admin_port > 65535) {
@@ -160,6 +170,10 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
         goto fail;
     }
     s->started = time(NULL);
+    if (s->admin && !(s->o.admin_api_key && *s->o.admin_api_key) && strcmp(s->o.admin_host, "127.0.0.1") &&
+        strcmp(s->o.admin_host, "localhost") && strcmp(s->o.admin_host, "::1"))
+        ake_log(AKE_LOG_WARN, "the admin API listens on %s without --admin-api-key: anyone who reaches it can load "
+                              "and unload models", s->o.admin_host);
     char models[AKE_MODEL_NAME_MAX], admin[256] = "";
     ake_registry_default_name(s->reg, models, sizeof models);
     if (s->admin)

@@ -381,3 +381,63 @@ def test_version_policy_and_settings_files(make_server, tmp_path, l3_dir, refs):
     r = subprocess.run([AKE_BIN, "serve", "--port", "0", "--model-repository", str(repo)], capture_output=True,
                        timeout=60, cwd=REPO)
     assert r.returncode == 1 and b'unknown field "replica"' in r.stderr, r.stderr
+
+
+def test_admin_edges(make_server, tmp_path, l3_dir, refs):
+    """What a break test found: unloading one version echoes it; unknown body fields are refused;
+    versions have one spelling; a failed load by path leaves no model behind; a --model comes
+    back without a path; a server whose models were all unloaded restarts empty."""
+    repo = repo_with(tmp_path, {1: MODEL_DIR, 2: l3_dir})
+    os.symlink(l3_dir, repo / "minilm" / "007")  # not a canonical version: skipped
+    (repo / "minilm" / "akidb-model.json").write_text(json.dumps({"version_policy": {"latest": 2}}))
+    root = tmp_path / "root"
+    root.mkdir()
+    srv = make_server("--model-repository", str(repo), "--admin-port", "0", "--model-root", str(root),
+                      "--model", f"plain={MODEL_DIR}")
+    assert "folder '007' skipped" in srv.log()
+    assert {v["version"] for v in served(srv, "minilm")["versions"]} == {"1", "2"}
+    assert embed(srv.url, "x", "minilm@02").status_code == 404
+    for body, words in (({"versoin": "1"}, "unknown field `versoin`"), ({"version": 1}, "must be a string"),
+                        ({"version": "01"}, "version number")):
+        r = admin(srv, "/admin/models/minilm/load", body)
+        assert r.status_code == 422 and words in r.json()["error"], (body, r.text)
+    r = admin(srv, "/admin/models/minilm/unload", {"path": "x"})
+    assert r.status_code == 422 and "unknown field `path`" in r.json()["error"]
+    r = admin(srv, "/admin/models/minilm/unload", {"version": "2"})
+    assert r.status_code == 200 and r.json() == {"model": "minilm", "version": "2", "state": "unloading"}, r.text
+    check_vectors(embed(srv.url, TEXTS[:2], "minilm").json(), TEXTS[:2], refs["minilm"], "version 1 serves")
+    r = admin(srv, "/admin/models/" + "n" * 200 + "/load")
+    assert r.status_code == 422 and "at most" in r.json()["error"]
+    for _ in range(3):
+        assert admin(srv, "/admin/models/ghost/load", {"path": "absent"}).status_code == 404
+    assert "ghost" not in [m["id"] for m in requests.get(srv.url + "/v1/models", timeout=10).json()["data"]]
+    assert admin(srv, "/admin/models/plain/unload").status_code == 200
+    assert embed(srv.url, "x", "plain").status_code == 404
+    r = admin(srv, "/admin/models/plain/load")  # a --model comes back from its own folder
+    assert r.status_code == 200 and r.json()["version"] == "1", r.text
+    # every model unloaded: the restart serves nothing, and the admin API brings one back
+    for name in ("minilm", "plain"):
+        assert admin(srv, f"/admin/models/{name}/unload").status_code == 200
+    assert srv.stop() == 0
+    srv = make_server("--model-repository", str(repo), "--admin-port", "0")
+    assert "no model serves" in srv.log()
+    assert embed(srv.url, "x").status_code == 404
+    assert admin(srv, "/admin/models/minilm/load", {"version": "1"}).status_code == 200
+    check_vectors(embed(srv.url, TEXTS[:2]).json(), TEXTS[:2], refs["minilm"], "back")
+
+
+def test_ports_and_flags_refused(make_server, tmp_path):
+    srv = make_server("--admin-port", "0")
+    def start(*args):
+        return subprocess.run([AKE_BIN, "serve", *args], capture_output=True, timeout=120, cwd=REPO)
+    r = start("--model", MODEL_DIR, "--port", str(srv.port))  # the port is taken: no second listener on it
+    assert r.returncode == 1 and b"cannot listen" in r.stderr, r.stderr
+    admin_port = srv.admin_url.rsplit(":", 1)[1]
+    r = start("--model", MODEL_DIR, "--port", "0", "--admin-port", admin_port)
+    assert r.returncode == 1 and b"admin API" in r.stderr, r.stderr
+    r = start("--model", MODEL_DIR, "--port", "0", "--repository-poll-s", "5")
+    assert r.returncode == 1 and b"--repository-poll-s needs --model-repository" in r.stderr
+    r = start("--model", f"a={MODEL_DIR}", "--model-id", "b", "--port", "0")
+    assert r.returncode == 1 and b"--model-id" in r.stderr
+    r = start("--model", f"={MODEL_DIR}", "--port", "0")
+    assert r.returncode == 1 and b"the name before '=' is empty" in r.stderr

@@ -10,6 +10,7 @@ reports would turn a memory error into a failure.
 """
 import json
 import os
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -207,3 +208,20 @@ def test_usage_errors(tmp_path, binary):
     assert not (tmp_path / "o").exists()
     res = run(binary, ["import-onnx", "--help"])
     assert res.returncode == 0 and b"--tokenizer-from" in res.stdout
+
+
+def test_out_must_be_new_or_empty(tmp_path):
+    """--out an existing model folder (here the --tokenizer-from folder itself) is refused and
+    left as it was; an empty folder is fine."""
+    tiny = tmp_path / "m.onnx"
+    tiny.write_bytes(ob.bert(vocab=30522, layers=1)[0])
+    same = tmp_path / "same"
+    same.mkdir()
+    for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(TOKENIZER, f)):
+            shutil.copy(os.path.join(TOKENIZER, f), same / f)
+    before = {p.name: p.read_bytes() for p in same.iterdir()}
+    assert_refused(import_onnx(BIN, tiny, same, tokenizer=same), "exists and is not empty")
+    assert {p.name: p.read_bytes() for p in same.iterdir()} == before
+    (tmp_path / "empty").mkdir()
+    assert import_onnx(BIN, tiny, tmp_path / "empty").returncode == 0
