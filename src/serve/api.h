@@ -49,6 +49,8 @@ typedef struct {
     int32_t dimensions;        /* keep the first N values and re-normalize; 0 = all */
     bool add_special_tokens;   /* /tokenize */
     bool nested_ids;           /* OpenAI input was an array of token-id arrays (for messages) */
+    bool similarity;           /* TEI /similarity: in[0] is the source sentence, in[1..] the sentences */
+    const char *prompt_name;   /* TEI "prompt_name", NULL when absent; points into json */
     bool normalize_as_model;   /* OpenAI: normalize when the model does (set by ake_api_bind_model) */
     const char *model;         /* the "model" field as sent ("name" or "name@version"), NULL when absent;
                                   points into json */
@@ -74,6 +76,14 @@ typedef struct {
  * checks them against the model. */
 int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                             ake_api_error *e);
+/* POST /similarity: {"inputs": {"source_sentence": "...", "sentences": ["...", ...]}, "truncate",
+ * "truncation_direction", "model"} → r->similarity, in[0] the source, in[1..n) the sentences. */
+int ake_api_parse_tei_similarity(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                                 ake_api_error *e);
+/* POST / (TEI's route for every task of the Hugging Face client): `inputs` an object with
+ * source_sentence and sentences → similarity, a string or an array → embeddings. */
+int ake_api_parse_tei_root(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                           ake_api_error *e);
 int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                                ake_api_error *e);
 int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
@@ -81,8 +91,9 @@ int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim
 void ake_api_request_release(ake_api_request *r);
 
 /* Checks a parsed request against the model that will answer it: token ids within the
- * vocabulary (422), `dimensions` at most the model's (422); an OpenAI request takes the
- * model's normalization. */
+ * vocabulary (422), `dimensions` at most the model's (422), a `prompt_name` the model has (422:
+ * no model loads prompts yet, so any prompt_name is refused rather than ignored); an OpenAI
+ * request takes the model's normalization. */
 int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e);
 
 /* Token ids of every input, packed: input i is ids[off[i] .. off[i+1]). */
@@ -109,6 +120,8 @@ void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m,
 void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, float *vecs, int64_t prompt_tokens,
                           ake_buf *out);
 void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out);
+/* [cos(source, sentence_1), ...] from the pooled vectors of a similarity request (normalized here). */
+void ake_api_write_tei_similarity(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
 /* {"error": msg, "error_type": ...} (TEI) or {"error": {"message", "type", "param", "code"}} (OpenAI). */
 void ake_api_write_error(const ake_api_error *e, bool openai, ake_buf *out);
 

@@ -161,6 +161,8 @@ static bool tokens_grow(ake_api_tokens *t, int64_t need) {
 }
 
 int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e) {
+    if (r->prompt_name) /* TEI's prompts (config_sentence_transformers.json) are not loaded yet: none exists */
+        return ake_api_fail(e, 422, "prompt_name", "`prompt_name` \"%.64s\": this model has no prompts", r->prompt_name);
     if (r->dimensions > m->dim)
         return ake_api_fail(e, 422, "dimensions", "`dimensions` must be an integer in 1..%d", m->dim);
     if (r->normalize_as_model) r->normalize = m->normalizes;
@@ -210,8 +212,9 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
         } else {
             ids = in->ids;
             n = in->n_ids;
-            if (for_embed && n > m->max_seq_tokens) {
-                rc = ake_api_fail(e, 413, NULL, "input %d has %d token ids; the limit is %d", i, n,
+            if (for_embed && n > m->max_seq_tokens && !req->truncate) {
+                rc = ake_api_fail(e, 413, NULL,
+                                  "input %d has %d token ids; the limit is %d (send \"truncate\": true to cut it)", i, n,
                                   m->max_seq_tokens);
                 break;
             }
@@ -220,7 +223,20 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
             rc = ake_api_fail(e, 500, NULL, "out of memory");
             break;
         }
-        memcpy(out->ids + out->total, ids, (size_t)n * sizeof *ids);
+        if (!in->text && for_embed && n > m->max_seq_tokens) {
+            /* truncate as the tokenizer would: keep a leading [CLS] and a trailing [SEP] where the
+             * list has them, and cut the ids between them in the requested direction */
+            const int32_t head = tok && ids[0] == ake_tokenizer_cls_id(tok);
+            const int32_t tail = tok && n > 1 && ids[n - 1] == ake_tokenizer_sep_id(tok) && head < m->max_seq_tokens;
+            const int32_t keep = m->max_seq_tokens - head - tail, body = n - head - tail;
+            int32_t *o = out->ids + out->total;
+            if (head) *o++ = ids[0];
+            memcpy(o, ids + head + (req->dir == AKE_TRUNCATE_LEFT ? body - keep : 0), (size_t)keep * sizeof *ids);
+            if (tail) o[keep] = ids[n - 1];
+            n = m->max_seq_tokens;
+        } else {
+            memcpy(out->ids + out->total, ids, (size_t)n * sizeof *ids);
+        }
         out->total += n;
         out->off[i + 1] = (int32_t)out->total;
     }

@@ -1,9 +1,13 @@
-/* Text Embeddings Inference (TEI) API: POST /embed and POST /tokenize.
+/* Text Embeddings Inference (TEI) API: POST /embed, POST /similarity, POST / and POST /tokenize.
  *
  *   POST /embed     {"inputs": "text" | ["text", ...], "normalize": true, "truncate": false,
  *                    "truncation_direction": "right" | "left", "model": "name[@version]"}
  *                   →  [[float, ...], ...]
  * "model" is ours (TEI serves one model): absent, the server's default model answers.
+ *   POST /similarity {"inputs": {"source_sentence": "text", "sentences": ["text", ...]}, "truncate",
+ *                    "truncation_direction", "model"}  →  [cosine, ...]   one per sentence
+ *   POST /          what the Hugging Face client (huggingface_hub.InferenceClient) posts for every
+ *                   task: an object `inputs` is a similarity request, anything else an embedding one
  *   POST /tokenize  {"inputs": "text" | ["text", ...], "add_special_tokens": true}
  *                   →  [[id, ...], ...]   (ids only: TEI's token objects with offsets are not given)
  * Unknown fields are ignored, as TEI does. */
@@ -29,8 +33,8 @@ static int parse_inputs(const cJSON *root, const ake_api_limits *lim, ake_api_re
     return ake_api_text_input(v, "inputs", -1, &r->in[0], e);
 }
 
-static int parse_common(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
-                        ake_api_error *e) {
+/* The JSON object and the fields every TEI request may carry: model, prompt_name. */
+static int parse_object(const char *body, size_t len, ake_api_request *r, ake_api_error *e) {
     memset(r, 0, sizeof *r);
     r->normalize = true;
     r->add_special_tokens = true;
@@ -39,21 +43,82 @@ static int parse_common(const char *body, size_t len, const ake_api_limits *lim,
     if (rc) return rc;
     if (!cJSON_IsObject(r->json))
         return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not %s", ake_api_type_name(r->json));
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(r->json, "model");
-    if (model && !cJSON_IsNull(model)) {
-        if (!cJSON_IsString(model))
-            return ake_api_fail(e, 422, "model", "`model` must be a string, not %s", ake_api_type_name(model));
-        r->model = model->valuestring;
+    static const char *const strings[] = {"model", "prompt_name"};
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, strings[i]);
+        if (!v || cJSON_IsNull(v)) continue;
+        if (!cJSON_IsString(v))
+            return ake_api_fail(e, 422, strings[i], "`%s` must be a string, not %s", strings[i], ake_api_type_name(v));
+        *(i ? &r->prompt_name : &r->model) = v->valuestring;
     }
-    return parse_inputs(r->json, lim, r, e);
+    return 0;
+}
+
+static int parse_common(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
+                        ake_api_error *e) {
+    int rc = parse_object(body, len, r, e);
+    return rc ? rc : parse_inputs(r->json, lim, r, e);
+}
+
+/* The embedding fields of /embed (and of / without an object `inputs`). */
+static int embed_fields(ake_api_request *r, ake_api_error *e) {
+    int rc = ake_api_get_bool(r->json, "normalize", &r->normalize, e);
+    if (!rc) rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
+    if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
+    return rc;
+}
+
+/* inputs = {"source_sentence": "...", "sentences": [...]} into in[0] and in[1..]. */
+static int similarity_fields(const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(r->json, "inputs");
+    if (!cJSON_IsObject(in))
+        return ake_api_fail(e, 422, "inputs", "`inputs` must be an object with `source_sentence` and `sentences`, not %s",
+                            ake_api_type_name(in));
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(in, "source_sentence");
+    const cJSON *sents = cJSON_GetObjectItemCaseSensitive(in, "sentences");
+    if (!src) return ake_api_fail(e, 422, "inputs", "missing field `inputs.source_sentence`");
+    if (!cJSON_IsArray(sents))
+        return ake_api_fail(e, 422, "inputs", "`inputs.sentences` must be an array of strings, not %s",
+                            ake_api_type_name(sents));
+    const int32_t k = cJSON_GetArraySize(sents);
+    if (k == 0) return ake_api_fail(e, 422, "inputs", "`inputs.sentences` is empty");
+    int rc = ake_api_text_input(src, "inputs.source_sentence", -1, &(ake_api_input){0}, e);
+    if (rc) return rc;
+    /* the source and every sentence are embedded: together within the input limit */
+    if ((rc = ake_api_alloc_inputs(r, k + 1, lim, "inputs.sentences", e))) return rc;
+    r->similarity = true;
+    if ((rc = ake_api_text_input(src, "inputs.source_sentence", -1, &r->in[0], e))) return rc;
+    int32_t i = 0;
+    for (const cJSON *it = sents->child; it; it = it->next, i++)
+        if ((rc = ake_api_text_input(it, "inputs.sentences", i, &r->in[i + 1], e))) return rc;
+    rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
+    if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
+    return rc;
+}
+
+int ake_api_parse_tei_similarity(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
+                                 ake_api_error *e) {
+    int rc = parse_object(body, len, r, e);
+    if (!rc) rc = similarity_fields(lim, r, e);
+    if (rc) ake_api_request_release(r);
+    return rc;
+}
+
+int ake_api_parse_tei_root(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
+                           ake_api_error *e) {
+    int rc = parse_object(body, len, r, e);
+    if (!rc) {
+        if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r->json, "inputs"))) rc = similarity_fields(lim, r, e);
+        else if (!(rc = parse_inputs(r->json, lim, r, e))) rc = embed_fields(r, e);
+    }
+    if (rc) ake_api_request_release(r);
+    return rc;
 }
 
 int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
                             ake_api_error *e) {
     int rc = parse_common(body, len, lim, r, e);
-    if (!rc) rc = ake_api_get_bool(r->json, "normalize", &r->normalize, e);
-    if (!rc) rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
-    if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
+    if (!rc) rc = embed_fields(r, e);
     if (rc) ake_api_request_release(r);
     return rc;
 }
@@ -75,6 +140,19 @@ void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m,
         if (req->normalize) ake_l2_normalize(v, d);
         if (i) ake_buf_put(out, ",", 1);
         ake_buf_float_array(out, v, d);
+    }
+    ake_buf_put(out, "]", 1);
+}
+
+void ake_api_write_tei_similarity(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out) {
+    const int32_t d = m->dim;
+    for (int32_t i = 0; i < req->n; i++) ake_l2_normalize(vecs + (size_t)i * d, d);
+    ake_buf_put(out, "[", 1);
+    for (int32_t i = 1; i < req->n; i++) {
+        double dot = 0.0;
+        for (int32_t c = 0; c < d; c++) dot += (double)vecs[c] * vecs[(size_t)i * d + c];
+        if (i > 1) ake_buf_put(out, ",", 1);
+        ake_buf_float(out, (float)dot);
     }
     ake_buf_put(out, "]", 1);
 }

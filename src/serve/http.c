@@ -46,6 +46,7 @@ typedef struct {
     double t_arrival;
     int fd;                   /* the connection's socket, peeked while suspended */
     ake_model_version *mv;    /* the version answering this request (a reference), or NULL */
+    char id[AKE_REQUEST_ID_MAX]; /* X-Request-Id: the client's, or one we make; in every log line */
     ake_api_request req;
     ake_api_tokens toks;
     ake_job job;
@@ -54,6 +55,11 @@ typedef struct {
 } http_req;
 
 /* ---------------------------------------------------------------- responses */
+
+static bool is_post_endpoint(ake_endpoint ep) {
+    return ep == AKE_EP_EMBED || ep == AKE_EP_OPENAI || ep == AKE_EP_TOKENIZE || ep == AKE_EP_SIMILARITY ||
+           ep == AKE_EP_ROOT;
+}
 
 static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const char *ctype) {
     ake_server *s = r->srv;
@@ -75,10 +81,10 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
     if (status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                r->ep == AKE_EP_EMBED || r->ep == AKE_EP_OPENAI || r->ep == AKE_EP_TOKENIZE ? "POST"
-                                                                                                         : "GET, HEAD");
+                                is_post_endpoint(r->ep) ? "POST" : "GET, HEAD");
     if (atomic_load(&s->draining)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (r->mv) MHD_add_response_header(resp, "X-Model-Version", r->mv->version);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->state = ST_ANSWERED;
@@ -87,7 +93,7 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
     ake_metrics_request(m, r->ep, status);
     ake_metrics_observe(m, AKE_H_TOTAL, ms * 1e-3);
     if (ake_log_enabled(AKE_LOG_DEBUG))
-        ake_log(AKE_LOG_DEBUG, "%s %s -> %d, %s@%s, %d inputs, %lld tokens, %.2f ms", r->method, r->url, status,
+        ake_log(AKE_LOG_DEBUG, "[%s] %s %s -> %d, %s@%s, %d inputs, %lld tokens, %.2f ms", r->id, r->method, r->url, status,
                 r->mv ? r->mv->name : "-", r->mv ? r->mv->version : "-", r->req.n, (long long)r->toks.total, ms);
     return ok;
 }
@@ -95,7 +101,8 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
 static enum MHD_Result respond_error(http_req *r, const ake_api_error *e) {
     ake_buf b = {0};
     ake_api_write_error(e, r->openai, &b);
-    ake_log(e->status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "%s %s -> %d: %s", r->method, r->url, e->status, e->msg);
+    ake_log(e->status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "[%s] %s %s -> %d: %s", r->id, r->method, r->url,
+            e->status, e->msg);
     return respond(r, e->status, &b, "application/json");
 }
 
@@ -111,6 +118,24 @@ static enum MHD_Result respond_fail(http_req *r, int status, const char *fmt, ..
 }
 
 /* ---------------------------------------------------------------- step 1: route and admit */
+
+/* The client's X-Request-Id when it is 1..AKE_REQUEST_ID_MAX-1 printable ASCII characters
+ * (anything else could forge log lines or headers), else one made here: splitmix64 of the
+ * server's random start plus a counter, a bijection, so ids do not repeat within a run. */
+static void request_id(ake_server *s, struct MHD_Connection *c, char *out) {
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    bool ok = n > 0 && n < AKE_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++) ok = v[i] > 0x20 && v[i] < 0x7f;
+    if (ok) {
+        memcpy(out, v, n + 1);
+        return;
+    }
+    uint64_t z = s->id_base + atomic_fetch_add(&s->id_next, 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    snprintf(out, AKE_REQUEST_ID_MAX, "%016llx", (unsigned long long)(z ^ (z >> 31)));
+}
 
 bool ake_same_secret(const char *a, const char *b) {
     size_t n = strlen(a), m = strlen(b);
@@ -133,7 +158,8 @@ static void route(ake_server *s, http_req *r, struct MHD_Connection *c) {
         {"/embed", AKE_EP_EMBED, true},         {"/v1/embeddings", AKE_EP_OPENAI, true},
         {"/tokenize", AKE_EP_TOKENIZE, true},   {"/health", AKE_EP_HEALTH, false},
         {"/info", AKE_EP_INFO, false},          {"/v1/models", AKE_EP_MODELS, false},
-        {"/metrics", AKE_EP_METRICS, false},
+        {"/metrics", AKE_EP_METRICS, false},    {"/similarity", AKE_EP_SIMILARITY, true},
+        {"/", AKE_EP_ROOT, true},
     };
     ake_api_error *e = &r->early;
     r->ep = AKE_EP_OTHER;
@@ -253,9 +279,11 @@ static bool on_job_alive(ake_job *job) {
 static enum MHD_Result start_embed(ake_server *s, http_req *r) {
     ake_api_error e = {0};
     const char *body = r->body.data ? r->body.data : "";
-    int rc = r->ep == AKE_EP_EMBED      ? ake_api_parse_tei_embed(body, r->body.len, &s->lim, &r->req, &e)
-             : r->ep == AKE_EP_OPENAI   ? ake_api_parse_openai(body, r->body.len, &s->lim, &r->req, &e)
-                                        : ake_api_parse_tei_tokenize(body, r->body.len, &s->lim, &r->req, &e);
+    int rc = r->ep == AKE_EP_EMBED        ? ake_api_parse_tei_embed(body, r->body.len, &s->lim, &r->req, &e)
+             : r->ep == AKE_EP_OPENAI     ? ake_api_parse_openai(body, r->body.len, &s->lim, &r->req, &e)
+             : r->ep == AKE_EP_SIMILARITY ? ake_api_parse_tei_similarity(body, r->body.len, &s->lim, &r->req, &e)
+             : r->ep == AKE_EP_ROOT       ? ake_api_parse_tei_root(body, r->body.len, &s->lim, &r->req, &e)
+                                          : ake_api_parse_tei_tokenize(body, r->body.len, &s->lim, &r->req, &e);
     ake_buf_release(&r->body);
     if (rc) return respond_error(r, &e);
     /* the version pinned here answers the whole request; on_completed gives it back */
@@ -303,12 +331,13 @@ static enum MHD_Result finish_embed(ake_server *s, http_req *r) {
                             s->o.request_timeout_ms);
     case AKE_JOB_CANCELLED:
         ake_metrics_count(&r->mv->metrics, AKE_C_CANCELLED, 1);
-        ake_log(AKE_LOG_DEBUG, "%s %s: client went away; %d inputs dropped", r->method, r->url, r->req.n);
+        ake_log(AKE_LOG_DEBUG, "[%s] %s %s: client went away; %d inputs dropped", r->id, r->method, r->url, r->req.n);
         return MHD_NO; /* close the connection; nobody is listening */
     case AKE_JOB_FAILED: return respond_fail(r, 500, "inference failed: %s", r->job.err);
     }
     ake_buf b = {0};
     if (r->ep == AKE_EP_OPENAI) ake_api_write_openai(&r->req, &r->mv->facts, r->vecs, r->toks.total, &b);
+    else if (r->req.similarity) ake_api_write_tei_similarity(&r->req, &r->mv->facts, r->vecs, &b);
     else ake_api_write_tei_embed(&r->req, &r->mv->facts, r->vecs, &b);
     return respond(r, 200, &b, "application/json");
 }
@@ -329,6 +358,7 @@ enum MHD_Result ake_http_on_request(void *cls, struct MHD_Connection *c, const c
         r->url = url;
         r->fd = -1;
         r->t_arrival = ake_now_s();
+        request_id(s, c, r->id);
         *con_cls = r;
         route(s, r, c);
         return MHD_YES;
@@ -356,7 +386,7 @@ enum MHD_Result ake_http_on_request(void *cls, struct MHD_Connection *c, const c
     switch (r->state) {
     case ST_BODY:
         if (r->early.status) return respond_error(r, &r->early);
-        if (r->ep == AKE_EP_EMBED || r->ep == AKE_EP_OPENAI || r->ep == AKE_EP_TOKENIZE) return start_embed(s, r);
+        if (is_post_endpoint(r->ep)) return start_embed(s, r);
         return answer_get(s, r);
     case ST_WAITING: return finish_embed(s, r);
     case ST_ANSWERED: break;

@@ -25,6 +25,8 @@ typedef enum {
     AKE_EP_INFO,           /* GET /info */
     AKE_EP_MODELS,         /* GET /v1/models */
     AKE_EP_METRICS,        /* GET /metrics */
+    AKE_EP_SIMILARITY,     /* POST /similarity */
+    AKE_EP_ROOT,           /* POST / (TEI's route of the Hugging Face client) */
     AKE_EP_OTHER,          /* anything else (404 / 405) */
     AKE_EP_COUNT
 } ake_endpoint;

@@ -93,6 +93,9 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     pthread_mutex_init(&s->drain_mu, NULL);
     pthread_cond_init(&s->drain_cv, NULL);
     ake_metrics_init(&s->metrics, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->id_base = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
     s->o = *opts;
     bool ok = true;
     for (int32_t i = 0; i < opts->n_models && i < AKE_SERVER_MAX_MODELS; i++) s->o.models[i] = keep(s, opts->models[i], &ok);

@@ -15,6 +15,8 @@
 #include "serve/registry.h"
 #include "serve/server.h"
 
+#define AKE_REQUEST_ID_MAX 129 /* X-Request-Id: at most 128 characters, and the NUL */
+
 struct ake_server {
     ake_server_opts o;         /* strings are owned copies (freed through `owned`) */
     char *owned[AKE_SERVER_MAX_MODELS + 16];
@@ -27,6 +29,8 @@ struct ake_server {
     time_t started;
     _Atomic bool draining;
     _Atomic int64_t admitted, answered, abandoned;
+    uint64_t id_base;          /* random start of the request ids made here (X-Request-Id) */
+    _Atomic uint64_t id_next;
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;   /* signalled when an admitted request completes */
 };

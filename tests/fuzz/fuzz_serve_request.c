@@ -28,13 +28,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const int32_t dim = 8; /* a small fake dimension keeps the writers cheap */
     const ake_api_limits lim = {.max_client_batch_size = 64};
     const ake_api_model facts = {.max_seq_tokens = 128, .vocab_size = 30522, .dim = dim, .normalizes = true};
-    for (int which = 0; which < 3; which++) {
+    for (int which = 0; which < 5; which++) { /* /embed, /tokenize, /v1/embeddings, /similarity, / */
         ake_api_request r;
         ake_api_error e = {0};
         const char *body = (const char *)data;
         int rc = which == 0   ? ake_api_parse_tei_embed(body, size, &lim, &r, &e)
                  : which == 1 ? ake_api_parse_tei_tokenize(body, size, &lim, &r, &e)
-                              : ake_api_parse_openai(body, size, &lim, &r, &e);
+                 : which == 2 ? ake_api_parse_openai(body, size, &lim, &r, &e)
+                 : which == 3 ? ake_api_parse_tei_similarity(body, size, &lim, &r, &e)
+                              : ake_api_parse_tei_root(body, size, &lim, &r, &e);
         if (!rc && (rc = ake_api_bind_model(&r, &facts, &e))) ake_api_request_release(&r);
         if (rc) {
             if (rc < 400 || rc > 599 || !e.msg[0]) __builtin_trap();
@@ -45,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (r.n < 1 || r.n > lim.max_client_batch_size) __builtin_trap();
         if (which == 2 && !r.model) __builtin_trap(); /* OpenAI: the response names the model as sent */
+        if ((which == 3 && !r.similarity) || (r.similarity && r.n < 2)) __builtin_trap();
         for (int32_t i = 0; i < r.n; i++)
             if (r.in[i].text ? r.in[i].len == 0 : r.in[i].n_ids < 1) __builtin_trap();
         ake_api_tokens t;
@@ -55,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (t.n != r.n || t.off[t.n] != t.total) __builtin_trap();
             float *v = calloc((size_t)r.n * dim, sizeof *v);
             ake_buf b = {0};
-            if (which == 0) ake_api_write_tei_embed(&r, &facts, v, &b);
+            if (r.similarity) ake_api_write_tei_similarity(&r, &facts, v, &b);
+            else if (which == 0 || which == 4) ake_api_write_tei_embed(&r, &facts, v, &b);
             else if (which == 1) ake_api_write_tokens(&t, &b);
             else ake_api_write_openai(&r, &facts, v, t.total, &b);
             ake_buf_release(&b);

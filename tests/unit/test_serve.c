@@ -249,6 +249,21 @@ static void test_pipeline_tokenizes(void **state) {
     assert_int_equal(t.ids[0], ake_tokenizer_cls_id(p.tok));
     ake_api_tokens_release(&t);
     ake_api_request_release(&r);
+
+    /* truncate:true on token ids: [CLS] and [SEP] kept where the list has them, the ids between
+     * cut to the limit from the requested side */
+    m.max_seq_tokens = 5;
+    const char *ids_body = "{\"model\":\"m\",\"input\":[[101,1,2,3,4,5,102],[1,2,3,4,5,6,7]],\"truncate\":true}";
+    static const int32_t right[] = {101, 1, 2, 3, 102, 1, 2, 3, 4, 5}, left[] = {101, 3, 4, 5, 102, 3, 4, 5, 6, 7};
+    for (int d = 0; d < 2; d++) {
+        assert_int_equal(ake_api_parse_openai(ids_body, strlen(ids_body), &lim, &r, &e), 0);
+        r.dir = d ? AKE_TRUNCATE_LEFT : AKE_TRUNCATE_RIGHT;
+        assert_int_equal(ake_api_encode(p.tok, &m, &r, true, &t, &e), 0);
+        assert_int_equal(t.total, 10);
+        assert_memory_equal(t.ids, d ? left : right, sizeof right);
+        ake_api_tokens_release(&t);
+        ake_api_request_release(&r);
+    }
     ake_pipeline_release(&p);
 }
 

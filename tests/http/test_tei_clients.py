@@ -1,0 +1,86 @@
+"""TEI's clients and routes (issue 9, first part): the Hugging Face client
+(`huggingface_hub.InferenceClient`, which posts every task to `POST /`), `POST /similarity`,
+`X-Request-Id` on every response and in the log, `truncate` for token-id input, and
+`prompt_name` refused rather than ignored."""
+import re
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import MODEL_ID, ON_GPU, assert_close, cli_embed, cosine
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "A fast auburn fox leaps over a sleepy hound.",
+         "Stock markets fell sharply today.", "hello"]
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return dict(zip(TEXTS, cli_embed(TEXTS)))
+
+
+def test_hugging_face_client(server, ref):
+    from huggingface_hub import InferenceClient
+    client = InferenceClient(base_url=server.url)
+    got = client.feature_extraction(TEXTS[0])  # POST / {"inputs": "..."}
+    assert_close(np.asarray(got).reshape(-1), ref[TEXTS[0]], "feature_extraction")
+    got = client.feature_extraction(TEXTS[0], normalize=True, truncate=True, truncation_direction="left")
+    assert_close(np.asarray(got).reshape(-1), ref[TEXTS[0]], "feature_extraction with options")
+    sims = client.sentence_similarity(TEXTS[0], other_sentences=TEXTS[1:])  # POST / {"inputs": {...}}
+    want = [cosine(ref[TEXTS[0]], ref[t]) for t in TEXTS[1:]]
+    assert len(sims) == 3
+    assert max(abs(a - b) for a, b in zip(sims, want)) <= (1e-4 if ON_GPU else 1e-6), (sims, want)
+    assert sims[0] > sims[1]  # the paraphrase is nearer than the unrelated sentence
+
+
+def test_similarity_route(server, ref):
+    body = {"inputs": {"source_sentence": TEXTS[0], "sentences": TEXTS[1:]}, "model": MODEL_ID}
+    r = requests.post(server.url + "/similarity", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    want = [cosine(ref[TEXTS[0]], ref[t]) for t in TEXTS[1:]]
+    assert np.max(np.abs(np.asarray(r.json()) - want)) <= (1e-4 if ON_GPU else 1e-6)
+    for bad, words in (({"inputs": {"sentences": ["a"]}}, "source_sentence"),
+                       ({"inputs": {"source_sentence": "a", "sentences": []}}, "empty"),
+                       ({"inputs": {"source_sentence": "a", "sentences": "b"}}, "array"),
+                       ({"inputs": {"source_sentence": "a", "sentences": ["b", 3]}}, "sentences[1]"),
+                       ({"inputs": ["a"]}, "object")):
+        r = requests.post(server.url + "/similarity", json=bad, timeout=30)
+        assert r.status_code == 422 and words in r.json()["error"], (bad, r.text)
+    r = requests.post(server.url + "/", json={"inputs": ["a", "b"]}, timeout=30)
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert requests.get(server.url + "/", timeout=30).status_code == 405
+
+
+def test_request_id(server):
+    r = requests.post(server.url + "/embed", json={"inputs": "x"}, headers={"X-Request-Id": "client-7"}, timeout=30)
+    assert r.headers["X-Request-Id"] == "client-7"
+    made = {requests.get(server.url + "/health", timeout=10).headers["X-Request-Id"] for _ in range(20)}
+    assert len(made) == 20 and all(re.fullmatch(r"[0-9a-f]{16}", m) for m in made)
+    for bad in ("has space", "x" * 200):
+        r = requests.get(server.url + "/health", headers={"X-Request-Id": bad}, timeout=10)
+        assert re.fullmatch(r"[0-9a-f]{16}", r.headers["X-Request-Id"]), bad
+    r = requests.post(server.url + "/embed", json={"inputs": []}, headers={"X-Request-Id": "bad-one-42"}, timeout=30)
+    assert r.status_code == 422 and r.headers["X-Request-Id"] == "bad-one-42"
+    assert "[bad-one-42] POST /embed -> 422" in server.log()
+
+
+def test_truncate_token_ids(server):
+    """truncate:true cuts a too-long token-id input to the model's limit, keeping [CLS] and [SEP]."""
+    ids = [101] + [2000 + i % 500 for i in range(400)] + [102]
+    url = server.url + "/v1/embeddings"
+    r = requests.post(url, json={"model": MODEL_ID, "input": [ids]}, timeout=30)
+    assert r.status_code == 413 and "truncate" in r.json()["error"]["message"]
+    r = requests.post(url, json={"model": MODEL_ID, "input": [ids], "truncate": True}, timeout=30)
+    assert r.status_code == 200, r.text
+    cut = ids[:255] + [102]  # 256 tokens: [CLS], the first 254, [SEP]
+    want = requests.post(url, json={"model": MODEL_ID, "input": [cut]}, timeout=30)
+    assert_close(r.json()["data"][0]["embedding"], want.json()["data"][0]["embedding"], "truncated ids",
+                 same_engine=True)
+    assert r.json()["usage"]["prompt_tokens"] == 256
+
+
+def test_prompt_name_is_not_ignored(server):
+    r = requests.post(server.url + "/embed", json={"inputs": "x", "prompt_name": "query"}, timeout=30)
+    assert r.status_code == 422 and "prompt" in r.json()["error"], r.text
+    r = requests.post(server.url + "/embed", json={"inputs": "x", "prompt_name": 3}, timeout=30)
+    assert r.status_code == 422
