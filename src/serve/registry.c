@@ -101,6 +101,13 @@ static int cmp_versions(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Does the policy take version v at all? ("latest N" takes any; "specific" the listed ones.) */
+static bool policy_takes(const version_policy *p, const char *v) {
+    bool listed = p->n_specific == 0;
+    for (int32_t i = 0; i < p->n_specific; i++) listed |= vnum(p->specific[i]) == vnum(v);
+    return listed;
+}
+
 static bool skipped(const ake_model_entry *m, const char *v) {
     for (int32_t i = 0; i < m->nskip; i++)
         if (vnum(m->skip[i]) == vnum(v)) return true;
@@ -461,9 +468,7 @@ static void retire_others(ake_registry *r, ake_model_entry *m, ake_model_version
         ake_model_version *oldest = NULL;
         for (ake_model_version *x = m->versions; x; x = x->next) {
             if (x == serving || x->state != AKE_MV_READY) continue;
-            bool listed = false;
-            for (int32_t i = 0; i < m->policy.n_specific; i++) listed |= vnum(m->policy.specific[i]) == vnum(x->version);
-            if (skipped(m, x->version) || (m->policy.n_specific && !listed)) {
+            if (skipped(m, x->version) || !policy_takes(&m->policy, x->version)) {
                 begin_unload(r, x);
                 others = -1; /* the list changed: scan again */
                 break;
@@ -578,8 +583,7 @@ static int load_by_policy(ake_registry *r, ake_model_entry *m, const char *want,
     const int32_t target = m->policy.n_specific ? m->policy.n_specific : m->policy.latest;
     int loaded = 0;
     for (int i = n - 1; i >= 0 && loaded < target; i--) { /* newest first: the first to load serves */
-        bool listed = !m->policy.n_specific;
-        for (int32_t k = 0; k < m->policy.n_specific; k++) listed |= vnum(m->policy.specific[k]) == vnum(vers[i]);
+        const bool listed = policy_takes(&m->policy, vers[i]);
         pthread_mutex_lock(&r->mu);
         const bool skip = skipped(m, vers[i]) || find_ready(m, vers[i]);
         pthread_mutex_unlock(&r->mu);
@@ -1042,8 +1046,7 @@ void ake_registry_poll(ake_registry *r) {
         /* the newest version the policy takes, if newer than the serving one */
         int nv = disk_versions(m->dir, vers, MAX_DISK_VERSIONS);
         for (int k = nv - 1; k >= 0 && vnum(vers[k]) > serving; k--) {
-            bool listed = !m->policy.n_specific;
-            for (int32_t s = 0; s < m->policy.n_specific; s++) listed |= vnum(m->policy.specific[s]) == vnum(vers[k]);
+            const bool listed = policy_takes(&m->policy, vers[k]);
             pthread_mutex_lock(&r->mu);
             const bool skip = skipped(m, vers[k]);
             pthread_mutex_unlock(&r->mu);
