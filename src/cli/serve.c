@@ -81,7 +81,7 @@ static const flag flags[] = {
     {"max-payload-bytes", "AKE_MAX_PAYLOAD_BYTES", "N", F_I64, OFF(o.max_payload_bytes), 1, INT64_C(1) << 34,
      "largest request body; beyond: 413"},
     {"request-timeout-ms", "AKE_REQUEST_TIMEOUT_MS", "N", F_INT, OFF(o.request_timeout_ms), 0, 1 << 30,
-     "longest wait in the batch queue before 503; 0 = none"},
+     "longest a request waits in the batch queue before its first input runs, else 503; 0 = none"},
     {"api-key", "AKE_API_KEY", "KEY", F_STR, OFF(o.api_key), 0, 0,
      "require `Authorization: Bearer KEY` (not on /health); empty = open"},
     {"connection-timeout-s", "AKE_CONNECTION_TIMEOUT_S", "N", F_INT, OFF(o.connection_timeout_s), 0, 86400,

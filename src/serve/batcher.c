@@ -197,7 +197,7 @@ static void *replica_main(void *arg) {
             ake_seq *s = r->head;
             ake_job *job = s->job;
             bool drop = atomic_load(&job->result) != AKE_JOB_OK;
-            if (!drop && now - job->t_submit > timeout) {
+            if (!drop && !atomic_load(&job->started) && now - job->t_submit > timeout) {
                 fail_job(job, AKE_JOB_TIMEOUT);
                 drop = true;
             }
@@ -210,6 +210,7 @@ static void *replica_main(void *arg) {
                 dropped = s;
                 dropped_tokens += s->len;
             } else {
+                atomic_store(&job->started, true);
                 batch[n++] = s;
                 T += s->len;
             }
@@ -284,6 +285,7 @@ static void *replica_main(void *arg) {
 void ake_batcher_submit(ake_batcher *b, ake_job *job) {
     atomic_store(&job->pending, job->n);
     atomic_store(&job->result, AKE_JOB_OK);
+    atomic_store(&job->started, false);
     job->err[0] = 0;
     job->t_submit = ake_now_s();
     if (job->n == 0) {

@@ -46,7 +46,8 @@ int32_t ake_batch_policy_target(const ake_batch_policy *p, int64_t depth);
 
 typedef enum {
     AKE_JOB_OK = 0,
-    AKE_JOB_TIMEOUT,   /* a sequence waited in a queue longer than request_timeout_ms */
+    AKE_JOB_TIMEOUT,   /* the job waited longer than request_timeout_ms before any of its sequences entered a
+                          batch (once one has, the job is never timed out: its work has begun) */
     AKE_JOB_CANCELLED, /* job->alive said the client has gone */
     AKE_JOB_FAILED     /* the engine refused the batch; message in job->err */
 } ake_job_result;
@@ -78,6 +79,7 @@ typedef struct ake_job {
     /* set by the batcher */
     _Atomic int32_t pending;
     _Atomic int result; /* ake_job_result; the first failure wins */
+    _Atomic bool started; /* a sequence of the job has entered a batch */
     double t_submit;    /* ake_now_s() at submit */
     char err[200];      /* why, when result is AKE_JOB_FAILED */
 } ake_job;
@@ -91,7 +93,8 @@ typedef struct {
     int32_t max_batch_size;
     int32_t max_wait_ms;
     int32_t idle_spin_us;       /* an idle replica thread polls its queue this long before it sleeps */
-    int32_t request_timeout_ms; /* <= 0: none */
+    int32_t request_timeout_ms; /* <= 0: none; a job whose first sequence has not entered a batch by then
+                                   fails with AKE_JOB_TIMEOUT */
     ake_batch_policy policy;
 } ake_batcher_opts;
 

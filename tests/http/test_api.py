@@ -4,6 +4,7 @@ import http.client
 import json
 import re
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -266,6 +267,19 @@ def test_request_timeout(make_server):
         if r.status_code == 503:
             assert "request-timeout-ms" in r.json()["error"]
     assert s.metrics()["ake_timeouts_total"] >= 1
+
+
+def test_started_request_is_not_timed_out(make_server):
+    """The queue timeout covers waiting before a request's first sequence runs: a request whose
+    work has begun is answered, however long its remaining sequences take."""
+    s = make_server("--request-timeout-ms", "100", "--max-batch-size", "1")
+    body = {"inputs": [" ".join(["word"] * 250) + f" {i}" for i in range(48)]}  # ~1 s of engine time here
+    t0 = time.time()
+    r = requests.post(s.url + "/embed", json=body, timeout=300)
+    assert r.status_code == 200, r.text
+    assert len(r.json()) == 48
+    assert time.time() - t0 > 0.1 or ON_GPU  # it did take longer than the timeout
+    assert s.metrics()["ake_timeouts_total"] == 0
 
 
 def test_two_replicas(make_server, reference):
