@@ -482,6 +482,18 @@ static void retire_others(ake_registry *r, ake_model_entry *m, ake_model_version
     }
 }
 
+/* v (READY) takes m's new requests; under mu. An admin load (explicit) takes v off the skip
+ * list and, replacing a newer version, marks that one rolled back (skipped). Versions the policy
+ * no longer keeps are unloaded. */
+static void make_serving(ake_registry *r, ake_model_entry *m, ake_model_version *v, bool explicit) {
+    ake_model_version *prev = m->serving;
+    m->serving = v;
+    m->unloaded = false;
+    if (explicit) skip_remove(m, v->version);
+    if (explicit && prev && prev != v && vnum(prev->version) > vnum(v->version)) skip_add(m, prev->version);
+    retire_others(r, m, v);
+}
+
 /* Loads `version` of m from `dir` beside whatever serves; on success it serves m (with
  * `serve`, else only when nothing does). ops_mu held. explicit: an admin load (takes up
  * skipped versions; replacing a newer version marks that one rolled back). 0 or an HTTP
@@ -491,12 +503,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     pthread_mutex_lock(&r->mu);
     ake_model_version *ready = find_ready(m, version);
     if (ready) { /* already loaded: make it serve */
-        ake_model_version *prev = m->serving;
-        m->serving = ready;
-        m->unloaded = false;
-        if (explicit) skip_remove(m, version);
-        if (explicit && prev && prev != ready && vnum(prev->version) > vnum(version)) skip_add(m, prev->version);
-        retire_others(r, m, ready);
+        make_serving(r, m, ready, explicit);
         pthread_mutex_unlock(&r->mu);
         save_state(r);
         return 0;
@@ -552,12 +559,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     v->state = AKE_MV_READY;
     if (vnum(version) > m->highest) m->highest = vnum(version);
     m->unloaded = false;
-    if (explicit) skip_remove(m, version);
-    if (serve || !prev) {
-        m->serving = v;
-        if (explicit && prev && vnum(prev->version) > vnum(version)) skip_add(m, prev->version);
-        retire_others(r, m, v);
-    }
+    if (serve || !prev) make_serving(r, m, v, explicit);
     const bool serving = m->serving == v;
     pthread_mutex_unlock(&r->mu);
     ake_log(AKE_LOG_INFO, "model %s version %s: %s (%s %s, loaded and warmed up in %.0f ms)%s%s", m->name, version,
