@@ -23,7 +23,7 @@ endif
 # -ffp-contract=fast: ISO C mode would otherwise keep a*b+c as two roundings, not one FMA
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra $(WERROR) $(OPT) -ffp-contract=fast -fopenmp -Isrc
 LDFLAGS  += $(if $(SANITIZE),-fsanitize=$(SANITIZE),) -fopenmp
-LDLIBS   += -ldnnl -lcjson -lutf8proc -lmicrohttpd -lcurl -lcrypto -lprotobuf-c -lm -lpthread
+LDLIBS   += -ldnnl -ljson-c -lcjson -lutf8proc -lmicrohttpd -lcurl -lcrypto -lprotobuf-c -lm -lpthread
 
 LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/serve/*.c src/onnx/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
@@ -123,6 +123,11 @@ GPU_MODEL    ?= models/all-MiniLM-L6-v2
 $(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/gpu $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
+
+# Request-parsing benchmark (bench/src/parse_bench.c): µs per request of each API's parser.
+$(BUILD)/bench/%: bench/src/%.c $(BUILD)/libake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
 
 # Kernel lab (dev/cuda/): each op timed alone against its floor; see dev/cuda/NOTES.md.
 dev-cuda: $(BUILD)/dev/cuda/kernels_bench

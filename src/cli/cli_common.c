@@ -4,6 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "base/json.h"
 #include "cli/cli.h"
 #include "serve/jsonw.h"
 
@@ -47,113 +50,32 @@ bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, 
     return true;
 }
 
-static bool grow(char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return true;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) c *= 2;
-    char *b = realloc(*buf, c);
-    if (!b) return false;
-    *buf = b;
-    *cap = c;
-    return true;
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static int read_hex4(const char *s) {
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
-        if (h < 0) return -1;
-        v = v * 16 + h;
-    }
-    return v;
-}
-
-static size_t put_utf8(char *o, uint32_t cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Decodes one JSON string literal (the whole line, surrounding spaces allowed)
- * into out. A decoder of our own because cJSON stores strings NUL-terminated and
- * would cut a text at an escaped U+0000; this one returns the length. Unpaired
- * surrogate escapes are rejected, raw bytes are passed through (the tokenizer
- * checks UTF-8). Returns false with a message naming the column on bad input. */
-static bool decode_json_string(const char *s, size_t n, char **out, size_t *cap, size_t *len, char *err,
-                               size_t errlen) {
-    size_t i = 0, o = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r')) i++;
-    while (n > i && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
-    if (i >= n || s[i] != '"') {
-        ake_errf(err, errlen, AKE_EINVAL, "expected a JSON string literal (a line starting with '\"')");
+/* One JSON string literal per line, read as the server reads bodies (base/json.h): a text may
+ * hold U+0000, which the tokenizer drops as HF `tokenizers` does; len says where it ends. The
+ * text is copied out so that the line's tree can go at once. */
+static bool decode_json_line(ake_text_reader *r, size_t n, size_t *len, char *err, size_t errlen) {
+    json_object *v;
+    size_t off;
+    const char *why;
+    if (ake_json_parse(r->line, n, &v, &off, &why)) {
+        ake_errf(err, errlen, AKE_EINVAL, "not a JSON string literal (column %zu: %s)", off + 1, why);
         return false;
     }
-    if (!grow(out, cap, n + 1)) { ake_errf(err, errlen, AKE_ENOMEM, "out of memory"); return false; }
-    for (i++; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"') {
-            if (i + 1 != n) {
-                ake_errf(err, errlen, AKE_EINVAL, "unexpected characters after the closing quote at column %zu",
-                         i + 2);
-                return false;
-            }
-            (*out)[o] = 0;
-            *len = o;
-            return true;
+    bool ok = json_object_is_type(v, json_type_string);
+    if (!ok) {
+        ake_errf(err, errlen, AKE_EINVAL, "expected a JSON string literal (a line starting with '\"'), not %s",
+                 json_type_to_name(json_object_get_type(v)));
+    } else {
+        *len = (size_t)json_object_get_string_len(v);
+        if (*len + 1 > r->text_cap) {
+            char *t = realloc(r->text, *len + 1);
+            if (!(ok = t != NULL)) ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
+            else r->text = t, r->text_cap = *len + 1;
         }
-        if (c < 0x20) {
-            ake_errf(err, errlen, AKE_EINVAL, "unescaped control character at column %zu", i + 1);
-            return false;
-        }
-        if (c != '\\') { (*out)[o++] = (char)c; continue; }
-        if (++i >= n) break;
-        switch (s[i]) {
-        case '"': (*out)[o++] = '"'; break;
-        case '\\': (*out)[o++] = '\\'; break;
-        case '/': (*out)[o++] = '/'; break;
-        case 'b': (*out)[o++] = '\b'; break;
-        case 'f': (*out)[o++] = '\f'; break;
-        case 'n': (*out)[o++] = '\n'; break;
-        case 'r': (*out)[o++] = '\r'; break;
-        case 't': (*out)[o++] = '\t'; break;
-        case 'u': {
-            int hi = i + 4 < n ? read_hex4(s + i + 1) : -1;
-            if (hi < 0) { ake_errf(err, errlen, AKE_EINVAL, "bad \\u escape at column %zu", i); return false; }
-            i += 4;
-            uint32_t cp = (uint32_t)hi;
-            if (hi >= 0xD800 && hi <= 0xDBFF) {
-                int lo = i + 6 < n && s[i + 1] == '\\' && s[i + 2] == 'u' ? read_hex4(s + i + 3) : -1;
-                if (lo < 0xDC00 || lo > 0xDFFF) {
-                    ake_errf(err, errlen, AKE_EINVAL, "unpaired surrogate escape at column %zu", i - 4);
-                    return false;
-                }
-                cp = 0x10000 + (((uint32_t)hi - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
-                i += 6;
-            } else if (hi >= 0xDC00 && hi <= 0xDFFF) {
-                ake_errf(err, errlen, AKE_EINVAL, "unpaired surrogate escape at column %zu", i - 4);
-                return false;
-            }
-            o += put_utf8(*out + o, cp); /* never longer than the escape it replaces */
-            break;
-        }
-        default: ake_errf(err, errlen, AKE_EINVAL, "bad escape '\\%c' at column %zu", s[i], i); return false;
-        }
+        if (ok) memcpy(r->text, json_object_get_string(v), *len + 1);
     }
-    ake_errf(err, errlen, AKE_EINVAL, "unterminated JSON string");
-    return false;
+    json_object_put(v);
+    return ok;
 }
 
 int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, char *err, size_t errlen) {
@@ -166,7 +88,7 @@ int ake_text_reader_next(ake_text_reader *r, const char **text, size_t *len, cha
         *len = (size_t)n;
         return 1;
     }
-    if (!decode_json_string(r->line, (size_t)n, &r->text, &r->text_cap, len, err, errlen)) return -1;
+    if (!decode_json_line(r, (size_t)n, len, err, errlen)) return -1;
     *text = r->text;
     return 1;
 }

@@ -56,14 +56,13 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, const char *method,
 
 /* An optional string field of the body, copied into out (len bytes; "" when absent); 422
  * when it is not a non-empty string that fits. */
-static int body_string(const cJSON *root, const char *key, char *out, size_t len, ake_api_error *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+static int body_string(const json_object *root, const char *key, char *out, size_t len, ake_api_error *e) {
+    const char *v = NULL;
     out[0] = 0;
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsString(v)) return ake_api_fail(e, 422, key, "`%s` must be a string, not %s", key, ake_api_type_name(v));
-    if (!*v->valuestring || strlen(v->valuestring) >= len)
-        return ake_api_fail(e, 422, key, "`%s` must be 1..%zu bytes long", key, len - 1);
-    snprintf(out, len, "%s", v->valuestring);
+    int rc = ake_api_get_name(root, key, &v, e);
+    if (rc || !v) return rc;
+    if (!*v || strlen(v) >= len) return ake_api_fail(e, 422, key, "`%s` must be 1..%zu bytes long", key, len - 1);
+    snprintf(out, len, "%s", v);
     return 0;
 }
 
@@ -72,20 +71,24 @@ static int body_string(const cJSON *root, const char *key, char *out, size_t len
 static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
                                 const char *name, bool load, const ake_buf *body) {
     ake_api_error e = {0};
-    cJSON *root = NULL;
+    json_object *root = NULL;
     int rc = 0;
     if (body->len) {
         rc = ake_api_parse_json(body->data, body->len, &root, &e);
-        if (!rc && !cJSON_IsObject(root)) rc = ake_api_fail(&e, 422, NULL, "the body must be a JSON object");
+        if (!rc && !json_object_is_type(root, json_type_object))
+            rc = ake_api_fail(&e, 422, NULL, "the body must be a JSON object");
     }
-    for (const cJSON *it = root ? root->child : NULL; it && !rc; it = it->next)
-        if (strcmp(it->string, "version") && (!load || strcmp(it->string, "path")))
-            rc = ake_api_fail(&e, 422, NULL, "unknown field `%.64s` (%s takes %s)", it->string, load ? "load" : "unload",
+    json_object_object_foreach(rc ? NULL : root, key, value) {
+        (void)value;
+        if (rc) break;
+        if (strcmp(key, "version") && (!load || strcmp(key, "path")))
+            rc = ake_api_fail(&e, 422, NULL, "unknown field `%.64s` (%s takes %s)", key, load ? "load" : "unload",
                               load ? "`version` and `path`" : "`version`");
+    }
     char version[AKE_VERSION_MAX], path[PATH_MAX];
     if (!rc) rc = body_string(root, "version", version, sizeof version, &e);
     if (!rc && load) rc = body_string(root, "path", path, sizeof path, &e);
-    cJSON_Delete(root); /* version and path are copies */
+    json_object_put(root); /* version and path are copies */
     char loaded[AKE_VERSION_MAX] = "";
     if (!rc) {
         const double t0 = ake_now_s();

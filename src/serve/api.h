@@ -1,18 +1,24 @@
 /* Request parsing, validation and response writing of the HTTP APIs, free of any
  * HTTP library so that tests and fuzzers can drive them on plain bytes.
  *
- *   body bytes ─► ake_api_parse_*  (UTF-8 check, cJSON, types, limits → ake_api_request)
+ *   body bytes ─► ake_api_parse_*  (json-c: UTF-8, JSON; then types, limits → ake_api_request)
  *              ─► ake_api_encode   (tokenize / check token ids → packed ids per input)
  *              ─► [batcher]        (pooled vectors)
  *              ─► ake_api_write_*  (normalize / cut dimensions, JSON or base64)
  *
  * Every function returns 0 on success or the HTTP status of the failure, with the
- * message (naming the field, input index and value at fault) in an ake_api_error:
- *   400 body not UTF-8, not JSON (with byte offset, line and column), NUL bytes
- *   413 more inputs than max_client_batch_size; an input over the token limit
+ * message (naming the field, input index and value at fault) in an ake_api_error. The status
+ * is the one TEI answers (router/src/http/server.rs, `impl From<&ErrorType> for StatusCode`);
+ * the OpenAI routes answer ake_api_http_status's mapping of it:
+ *   400 body not UTF-8, not JSON (with byte offset, line and column); empty inputs (TEI's Empty)
  *   404 unknown model (the registry's answer, serve/registry.h)
- *   422 wrong types, missing or empty fields, token ids outside the vocabulary,
- *       U+0000 escapes (cJSON keeps strings NUL-terminated and would cut the text) */
+ *   413 a body over --max-payload-bytes
+ *   422 wrong types, missing fields, token ids outside the vocabulary, more inputs than
+ *       max_client_batch_size, an input over the token limit (TEI's Validation); text the
+ *       tokenizer refuses (TEI's Tokenizer)
+ * Texts may hold U+0000 (the "\u0000" escape): json-c keeps each string's length, and the
+ * tokenizer drops U+0000 as HF `tokenizers` does, so "a\u0000b" embeds as "ab". Names
+ * (model, prompt_name) may not hold it. */
 #ifndef AKE_SERVE_API_H
 #define AKE_SERVE_API_H
 
@@ -20,21 +26,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
+#include <json-c/json_types.h>
 
 #include "serve/jsonw.h"
 #include "text/tokenizer.h"
 
+/* The failure's kind where the status alone does not say it: TEI's error_type names it. */
+typedef enum {
+    AKE_API_ERR_VALIDATION = 0,  /* the default: the request breaks a rule (or the status says more) */
+    AKE_API_ERR_EMPTY,           /* an empty input or input list (TEI: 400 "Empty") */
+    AKE_API_ERR_TOKENIZER,       /* the tokenizer refused a text (TEI: 422 "Tokenizer") */
+    AKE_API_ERR_BACKEND,         /* the engine failed (TEI: 424 "Backend") */
+} ake_api_err_kind;
+
 typedef struct {
-    int status;         /* HTTP status */
+    int status;         /* HTTP status as TEI answers it */
+    ake_api_err_kind kind;
     char msg[512];
     const char *param;  /* request field at fault (OpenAI's error.param), static string or NULL */
     const char *code;   /* OpenAI's error.code, static string or NULL */
 } ake_api_error;
 
 typedef struct {
-    const char *text;   /* UTF-8 text, pointing into the request's cJSON tree; NULL for token ids */
-    size_t len;
+    const char *text;   /* UTF-8 text, pointing into the request's JSON tree; NULL for token ids */
+    size_t len;         /* bytes of text (it may hold NUL bytes) */
     int32_t *ids;       /* owned token ids (OpenAI token input), used as given: no [CLS]/[SEP] added */
     int32_t n_ids;
 } ake_api_input;
@@ -54,7 +69,7 @@ typedef struct {
     bool normalize_as_model;   /* OpenAI: normalize when the model does (set by ake_api_bind_model) */
     const char *model;         /* the "model" field as sent ("name" or "name@version"), NULL when absent;
                                   points into json */
-    cJSON *json;               /* owned parse tree the texts point into */
+    json_object *json;         /* owned parse tree the texts point into (json_object_put) */
 } ake_api_request;
 
 /* Server-wide limits, known before the request names its model. */
@@ -122,7 +137,14 @@ void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, fl
 void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out);
 /* [cos(source, sentence_1), ...] from the pooled vectors of a similarity request (normalized here). */
 void ake_api_write_tei_similarity(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
-/* {"error": msg, "error_type": ...} (TEI) or {"error": {"message", "type", "param", "code"}} (OpenAI). */
+/* The status a route answers with. TEI routes: e->status. OpenAI routes, as OpenAI's API does:
+ * 400 for every invalid request (422, 413 and the rest of 4xx), but 401, 403, 404 (unknown model
+ * or route), 405 and 429 as they are; 500 for an engine failure (TEI's 424); 503 as it is. */
+int ake_api_http_status(const ake_api_error *e, bool openai);
+/* {"error": msg, "error_type": ...} (TEI: Empty, Validation, Tokenizer, Backend, Overloaded,
+ * Unhealthy, and ours: Unauthorized, NotFound) or {"error": {"message", "type", "param", "code"}}
+ * (OpenAI: type invalid_request_error / authentication_error / rate_limit_error / server_error;
+ * code model_not_found, invalid_api_key, rate_limit_exceeded or e->code). */
 void ake_api_write_error(const ake_api_error *e, bool openai, ake_buf *out);
 
 /* Fills e and returns status. */

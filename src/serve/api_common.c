@@ -1,4 +1,4 @@
-/* Parts shared by the TEI and OpenAI APIs: the body checks before cJSON, tokenization,
+/* Parts shared by the TEI and OpenAI APIs: JSON parsing, tokenization,
  * normalization and error bodies. */
 #include <math.h>
 #include <stdarg.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <utf8proc.h>
 
+#include "base/json.h"
 #include "serve/api_impl.h"
 
 int ake_api_fail(ake_api_error *e, int status, const char *param, const char *fmt, ...) {
@@ -16,124 +16,104 @@ int ake_api_fail(ake_api_error *e, int status, const char *param, const char *fm
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     e->status = status;
+    e->kind = AKE_API_ERR_VALIDATION;
     e->param = param;
     return status;
 }
 
-/* Line and column (1-based) of byte offset `off`, for error messages. */
-static void line_col(const char *s, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (s[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
+int ake_api_fail_empty(ake_api_error *e, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    e->status = 400;
+    e->kind = AKE_API_ERR_EMPTY;
+    e->param = param;
+    return 400;
 }
 
-int ake_api_parse_json(const char *body, size_t len, cJSON **out, ake_api_error *e) {
+int ake_api_parse_json(const char *body, size_t len, json_object **out, ake_api_error *e) {
     *out = NULL;
     if (len == 0) return ake_api_fail(e, 400, NULL, "the request body is empty; expected a JSON object");
-    /* JSON text is UTF-8 (RFC 8259); check it all before cJSON, which does not. */
-    for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)body[i];
-        if (c == 0) return ake_api_fail(e, 400, NULL, "the request body has a NUL byte at offset %zu", i);
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)body + i, (utf8proc_ssize_t)(len - i), &cp);
-        if (n <= 0) return ake_api_fail(e, 400, NULL, "the request body is not valid UTF-8 at byte offset %zu", i);
-        i += (size_t)n;
+    size_t off, line, col;
+    const char *why;
+    if (ake_json_parse(body, len, out, &off, &why)) {
+        ake_json_line_col(body, off, &line, &col);
+        return ake_api_fail(e, 400, NULL, "invalid JSON at byte offset %zu (line %zu, column %zu): %s", off, line,
+                            col, why);
     }
-    const char *end = NULL;
-    cJSON *json = cJSON_ParseWithLengthOpts(body, len, &end, false);
-    if (!json) {
-        size_t off = end && end >= body && end <= body + len ? (size_t)(end - body) : 0;
-        size_t line, col;
-        line_col(body, off, &line, &col);
-        return ake_api_fail(e, 400, NULL, "invalid JSON at byte offset %zu (line %zu, column %zu)", off, line, col);
-    }
-    size_t off = (size_t)(end - body);
-    while (off < len && (body[off] == ' ' || body[off] == '\t' || body[off] == '\n' || body[off] == '\r')) off++;
-    if (off < len) {
-        cJSON_Delete(json);
-        size_t line, col;
-        line_col(body, off, &line, &col);
-        return ake_api_fail(e, 400, NULL, "invalid JSON: unexpected data after the value at byte offset %zu "
-                                          "(line %zu, column %zu)", off, line, col);
-    }
-    /* An escaped U+0000 would end the C string cJSON stores: find one preceded by an
-     * odd run of backslashes (an even run is escaped backslashes followed by "u0000"). */
-    for (const char *p = memchr(body, '\\', len); p; p = memchr(p, '\\', len - (size_t)(p - body))) {
-        size_t run = 0;
-        while (p + run < body + len && p[run] == '\\') run++;
-        const char *after = p + run;
-        if (run % 2 == 1 && (size_t)(body + len - after) >= 5 && after[0] == 'u' && !memcmp(after + 1, "0000", 4)) {
-            cJSON_Delete(json);
-            return ake_api_fail(e, 422, NULL, "\\u0000 at byte offset %zu: NUL characters in strings are not "
-                                              "supported", (size_t)(after - 1 - body));
-        }
-        p = after;
-        if (p >= body + len) break;
-    }
-    *out = json;
+    if (!*out) return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not null");
     return 0;
 }
 
-const char *ake_api_type_name(const cJSON *v) {
-    if (!v) return "missing";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
+const char *ake_api_type_name(const json_object *v) {
+    switch (json_object_get_type(v)) {
+    case json_type_null: return "null";
+    case json_type_boolean: return "a boolean";
+    case json_type_int: case json_type_double: return "a number";
+    case json_type_string: return "a string";
+    case json_type_array: return "an array";
+    case json_type_object: return "an object";
+    }
     return "invalid";
 }
 
-int ake_api_get_bool(const cJSON *root, const char *key, bool *out, ake_api_error *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsBool(v)) return ake_api_fail(e, 422, key, "`%s` must be a boolean, not %s", key, ake_api_type_name(v));
-    *out = cJSON_IsTrue(v);
+bool ake_api_field(const json_object *root, const char *key, json_object **v) {
+    *v = NULL;
+    return json_object_object_get_ex(root, key, v);
+}
+
+int ake_api_get_bool(const json_object *root, const char *key, bool *out, ake_api_error *e) {
+    json_object *v;
+    if (!ake_api_field(root, key, &v) || !v) return 0;
+    if (!json_object_is_type(v, json_type_boolean))
+        return ake_api_fail(e, 422, key, "`%s` must be a boolean, not %s", key, ake_api_type_name(v));
+    *out = json_object_get_boolean(v);
     return 0;
 }
 
-int ake_api_get_direction(const cJSON *root, const char *key, ake_truncation_dir *out, ake_api_error *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!v || cJSON_IsNull(v)) return 0;
-    if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "right")) *out = AKE_TRUNCATE_RIGHT;
-    else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "left")) *out = AKE_TRUNCATE_LEFT;
+int ake_api_get_name(const json_object *root, const char *key, const char **out, ake_api_error *e) {
+    json_object *v;
+    if (!ake_api_field(root, key, &v) || !v) return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return ake_api_fail(e, 422, key, "`%s` must be a string, not %s", key, ake_api_type_name(v));
+    const char *s = json_object_get_string((json_object *)v);
+    if (strlen(s) != (size_t)json_object_get_string_len(v)) return ake_api_fail(e, 422, key, "`%s` contains U+0000", key);
+    *out = s;
+    return 0;
+}
+
+int ake_api_get_direction(const json_object *root, const char *key, ake_truncation_dir *out, ake_api_error *e) {
+    json_object *v;
+    if (!ake_api_field(root, key, &v) || !v) return 0;
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string((json_object *)v) : "";
+    if (!strcasecmp(s, "right")) *out = AKE_TRUNCATE_RIGHT;
+    else if (!strcasecmp(s, "left")) *out = AKE_TRUNCATE_LEFT;
     else return ake_api_fail(e, 422, key, "`%s` must be \"right\" or \"left\"", key);
     return 0;
 }
 
-int ake_api_text_input(const cJSON *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
-    if (!cJSON_IsString(v)) {
+int ake_api_text_input(const json_object *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
+    if (!json_object_is_type(v, json_type_string)) {
         if (index < 0)
             return ake_api_fail(e, 422, field, "`%s` must be a string or an array of strings, not %s", field,
                                 ake_api_type_name(v));
         return ake_api_fail(e, 422, field, "`%s[%d]` must be a string, not %s", field, index, ake_api_type_name(v));
     }
-    in->text = v->valuestring;
-    in->len = strlen(v->valuestring);
+    in->text = json_object_get_string((json_object *)v);
+    in->len = (size_t)json_object_get_string_len(v);
     if (in->len == 0) {
-        if (index < 0) return ake_api_fail(e, 422, field, "`%s` is an empty string", field);
-        return ake_api_fail(e, 422, field, "`%s[%d]` is an empty string", field, index);
+        if (index < 0) return ake_api_fail_empty(e, field, "`%s` is an empty string", field);
+        return ake_api_fail_empty(e, field, "`%s[%d]` is an empty string", field, index);
     }
     return 0;
 }
 
 int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
                          ake_api_error *e) {
-    if (n == 0) return ake_api_fail(e, 422, field, "`%s` is empty", field);
+    if (n == 0) return ake_api_fail_empty(e, field, "`%s` is empty", field);
     if (n > lim->max_client_batch_size)
-        return ake_api_fail(e, 413, field, "`%s` has %d inputs; the limit is %d (--max-client-batch-size)", field, n,
+        return ake_api_fail(e, 422, field, "`%s` has %d inputs; the limit is %d (--max-client-batch-size)", field, n,
                             lim->max_client_batch_size);
     r->in = calloc((size_t)n, sizeof *r->in);
     if (!r->in) return ake_api_fail(e, 500, NULL, "out of memory");
@@ -145,7 +125,7 @@ void ake_api_request_release(ake_api_request *r) {
     if (r->in)
         for (int32_t i = 0; i < r->n; i++) free(r->in[i].ids);
     free(r->in);
-    cJSON_Delete(r->json);
+    json_object_put(r->json);
     memset(r, 0, sizeof *r);
 }
 
@@ -195,10 +175,11 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
             int32_t max = for_embed ? m->max_seq_tokens : 0;
             if (ake_tokenizer_encode(tok, in->text, in->len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
                 rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
+                e->kind = AKE_API_ERR_TOKENIZER;
                 break;
             }
             if (for_embed && !req->truncate && toks.n_untruncated > m->max_seq_tokens) {
-                rc = ake_api_fail(e, 413, NULL,
+                rc = ake_api_fail(e, 422, NULL,
                                   "input %d has %d tokens; the limit is %d (send \"truncate\": true to cut it)", i,
                                   toks.n_untruncated, m->max_seq_tokens);
                 break;
@@ -213,7 +194,7 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
             ids = in->ids;
             n = in->n_ids;
             if (for_embed && n > m->max_seq_tokens && !req->truncate) {
-                rc = ake_api_fail(e, 413, NULL,
+                rc = ake_api_fail(e, 422, NULL,
                                   "input %d has %d token ids; the limit is %d (send \"truncate\": true to cut it)", i, n,
                                   m->max_seq_tokens);
                 break;
@@ -272,20 +253,44 @@ void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out) {
     ake_buf_put(out, "]", 1);
 }
 
-static const char *tei_error_type(int status) {
-    switch (status) {
-    case 400: case 413: case 422: return "Validation";
+static const char *tei_error_type(const ake_api_error *e) {
+    switch (e->kind) {
+    case AKE_API_ERR_EMPTY: return "Empty";
+    case AKE_API_ERR_TOKENIZER: return "Tokenizer";
+    case AKE_API_ERR_BACKEND: return "Backend";
+    case AKE_API_ERR_VALIDATION: break;
+    }
+    switch (e->status) {
     case 401: case 403: return "Unauthorized";
     case 404: case 405: return "NotFound";
     case 429: return "Overloaded";
     case 503: return "Unhealthy";
-    default: return "Backend";
+    default: return e->status >= 500 ? "Backend" : "Validation";
+    }
+}
+
+int ake_api_http_status(const ake_api_error *e, bool openai) {
+    if (!openai) return e->status;
+    switch (e->status) {
+    case 401: case 403: case 404: case 405: case 429: case 503: return e->status;
+    case 424: return 500;
+    default: return e->status >= 400 && e->status < 500 ? 400 : e->status;
+    }
+}
+
+static const char *openai_error_code(const ake_api_error *e, int status) {
+    if (e->code) return e->code;
+    switch (status) {
+    case 401: return "invalid_api_key";
+    case 404: return e->param && !strcmp(e->param, "model") ? "model_not_found" : NULL;
+    case 429: return "rate_limit_exceeded";
+    default: return NULL;
     }
 }
 
 static const char *openai_error_type(int status) {
     switch (status) {
-    case 401: return "authentication_error";
+    case 401: case 403: return "authentication_error";
     case 429: return "rate_limit_error";
     default: return status >= 500 ? "server_error" : "invalid_request_error";
     }
@@ -295,16 +300,18 @@ void ake_api_write_error(const ake_api_error *e, bool openai, ake_buf *out) {
     if (!openai) {
         ake_buf_puts(out, "{\"error\":");
         ake_buf_json_string(out, e->msg, strlen(e->msg));
-        ake_buf_printf(out, ",\"error_type\":\"%s\"}", tei_error_type(e->status));
+        ake_buf_printf(out, ",\"error_type\":\"%s\"}", tei_error_type(e));
         return;
     }
+    const int status = ake_api_http_status(e, true);
+    const char *code = openai_error_code(e, status);
     ake_buf_puts(out, "{\"error\":{\"message\":");
     ake_buf_json_string(out, e->msg, strlen(e->msg));
-    ake_buf_printf(out, ",\"type\":\"%s\",\"param\":", openai_error_type(e->status));
+    ake_buf_printf(out, ",\"type\":\"%s\",\"param\":", openai_error_type(status));
     if (e->param) ake_buf_json_string(out, e->param, strlen(e->param));
     else ake_buf_puts(out, "null");
     ake_buf_puts(out, ",\"code\":");
-    if (e->code) ake_buf_json_string(out, e->code, strlen(e->code));
+    if (code) ake_buf_json_string(out, code, strlen(code));
     else ake_buf_puts(out, "null");
     ake_buf_puts(out, "}}");
 }

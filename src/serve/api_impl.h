@@ -2,19 +2,30 @@
 #ifndef AKE_SERVE_API_IMPL_H
 #define AKE_SERVE_API_IMPL_H
 
+#include <json-c/json.h>
+
 #include "serve/api.h"
 
-/* UTF-8 check, NUL bytes, cJSON parse (with offset, line and column on failure),
- * trailing data and \u0000 escapes. *out owned by the caller (cJSON_Delete). */
-int ake_api_parse_json(const char *body, size_t len, cJSON **out, ake_api_error *e);
-/* "a string", "an array", ... for messages; "missing" for NULL. */
-const char *ake_api_type_name(const cJSON *v);
+/* Parses a request body with json-c in strict mode: UTF-8, one JSON value and nothing after it
+ * but white space (400 with byte offset, line and column and json-c's reason); strings may hold
+ * U+0000. A body that is the JSON literal null is refused here (json-c represents null as NULL).
+ * *out owned by the caller (json_object_put). */
+int ake_api_parse_json(const char *body, size_t len, json_object **out, ake_api_error *e);
+/* ake_api_fail for an empty input or input list: 400, TEI's "Empty". */
+int ake_api_fail_empty(ake_api_error *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "a string", "an array", ... for messages; NULL (json-c's null) is "null". */
+const char *ake_api_type_name(const json_object *v);
+/* Field `key` of object root: true with *v set (NULL for a JSON null) when present. */
+bool ake_api_field(const json_object *root, const char *key, json_object **v);
 /* Optional boolean field; absent or null leaves *out alone. */
-int ake_api_get_bool(const cJSON *root, const char *key, bool *out, ake_api_error *e);
+int ake_api_get_bool(const json_object *root, const char *key, bool *out, ake_api_error *e);
+/* Optional string field naming something (model, prompt_name): absent or null leaves *out
+ * alone; a U+0000 inside is refused (422), since names are C strings from here on. */
+int ake_api_get_name(const json_object *root, const char *key, const char **out, ake_api_error *e);
 /* Optional "right" / "left" (any case) field. */
-int ake_api_get_direction(const cJSON *root, const char *key, ake_truncation_dir *out, ake_api_error *e);
+int ake_api_get_direction(const json_object *root, const char *key, ake_truncation_dir *out, ake_api_error *e);
 /* A non-empty string input; index < 0 for a lone string. */
-int ake_api_text_input(const cJSON *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e);
+int ake_api_text_input(const json_object *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e);
 /* Checks n against the limits (0 → 422, too many → 413) and allocates r->in. */
 int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
                          ake_api_error *e);

@@ -18,21 +18,22 @@
 #include "serve/api_impl.h"
 
 /* One token-id sequence from an array of integers. */
-static int parse_ids(const cJSON *arr, int32_t index, bool nested, ake_api_input *in, ake_api_error *e) {
-    int32_t n = cJSON_GetArraySize(arr);
+static int parse_ids(const json_object *arr, int32_t index, bool nested, ake_api_input *in, ake_api_error *e) {
+    const int32_t n = (int32_t)json_object_array_length(arr);
     char where[48];
     if (nested) snprintf(where, sizeof where, "input[%d]", index);
     else snprintf(where, sizeof where, "input");
-    if (n == 0) return ake_api_fail(e, 422, "input", "`%s` is an empty array of token ids", where);
+    if (n == 0) return ake_api_fail_empty(e, "input", "`%s` is an empty array of token ids", where);
     in->ids = malloc((size_t)n * sizeof *in->ids);
     if (!in->ids) return ake_api_fail(e, 500, NULL, "out of memory");
     in->n_ids = n;
-    int32_t k = 0;
-    for (const cJSON *it = arr->child; it; it = it->next, k++) {
-        if (!cJSON_IsNumber(it))
+    for (int32_t k = 0; k < n; k++) {
+        const json_object *it = json_object_array_get_idx(arr, (size_t)k);
+        if (!json_object_is_type(it, json_type_int) && !json_object_is_type(it, json_type_double))
             return ake_api_fail(e, 422, "input", "`%s[%d]` must be a token id (an integer), not %s", where, k,
                                 ake_api_type_name(it));
-        double v = it->valuedouble;
+        /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
+        const double v = json_object_get_double(it);
         if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX) /* the vocabulary: ake_api_bind_model */
             return ake_api_fail(e, 422, "input", "`%s[%d]` = %.17g is not a token id (a non-negative integer)",
                                 where, k, v);
@@ -41,70 +42,71 @@ static int parse_ids(const cJSON *arr, int32_t index, bool nested, ake_api_input
     return 0;
 }
 
-static int parse_input(const cJSON *v, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
-    if (!v) return ake_api_fail(e, 422, "input", "missing field `input`");
+static int parse_input(json_object *v, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
     int rc;
-    if (cJSON_IsString(v)) {
+    if (json_object_is_type(v, json_type_string)) {
         if ((rc = ake_api_text_input(v, "input", -1, &(ake_api_input){0}, e))) return rc;
         if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
         return ake_api_text_input(v, "input", -1, &r->in[0], e);
     }
-    if (!cJSON_IsArray(v))
+    if (!json_object_is_type(v, json_type_array))
         return ake_api_fail(e, 422, "input",
                             "`input` must be a string, an array of strings, an array of token ids or an array of "
                             "arrays of token ids, not %s", ake_api_type_name(v));
-    const cJSON *first = v->child;
-    if (!first) return ake_api_fail(e, 422, "input", "`input` is empty");
-    if (cJSON_IsNumber(first)) { /* one sequence of token ids */
+    const int32_t n = (int32_t)json_object_array_length(v);
+    if (n == 0) return ake_api_fail_empty(e, "input", "`input` is empty");
+    const json_object *first = json_object_array_get_idx(v, 0);
+    if (json_object_is_type(first, json_type_int) || json_object_is_type(first, json_type_double)) { /* token ids */
         if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
         return parse_ids(v, 0, false, &r->in[0], e);
     }
-    if ((rc = ake_api_alloc_inputs(r, cJSON_GetArraySize(v), lim, "input", e))) return rc;
-    int32_t i = 0;
-    if (cJSON_IsArray(first)) {
+    if ((rc = ake_api_alloc_inputs(r, n, lim, "input", e))) return rc;
+    if (json_object_is_type(first, json_type_array)) {
         r->nested_ids = true;
-        for (const cJSON *it = v->child; it; it = it->next, i++) {
-            if (!cJSON_IsArray(it))
+        for (int32_t i = 0; i < r->n; i++) {
+            const json_object *it = json_object_array_get_idx(v, (size_t)i);
+            if (!json_object_is_type(it, json_type_array))
                 return ake_api_fail(e, 422, "input", "`input[%d]` must be an array of token ids like `input[0]`, "
                                                      "not %s", i, ake_api_type_name(it));
             if ((rc = parse_ids(it, i, true, &r->in[i], e))) return rc;
         }
         return 0;
     }
-    for (const cJSON *it = v->child; it; it = it->next, i++)
-        if ((rc = ake_api_text_input(it, "input", i, &r->in[i], e))) return rc;
+    for (int32_t i = 0; i < r->n; i++)
+        if ((rc = ake_api_text_input(json_object_array_get_idx(v, (size_t)i), "input", i, &r->in[i], e))) return rc;
     return 0;
 }
 
 static int parse_body(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
     int rc = ake_api_parse_json(body, len, &r->json, e);
     if (rc) return rc;
-    const cJSON *root = r->json;
-    if (!cJSON_IsObject(root))
+    const json_object *root = r->json;
+    if (!json_object_is_type(root, json_type_object))
         return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not %s", ake_api_type_name(root));
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (!model) return ake_api_fail(e, 422, "model", "missing field `model`");
-    if (!cJSON_IsString(model))
-        return ake_api_fail(e, 422, "model", "`model` must be a string, not %s", ake_api_type_name(model));
-    r->model = model->valuestring;
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
-    if (fmt && !cJSON_IsNull(fmt)) {
-        if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "float")) r->base64 = false;
-        else if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64")) r->base64 = true;
+    if ((rc = ake_api_get_name(root, "model", &r->model, e))) return rc;
+    if (!r->model) return ake_api_fail(e, 422, "model", "missing field `model`");
+    const char *fmt = NULL;
+    if ((rc = ake_api_get_name(root, "encoding_format", &fmt, e))) return rc;
+    if (fmt) {
+        if (!strcmp(fmt, "float")) r->base64 = false;
+        else if (!strcmp(fmt, "base64")) r->base64 = true;
         else return ake_api_fail(e, 422, "encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
     }
-    const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
-    if (dims && !cJSON_IsNull(dims)) {
-        double v = cJSON_IsNumber(dims) ? dims->valuedouble : NAN;
+    json_object *dims;
+    if (ake_api_field(root, "dimensions", &dims) && dims) {
+        const bool num = json_object_is_type(dims, json_type_int) || json_object_is_type(dims, json_type_double);
+        const double v = num ? json_object_get_double(dims) : NAN;
         if (!(v >= 1 && v <= INT32_MAX && v == floor(v))) /* at most the model's: ake_api_bind_model */
             return ake_api_fail(e, 422, "dimensions", "`dimensions` must be a positive integer");
         r->dimensions = (int32_t)v;
     }
-    const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
-    if (user && !cJSON_IsNull(user) && !cJSON_IsString(user))
+    json_object *user;
+    if (ake_api_field(root, "user", &user) && user && !json_object_is_type(user, json_type_string))
         return ake_api_fail(e, 422, "user", "`user` must be a string, not %s", ake_api_type_name(user));
     if ((rc = ake_api_get_bool(root, "truncate", &r->truncate, e))) return rc;
-    return parse_input(cJSON_GetObjectItemCaseSensitive(root, "input"), lim, r, e);
+    json_object *input;
+    if (!ake_api_field(root, "input", &input)) return ake_api_fail(e, 422, "input", "missing field `input`");
+    return parse_input(input, lim, r, e);
 }
 
 int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,

@@ -16,15 +16,15 @@
 #include "serve/api_impl.h"
 
 /* "inputs": a string or a non-empty array of non-empty strings. */
-static int parse_inputs(const cJSON *root, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "inputs");
-    if (!v) return ake_api_fail(e, 422, "inputs", "missing field `inputs`");
-    if (cJSON_IsArray(v)) {
-        int rc = ake_api_alloc_inputs(r, cJSON_GetArraySize(v), lim, "inputs", e);
+static int parse_inputs(const json_object *root, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
+    json_object *v;
+    if (!ake_api_field(root, "inputs", &v)) return ake_api_fail(e, 422, "inputs", "missing field `inputs`");
+    if (json_object_is_type(v, json_type_array)) {
+        int rc = ake_api_alloc_inputs(r, (int32_t)json_object_array_length(v), lim, "inputs", e);
         if (rc) return rc;
-        int32_t i = 0;
-        for (const cJSON *it = v->child; it; it = it->next, i++)
-            if ((rc = ake_api_text_input(it, "inputs", i, &r->in[i], e))) return rc;
+        for (int32_t i = 0; i < r->n; i++)
+            if ((rc = ake_api_text_input(json_object_array_get_idx(v, (size_t)i), "inputs", i, &r->in[i], e)))
+                return rc;
         return 0;
     }
     int rc = ake_api_text_input(v, "inputs", -1, &(ake_api_input){0}, e);
@@ -41,17 +41,10 @@ static int parse_object(const char *body, size_t len, ake_api_request *r, ake_ap
     r->dir = AKE_TRUNCATE_RIGHT;
     int rc = ake_api_parse_json(body, len, &r->json, e);
     if (rc) return rc;
-    if (!cJSON_IsObject(r->json))
+    if (!json_object_is_type(r->json, json_type_object))
         return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not %s", ake_api_type_name(r->json));
-    static const char *const strings[] = {"model", "prompt_name"};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, strings[i]);
-        if (!v || cJSON_IsNull(v)) continue;
-        if (!cJSON_IsString(v))
-            return ake_api_fail(e, 422, strings[i], "`%s` must be a string, not %s", strings[i], ake_api_type_name(v));
-        *(i ? &r->prompt_name : &r->model) = v->valuestring;
-    }
-    return 0;
+    rc = ake_api_get_name(r->json, "model", &r->model, e);
+    return rc ? rc : ake_api_get_name(r->json, "prompt_name", &r->prompt_name, e);
 }
 
 static int parse_common(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
@@ -70,27 +63,28 @@ static int embed_fields(ake_api_request *r, ake_api_error *e) {
 
 /* inputs = {"source_sentence": "...", "sentences": [...]} into in[0] and in[1..]. */
 static int similarity_fields(const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(r->json, "inputs");
-    if (!cJSON_IsObject(in))
+    json_object *in = NULL, *src = NULL, *sents = NULL;
+    ake_api_field(r->json, "inputs", &in);
+    if (!json_object_is_type(in, json_type_object))
         return ake_api_fail(e, 422, "inputs", "`inputs` must be an object with `source_sentence` and `sentences`, not %s",
                             ake_api_type_name(in));
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(in, "source_sentence");
-    const cJSON *sents = cJSON_GetObjectItemCaseSensitive(in, "sentences");
-    if (!src) return ake_api_fail(e, 422, "inputs", "missing field `inputs.source_sentence`");
-    if (!cJSON_IsArray(sents))
+    if (!ake_api_field(in, "source_sentence", &src))
+        return ake_api_fail(e, 422, "inputs", "missing field `inputs.source_sentence`");
+    ake_api_field(in, "sentences", &sents);
+    if (!json_object_is_type(sents, json_type_array))
         return ake_api_fail(e, 422, "inputs", "`inputs.sentences` must be an array of strings, not %s",
                             ake_api_type_name(sents));
-    const int32_t k = cJSON_GetArraySize(sents);
-    if (k == 0) return ake_api_fail(e, 422, "inputs", "`inputs.sentences` is empty");
+    const int32_t k = (int32_t)json_object_array_length(sents);
+    if (k == 0) return ake_api_fail_empty(e, "inputs", "`inputs.sentences` is empty");
     int rc = ake_api_text_input(src, "inputs.source_sentence", -1, &(ake_api_input){0}, e);
     if (rc) return rc;
     /* the source and every sentence are embedded: together within the input limit */
     if ((rc = ake_api_alloc_inputs(r, k + 1, lim, "inputs.sentences", e))) return rc;
     r->similarity = true;
     if ((rc = ake_api_text_input(src, "inputs.source_sentence", -1, &r->in[0], e))) return rc;
-    int32_t i = 0;
-    for (const cJSON *it = sents->child; it; it = it->next, i++)
-        if ((rc = ake_api_text_input(it, "inputs.sentences", i, &r->in[i + 1], e))) return rc;
+    for (int32_t i = 0; i < k; i++)
+        if ((rc = ake_api_text_input(json_object_array_get_idx(sents, (size_t)i), "inputs.sentences", i, &r->in[i + 1], e)))
+            return rc;
     rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
     if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
     return rc;
@@ -108,7 +102,9 @@ int ake_api_parse_tei_root(const char *body, size_t len, const ake_api_limits *l
                            ake_api_error *e) {
     int rc = parse_object(body, len, r, e);
     if (!rc) {
-        if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(r->json, "inputs"))) rc = similarity_fields(lim, r, e);
+        json_object *in = NULL;
+        ake_api_field(r->json, "inputs", &in);
+        if (json_object_is_type(in, json_type_object)) rc = similarity_fields(lim, r, e);
         else if (!(rc = parse_inputs(r->json, lim, r, e))) rc = embed_fields(r, e);
     }
     if (rc) ake_api_request_release(r);

@@ -101,9 +101,10 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
 static enum MHD_Result respond_error(http_req *r, const ake_api_error *e) {
     ake_buf b = {0};
     ake_api_write_error(e, r->openai, &b);
-    ake_log(e->status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "[%s] %s %s -> %d: %s", r->id, r->method, r->url,
-            e->status, e->msg);
-    return respond(r, e->status, &b, "application/json");
+    const int status = ake_api_http_status(e, r->openai);
+    ake_log(status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "[%s] %s %s -> %d: %s", r->id, r->method, r->url, status,
+            e->msg);
+    return respond(r, status, &b, "application/json");
 }
 
 static enum MHD_Result respond_fail(http_req *r, int status, const char *fmt, ...)
@@ -333,7 +334,11 @@ static enum MHD_Result finish_embed(ake_server *s, http_req *r) {
         ake_metrics_count(&r->mv->metrics, AKE_C_CANCELLED, 1);
         ake_log(AKE_LOG_DEBUG, "[%s] %s %s: client went away; %d inputs dropped", r->id, r->method, r->url, r->req.n);
         return MHD_NO; /* close the connection; nobody is listening */
-    case AKE_JOB_FAILED: return respond_fail(r, 500, "inference failed: %s", r->job.err);
+    case AKE_JOB_FAILED: {
+        ake_api_error e = {.status = 424, .kind = AKE_API_ERR_BACKEND}; /* TEI's Backend; OpenAI: 500 */
+        snprintf(e.msg, sizeof e.msg, "inference failed: %s", r->job.err);
+        return respond_error(r, &e);
+    }
     }
     ake_buf b = {0};
     if (r->ep == AKE_EP_OPENAI) ake_api_write_openai(&r->req, &r->mv->facts, r->vecs, r->toks.total, &b);

@@ -1,5 +1,5 @@
 /* libFuzzer target for the HTTP request parsers: the bytes of a request body go through
- * the TEI /embed, TEI /tokenize and OpenAI /v1/embeddings parsers (UTF-8 check, cJSON,
+ * the TEI /embed, TEI /tokenize and OpenAI /v1/embeddings parsers (json-c: UTF-8 check, JSON,
  * field types and limits), then the tokenizer of the default model, then the response
  * writers. Any status is fine; a crash, a leak, UB, or a success with inconsistent
  * fields is a bug. */

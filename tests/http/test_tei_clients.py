@@ -39,13 +39,13 @@ def test_similarity_route(server, ref):
     assert r.status_code == 200, r.text
     want = [cosine(ref[TEXTS[0]], ref[t]) for t in TEXTS[1:]]
     assert np.max(np.abs(np.asarray(r.json()) - want)) <= (1e-4 if ON_GPU else 1e-6)
-    for bad, words in (({"inputs": {"sentences": ["a"]}}, "source_sentence"),
-                       ({"inputs": {"source_sentence": "a", "sentences": []}}, "empty"),
-                       ({"inputs": {"source_sentence": "a", "sentences": "b"}}, "array"),
-                       ({"inputs": {"source_sentence": "a", "sentences": ["b", 3]}}, "sentences[1]"),
-                       ({"inputs": ["a"]}, "object")):
+    for bad, status, words in (({"inputs": {"sentences": ["a"]}}, 422, "source_sentence"),
+                               ({"inputs": {"source_sentence": "a", "sentences": []}}, 400, "empty"),
+                               ({"inputs": {"source_sentence": "a", "sentences": "b"}}, 422, "array"),
+                               ({"inputs": {"source_sentence": "a", "sentences": ["b", 3]}}, 422, "sentences[1]"),
+                               ({"inputs": ["a"]}, 422, "object")):
         r = requests.post(server.url + "/similarity", json=bad, timeout=30)
-        assert r.status_code == 422 and words in r.json()["error"], (bad, r.text)
+        assert r.status_code == status and words in r.json()["error"], (bad, r.text)
     r = requests.post(server.url + "/", json={"inputs": ["a", "b"]}, timeout=30)
     assert r.status_code == 200 and len(r.json()) == 2
     assert requests.get(server.url + "/", timeout=30).status_code == 405
@@ -60,8 +60,8 @@ def test_request_id(server):
         r = requests.get(server.url + "/health", headers={"X-Request-Id": bad}, timeout=10)
         assert re.fullmatch(r"[0-9a-f]{16}", r.headers["X-Request-Id"]), bad
     r = requests.post(server.url + "/embed", json={"inputs": []}, headers={"X-Request-Id": "bad-one-42"}, timeout=30)
-    assert r.status_code == 422 and r.headers["X-Request-Id"] == "bad-one-42"
-    assert "[bad-one-42] POST /embed -> 422" in server.log()
+    assert r.status_code == 400 and r.headers["X-Request-Id"] == "bad-one-42"
+    assert "[bad-one-42] POST /embed -> 400" in server.log()
 
 
 def test_truncate_token_ids(server):
@@ -69,7 +69,7 @@ def test_truncate_token_ids(server):
     ids = [101] + [2000 + i % 500 for i in range(400)] + [102]
     url = server.url + "/v1/embeddings"
     r = requests.post(url, json={"model": MODEL_ID, "input": [ids]}, timeout=30)
-    assert r.status_code == 413 and "truncate" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "truncate" in r.json()["error"]["message"]
     r = requests.post(url, json={"model": MODEL_ID, "input": [ids], "truncate": True}, timeout=30)
     assert r.status_code == 200, r.text
     cut = ids[:255] + [102]  # 256 tokens: [CLS], the first 254, [SEP]

@@ -119,11 +119,19 @@ static void test_request_parsing(void **state) {
     (void)state;
     assert_int_equal(parse_tei("{\"inputs\":\"a\"}"), 0);
     assert_int_equal(parse_tei("{\"inputs\":[\"a\",\"b\"],\"normalize\":false,\"truncate\":true}"), 0);
-    assert_int_equal(parse_tei("{\"inputs\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}"), 413);
-    assert_int_equal(parse_tei("{\"inputs\":[]}"), 422);
+    assert_int_equal(parse_tei("{\"inputs\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}"), 422); /* TEI: Validation */
+    assert_int_equal(parse_tei("{\"inputs\":[]}"), 400);                                 /* TEI: Empty */
     assert_int_equal(parse_tei("{\"inputs\":"), 400);
-    assert_int_equal(parse_tei("{\"inputs\":\"\\u0000\"}"), 422);
+    assert_int_equal(parse_tei("{\"inputs\":\"\\u0000\"}"), 0); /* U+0000 is text (the tokenizer drops it) */
     assert_int_equal(parse_tei("{\"inputs\":\"\\\\u0000\"}"), 0); /* an escaped backslash, then "u0000" */
+    assert_int_equal(parse_tei("{\"inputs\":\"a\",\"model\":\"m\\u0000x\"}"), 422); /* names are C strings */
+    assert_int_equal(parse_tei("null"), 422);
+    assert_int_equal(parse_tei("{\"inputs\":\"a\"} "), 0);
+    assert_int_equal(parse_tei("{\"inputs\":\"a\"} x"), 400);
+    assert_int_equal(parse_tei("{'inputs':'a'}"), 400);
+    assert_int_equal(parse_tei("{\"inputs\":NaN}"), 422); /* json-c reads NaN as a number even when strict */
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,NaN]}"), 422);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,-Infinity]}"), 422);
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[[1,2],[3]]}"), 0);
     assert_int_equal(parse_openai("{\"model\":\"org/m\",\"input\":\"x\",\"dimensions\":8}"), 0);
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":\"x\",\"dimensions\":385}"), 422);

@@ -1,0 +1,141 @@
+#include "base/json.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <utf8proc.h>
+
+/* One json-c tokener per thread, reset for each text: making one costs a third of the parse
+ * time of a small request (bench/src/parse_bench.c). Freed when its thread ends. */
+static pthread_key_t tokener_key;
+static pthread_once_t tokener_once = PTHREAD_ONCE_INIT;
+static void tokener_free(void *t) { json_tokener_free(t); }
+static void tokener_key_make(void) { (void)pthread_key_create(&tokener_key, tokener_free); }
+
+static json_tokener *thread_tokener(void) {
+    (void)pthread_once(&tokener_once, tokener_key_make);
+    json_tokener *tok = pthread_getspecific(tokener_key);
+    if (!tok) {
+        if (!(tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH))) return NULL;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* UTF-8: bad_utf8, stricter than json-c's */
+        if (pthread_setspecific(tokener_key, tok)) {
+            json_tokener_free(tok);
+            return NULL;
+        }
+    }
+    json_tokener_reset(tok);
+    return tok;
+}
+
+static int hex4(const char *p) {
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        const char c = p[i];
+        const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                      : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* Offset of the first "\uXXXX" escape that is half a surrogate pair, or n. Runs only over
+ * backslashes (memchr), after json-c has accepted the text, so every escape is well formed. */
+static size_t lone_surrogate(const char *s, size_t n) {
+    for (const char *p = memchr(s, '\\', n); p; p = memchr(p, '\\', n - (size_t)(p - s))) {
+        if ((size_t)(s + n - p) < 6 || p[1] != 'u') {
+            p += 2; /* \" \\ \n ...: the escaped character is not a backslash that starts an escape */
+            if (p >= s + n) break;
+            continue;
+        }
+        const int u = hex4(p + 2);
+        if (u >= 0xDC00 && u <= 0xDFFF) return (size_t)(p - s);
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            const int lo = (size_t)(s + n - p) >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF) return (size_t)(p - s);
+            p += 12;
+        } else {
+            p += 6;
+        }
+        if (p >= s + n) break;
+    }
+    return n;
+}
+
+/* Offset of the first byte that is not RFC 3629 UTF-8 (overlong forms, UTF-16 surrogates, code
+ * points past U+10FFFF, stray or missing continuation bytes) or that is NUL, or n. json-c's own
+ * check (JSON_TOKENER_VALIDATE_UTF8) lets overlong forms and encoded surrogates through. */
+static size_t bad_utf8(const char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        const unsigned char c = (unsigned char)s[i];
+        if (c >= 0x01 && c < 0x80) {
+            i++;
+            continue;
+        }
+        utf8proc_int32_t cp;
+        const utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        if (c == 0 || k <= 0) return i;
+        i += (size_t)k;
+    }
+    return n;
+}
+
+int ake_json_parse(const char *s, size_t n, json_object **out, size_t *err_off, const char **why) {
+    *out = NULL;
+    *err_off = 0;
+    if (n > INT_MAX) {
+        *why = "the text is over 2 GiB";
+        return -1;
+    }
+    const size_t bad = bad_utf8(s, n);
+    if (bad < n) {
+        *err_off = bad;
+        *why = s[bad] ? "not UTF-8 (RFC 3629)" : "a NUL byte (U+0000 in a string is written \\u0000)";
+        return -1;
+    }
+    json_tokener *tok = thread_tokener();
+    if (!tok) {
+        *why = "out of memory";
+        return -1;
+    }
+    json_object *v = json_tokener_parse_ex(tok, s, (int)n);
+    enum json_tokener_error e = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    /* a number at the very end ("42") is unfinished until json-c sees what follows it */
+    if (e == json_tokener_continue && end == n) {
+        v = json_tokener_parse_ex(tok, " ", 1);
+        e = json_tokener_get_error(tok);
+    }
+    if (e != json_tokener_success || end < n) {
+        json_object_put(v);
+        *err_off = end < n ? end : n;
+        *why = e == json_tokener_continue ? "the text ends inside a value"
+               : e == json_tokener_success ? "unexpected data after the value" : json_tokener_error_desc(e);
+        return -1;
+    }
+    const size_t lone = lone_surrogate(s, n);
+    if (lone < n) {
+        json_object_put(v);
+        *err_off = lone;
+        *why = "an escape of half a UTF-16 surrogate pair";
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (s[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
