@@ -82,6 +82,9 @@ static const flag flags[] = {
      "largest request body; beyond: 413"},
     {"request-timeout-ms", "AKE_REQUEST_TIMEOUT_MS", "N", F_INT, OFF(o.request_timeout_ms), 0, 1 << 30,
      "longest a request waits in the batch queue before its first input runs, else 503; 0 = none"},
+    {"max-request-tokens", "AKE_MAX_REQUEST_TOKENS", "N", F_I64, OFF(o.max_request_tokens), 0, INT64_C(1) << 40,
+     "most tokens in one request, else 413 at once; 0 = what each model's engines embed within "
+     "--request-timeout-ms (measured at load, logged, in /info)"},
     {"api-key", "AKE_API_KEY", "KEY", F_STR, OFF(o.api_key), 0, 0,
      "require `Authorization: Bearer KEY` (not on /health); empty = open"},
     {"connection-timeout-s", "AKE_CONNECTION_TIMEOUT_S", "N", F_INT, OFF(o.connection_timeout_s), 0, 86400,

@@ -84,6 +84,7 @@ typedef struct {
     int32_t vocab_size;
     int32_t dim;
     bool normalizes;           /* the model folder lists a Normalize module */
+    int64_t max_request_tokens; /* most tokens one request may hold (413 beyond); 0: no limit */
 } ake_api_model;
 
 /* Parsing checks what needs no model: JSON, types, the input count; token ids are
@@ -121,7 +122,8 @@ typedef struct {
 } ake_api_tokens;
 
 /* Tokenizes texts (the model's max_seq_tokens applies unless add_special_tokens is false
- * for /tokenize) and checks the length of token-id inputs. */
+ * for /tokenize) and checks the length of token-id inputs; for embedding, a request over
+ * m->max_request_tokens in all is a 413 naming both numbers. */
 int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_api_request *req, bool for_embed,
                    ake_api_tokens *out, ake_api_error *e);
 void ake_api_tokens_release(ake_api_tokens *t);

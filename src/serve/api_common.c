@@ -222,6 +222,11 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
         out->off[i + 1] = (int32_t)out->total;
     }
     ake_tokens_release(&toks);
+    if (!rc && for_embed && m->max_request_tokens > 0 && out->total > m->max_request_tokens)
+        rc = ake_api_fail(e, 413, NULL,
+                          "the request has %lld tokens; this model takes at most %lld tokens per request "
+                          "(--max-request-tokens: by default what its engines embed within --request-timeout-ms); "
+                          "split it into smaller requests", (long long)out->total, (long long)m->max_request_tokens);
     if (rc) ake_api_tokens_release(out);
     return rc;
 }

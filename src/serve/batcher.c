@@ -49,6 +49,11 @@ int32_t ake_batch_policy_target(const ake_batch_policy *p, int64_t depth) {
 }
 
 typedef struct {
+    ake_seq *head, *tail;
+    int64_t n;
+} seq_queue;
+
+typedef struct {
     struct ake_batcher *b;
     int32_t idx;
     char *device;          /* owned */
@@ -57,8 +62,9 @@ typedef struct {
     bool started;
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* signalled on submit and on stop */
-    ake_seq *head, *tail;  /* FIFO, under mu */
-    _Atomic int64_t depth; /* sequences queued (written under mu) */
+    seq_queue q[2];        /* [0] small jobs, [1] bulk jobs; FIFOs under mu */
+    bool last_bulk;        /* the last batch came from q[1]: alternate while both hold work */
+    _Atomic int64_t depth; /* sequences queued in both (written under mu) */
     _Atomic int64_t load;  /* tokens queued + tokens of the running batch */
     bool async;            /* the engine works on a device: submit returns before the vectors */
     /* batch buffers, sized once; two batches may be in the engine at a time (on a GPU the
@@ -77,6 +83,7 @@ struct ake_batcher {
     ake_metrics *metrics;  /* borrowed */
     int32_t dim;
     int32_t n_rep;
+    double tokens_per_s;   /* measured at creation */
     replica *rep;          /* owned [n_rep] */
     _Atomic bool stopping;
 };
@@ -99,10 +106,26 @@ static int cmp_len_desc(const void *a, const void *b) {
     return (x < y) ? -1 : (x > y); /* stable enough: any total order gives the same vectors */
 }
 
+static bool queued(const replica *r) { return r->q[0].head || r->q[1].head; }
+
+/* The queue the next batch comes from (mu held, something queued): small jobs, except that
+ * bulk work gets every other batch while both queues hold work. */
+static int next_queue(const replica *r) {
+    if (!r->q[1].head) return 0;
+    if (!r->q[0].head) return 1;
+    return !r->last_bulk;
+}
+
+/* Target size for a batch from queue c: the policy on that queue's depth. */
+static int32_t batch_target(const replica *r, int c) {
+    int32_t t = ake_batch_policy_target(&r->b->o.policy, r->q[c].n);
+    return t < r->b->o.max_batch_size ? t : r->b->o.max_batch_size;
+}
+
 /* Waits (mu held) until a batch should leave; false when stopping with an empty queue. */
-static bool wait_for_batch(replica *r, int32_t *target) {
+static bool wait_for_batch(replica *r, int32_t *target, int *cls) {
     ake_batcher *b = r->b;
-    if (!r->head && b->o.idle_spin_us > 0) {
+    if (!queued(r) && b->o.idle_spin_us > 0) {
         /* Poll a while before sleeping: a sleeping thread's wake-up costs tens of
          * microseconds (more under a sandboxed kernel), which a lone request pays in full. */
         pthread_mutex_unlock(&r->mu);
@@ -114,15 +137,14 @@ static bool wait_for_batch(replica *r, int32_t *target) {
         }
         pthread_mutex_lock(&r->mu);
     }
-    while (!r->head && !atomic_load(&b->stopping)) pthread_cond_wait(&r->cv, &r->mu);
-    if (!r->head) return false;
+    while (!queued(r) && !atomic_load(&b->stopping)) pthread_cond_wait(&r->cv, &r->mu);
+    if (!queued(r)) return false;
     for (;;) {
-        int64_t depth = atomic_load(&r->depth);
-        int32_t t = ake_batch_policy_target(&b->o.policy, depth);
-        if (t > b->o.max_batch_size) t = b->o.max_batch_size;
-        *target = t;
-        if (depth >= t || atomic_load(&b->stopping)) return true;
-        double deadline = r->head->job->t_submit + b->o.max_wait_ms * 1e-3;
+        const int c = next_queue(r);
+        *cls = c;
+        *target = batch_target(r, c);
+        if (r->q[c].n >= *target || atomic_load(&b->stopping)) return true;
+        double deadline = r->q[c].head->job->t_submit + b->o.max_wait_ms * 1e-3;
         if (ake_now_s() >= deadline) return true;
         /* pthread_cond_timedwait takes CLOCK_REALTIME; convert the remaining wait. */
         double wait = deadline - ake_now_s();
@@ -179,13 +201,17 @@ static void *replica_main(void *arg) {
     pthread_mutex_lock(&r->mu);
     for (;;) {
         int32_t target = 0;
+        int c = 0;
         if (r->pending == 0) {
-            if (!wait_for_batch(r, &target)) break;
-        } else if (r->head && r->pending < AKE_ENGINE_MAX_INFLIGHT) {
-            target = ake_batch_policy_target(&b->o.policy, atomic_load(&r->depth));
-            if (target > b->o.max_batch_size) target = b->o.max_batch_size;
+            if (!wait_for_batch(r, &target, &c)) break;
+        } else if (queued(r) && r->pending < AKE_ENGINE_MAX_INFLIGHT) {
+            c = next_queue(r);
+            target = batch_target(r, c);
         }
-        /* Take sequences in arrival order; drop those of failed or timed-out jobs. */
+        seq_queue *q = &r->q[c];
+        const int32_t max_tokens = c ? b->o.max_batch_tokens / 2 : b->o.max_batch_tokens;
+        if (target > 0) r->last_bulk = c == 1;
+        /* Take sequences of queue c in arrival order; drop those of failed or timed-out jobs. */
         const int32_t k = (r->oldest + r->pending) % AKE_ENGINE_MAX_INFLIGHT;
         ake_seq **batch = r->batch[k];
         const double now = ake_now_s();
@@ -193,17 +219,18 @@ static void *replica_main(void *arg) {
         ake_seq *dropped = NULL;
         int32_t n = 0, T = 0, dropped_tokens = 0;
         int64_t taken = 0;
-        while (r->head && n < target) {
-            ake_seq *s = r->head;
+        while (q->head && n < target) {
+            ake_seq *s = q->head;
             ake_job *job = s->job;
             bool drop = atomic_load(&job->result) != AKE_JOB_OK;
             if (!drop && !atomic_load(&job->started) && now - job->t_submit > timeout) {
                 fail_job(job, AKE_JOB_TIMEOUT);
                 drop = true;
             }
-            if (!drop && n > 0 && T + s->len > b->o.max_batch_tokens) break; /* a lone long one goes alone */
-            r->head = s->next;
-            if (!r->head) r->tail = NULL;
+            if (!drop && n > 0 && T + s->len > max_tokens) break; /* a lone long one goes alone */
+            q->head = s->next;
+            if (!q->head) q->tail = NULL;
+            q->n--;
             taken++;
             if (drop) {
                 s->next = dropped;
@@ -272,8 +299,7 @@ static void *replica_main(void *arg) {
             }
         }
         /* Complete the oldest batch unless a device engine can take the next one first. */
-        if (r->pending > 0 &&
-            (!r->async || r->pending == AKE_ENGINE_MAX_INFLIGHT || atomic_load(&r->depth) == 0))
+        if (r->pending > 0 && (!r->async || r->pending == AKE_ENGINE_MAX_INFLIGHT || atomic_load(&r->depth) == 0))
             complete_oldest(r);
         pthread_mutex_lock(&r->mu);
     }
@@ -292,11 +318,14 @@ void ake_batcher_submit(ake_batcher *b, ake_job *job) {
         job->done(job);
         return;
     }
+    int64_t job_tokens = 0;
     for (int32_t i = 0; i < job->n; i++) {
         job->seqs[i].job = job;
         job->seqs[i].index = i;
         job->seqs[i].next = NULL;
+        job_tokens += job->seqs[i].len;
     }
+    job->bulk = job_tokens > b->o.max_batch_tokens / 2;
     /* Least loaded replica per sequence; one replica takes the whole job under one lock. */
     for (int32_t i = 0; i < job->n;) {
         replica *r = &b->rep[0];
@@ -307,12 +336,14 @@ void ake_batcher_submit(ake_batcher *b, ake_job *job) {
         for (int32_t k = i; k < j; k++) tokens += job->seqs[k].len;
         atomic_fetch_add(&r->load, tokens);
         pthread_mutex_lock(&r->mu);
+        seq_queue *q = &r->q[job->bulk];
         for (int32_t k = i; k < j; k++) {
             ake_seq *s = &job->seqs[k];
-            if (r->tail) r->tail->next = s;
-            else r->head = s;
-            r->tail = s;
+            if (q->tail) q->tail->next = s;
+            else q->head = s;
+            q->tail = s;
         }
+        q->n += j - i;
         atomic_fetch_add(&r->depth, j - i);
         pthread_cond_signal(&r->cv);
         pthread_mutex_unlock(&r->mu);
@@ -327,6 +358,30 @@ int64_t ake_batcher_depth(const ake_batcher *b) {
 }
 
 int32_t ake_batcher_replicas(const ake_batcher *b) { return b->n_rep; }
+
+double ake_batcher_tokens_per_s(const ake_batcher *b) { return b->tokens_per_s; }
+
+/* Tokens per second of r's engine on a probe batch (see ake_batcher_tokens_per_s); the ids
+ * are [CLS]-like zeros, which cost what any ids cost. */
+static ake_status probe_speed(replica *r, const ake_model *model, double *tokens_per_s, char *err, size_t errlen) {
+    const ake_batcher_opts *o = &r->b->o;
+    int32_t len = model->cfg.max_position < 128 ? model->cfg.max_position : 128;
+    if (len > o->max_batch_tokens) len = o->max_batch_tokens;
+    int32_t n = o->max_batch_tokens / len;
+    if (n > 8) n = 8;
+    if (n > o->max_batch_size) n = o->max_batch_size;
+    memset(r->ids, 0, (size_t)n * len * sizeof *r->ids);
+    for (int32_t i = 0; i <= n; i++) r->cu[i] = i * len;
+    double t = 0.0;
+    for (int rep = 0; rep < 2; rep++) {
+        const double t0 = ake_now_s();
+        ake_status st = ake_engine_embed(r->engine, r->ids, r->cu, n, r->out[0], err, errlen);
+        if (st != AKE_OK) return st;
+        t = ake_now_s() - t0;
+    }
+    *tokens_per_s = (double)n * len / (t > 1e-9 ? t : 1e-9);
+    return AKE_OK;
+}
 
 const char *ake_batcher_device(const ake_batcher *b, int32_t i) {
     return i >= 0 && i < b->n_rep ? ake_engine_device(b->rep[i].engine) : NULL;
@@ -353,7 +408,7 @@ void ake_batcher_free(ake_batcher *b) {
     }
     for (int32_t i = 0; i < b->n_rep; i++) {
         replica *r = &b->rep[i];
-        AKE_ASSERT(!r->head); /* the thread drains its queue before it exits */
+        AKE_ASSERT(!queued(r)); /* the thread drains its queues before it exits */
         ake_engine_free(r->engine);
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cv);
@@ -430,6 +485,9 @@ ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *op
         r->cu[1] = warm;
         st = ake_engine_embed(r->engine, r->ids, r->cu, 1, r->out[0], err, errlen);
         if (st != AKE_OK) goto fail;
+        double speed;
+        if ((st = probe_speed(r, model, &speed, err, errlen)) != AKE_OK) goto fail;
+        b->tokens_per_s += speed;
         /* AKE_BATCHER_OVERLAP=0: complete each batch before the next (to measure the overlap) */
         const char *ov = getenv("AKE_BATCHER_OVERLAP");
         r->async = strncmp(ake_engine_device(r->engine), "cpu", 3) != 0 && !(ov && !strcmp(ov, "0"));

@@ -5,12 +5,20 @@
  *   replica thread: wait for sequences ─► close a batch (policy below) ─► engine call
  *                   ─► copy each vector into its job ─► last sequence of a job: job->done
  *
- * A batch closes when the next sequence would pass max_batch_tokens or the target size,
+ * A batch closes when the next sequence would pass its token cap or the target size,
  * or when the oldest waiting sequence has waited max_wait_ms. The target size comes from
  * the queue depth through an ake_batch_policy (default 0-5 → 1, 6-20 → 8, 21-50 → 16,
  * 51-100 → 32, > 100 → 64, capped by max_batch_size): with a short queue a batch leaves at
  * once with what is there, and only a deeper queue waits (at most max_wait_ms) to fill a
- * bigger batch. Sequences leave a queue in arrival order; inside a batch they are sorted
+ * bigger batch.
+ *
+ * Bulk jobs do not hold up small ones. A job of more than max_batch_tokens / 2 tokens is bulk
+ * and queues apart from the others; when both queues hold work, batches alternate between
+ * them, and a bulk batch holds at most max_batch_tokens / 2 tokens (a longer lone sequence
+ * goes alone). So a single text that arrives while 2,048-input requests run waits for at most
+ * the rest of one half-size bulk batch (two on a device engine, which keeps two batches in
+ * flight), then runs in a batch of small jobs, well inside the engine time of one full batch,
+ * while bulk work still gets every other batch. Sequences leave each queue in arrival order; inside a batch they are sorted
  * longest first, which balances the engine's per-sequence attention loop over its
  * threads (the engine packs without padding, so sorting saves no padding work here).
  * The engine is batch-invariant, so a vector does not depend on its batch.
@@ -80,6 +88,7 @@ typedef struct ake_job {
     _Atomic int32_t pending;
     _Atomic int result; /* ake_job_result; the first failure wins */
     _Atomic bool started; /* a sequence of the job has entered a batch */
+    bool bulk;          /* more than max_batch_tokens / 2 tokens: queued apart (see the top of this file) */
     double t_submit;    /* ake_now_s() at submit */
     char err[200];      /* why, when result is AKE_JOB_FAILED */
 } ake_job;
@@ -101,12 +110,19 @@ typedef struct {
 typedef struct ake_batcher ake_batcher;
 
 /* Creates one engine per device over `model` (which must outlive the batcher), warms
- * each up with one call, and starts the replica threads. Free with ake_batcher_free. */
+ * each up with one call, measures its speed (ake_batcher_tokens_per_s) and starts the
+ * replica threads. Free with ake_batcher_free. */
 ake_status ake_batcher_create(const ake_model *model, const ake_batcher_opts *opts, ake_metrics *metrics,
                               ake_batcher **out, char *err, size_t errlen);
 
 /* Queues every sequence of job (each 1..max_batch_tokens tokens, checked by the caller). */
 void ake_batcher_submit(ake_batcher *b, ake_job *job);
+
+/* Tokens per second of all replicas together, measured at creation: each engine embeds
+ * a probe batch (up to 8 sequences of 128 tokens, within the batch limits) twice, and the
+ * second call is timed (the first may build a CUDA graph). A batch of that size is
+ * close to the engine's best on a CPU and below it on a GPU, so it errs low. */
+double ake_batcher_tokens_per_s(const ake_batcher *b);
 
 /* Sequences waiting, summed over replicas. */
 int64_t ake_batcher_depth(const ake_batcher *b);

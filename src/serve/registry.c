@@ -438,7 +438,8 @@ static const char *dtype_name(ake_precision p) {
 }
 
 /* Pipeline, engines and warm-up of v (LOADING, linked, no lock held). */
-static ake_status build_version(ake_model_version *v, const settings *s, char *err, size_t errlen) {
+static ake_status build_version(ake_model_version *v, const settings *s, int64_t max_request_tokens, char *err,
+                                 size_t errlen) {
     ake_status st = ake_pipeline_load(v->dir, &v->p, err, errlen);
     if (st != AKE_OK) return st;
     if (s->engine.max_batch_tokens < v->p.max_seq_tokens)
@@ -457,6 +458,13 @@ static ake_status build_version(ake_model_version *v, const settings *s, char *e
     }
     v->dtype = dtype_name(ake_batcher_precision(v->batcher, 0));
     v->weight_bytes = ake_batcher_weight_bytes(v->batcher, 0);
+    v->tokens_per_s = ake_batcher_tokens_per_s(v->batcher);
+    /* Admission up front (issue 9): a request the engines cannot finish within the timeout a
+     * client is told about is refused at once with 413, not computed for nothing. */
+    v->facts.max_request_tokens = max_request_tokens > 0 ? max_request_tokens
+                                  : (int64_t)(v->tokens_per_s * s->engine.request_timeout_ms * 1e-3);
+    if (v->facts.max_request_tokens > 0 && v->facts.max_request_tokens < v->facts.max_seq_tokens)
+        v->facts.max_request_tokens = v->facts.max_seq_tokens; /* one full input always fits */
     return AKE_OK;
 }
 
@@ -537,7 +545,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     settings s;
     char err[512];
     ake_status st = version_settings(r, m, dir, &s, err, sizeof err);
-    if (st == AKE_OK) st = build_version(v, &s, err, sizeof err);
+    if (st == AKE_OK) st = build_version(v, &s, r->o.max_request_tokens, err, sizeof err);
     v->load_ms = (ake_now_s() - t0) * 1e3;
 
     pthread_mutex_lock(&r->mu);
@@ -565,6 +573,10 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     ake_log(AKE_LOG_INFO, "model %s version %s: %s (%s %s, loaded and warmed up in %.0f ms)%s%s", m->name, version,
             serving ? "serving" : "loaded", v->devices, v->dtype, v->load_ms,
             serving && prev ? "; replaced version " : "", serving && prev ? prev->version : "");
+    ake_log(AKE_LOG_INFO, "model %s version %s: engines embed %.0f tokens/s; a request may hold %lld tokens%s", m->name,
+            version, v->tokens_per_s, (long long)v->facts.max_request_tokens,
+            r->o.max_request_tokens > 0 ? " (--max-request-tokens)"
+            : v->facts.max_request_tokens > 0 ? " (that speed x --request-timeout-ms)" : " (no limit)");
     save_state(r);
     return 0;
 }
@@ -1139,6 +1151,8 @@ void ake_registry_write_version(const ake_model_version *v, bool admin, ake_buf 
     json_str(b, v->devices);
     ake_buf_printf(b, ",\"replicas\":%d,\"weight_bytes\":%zu,\"quantization\":%s", ake_batcher_replicas(v->batcher),
                    v->weight_bytes, v->p.model->quant_config ? v->p.model->quant_config : "null");
+    ake_buf_printf(b, ",\"engine_tokens_per_s\":%.0f,\"max_request_tokens\":%lld", v->tokens_per_s,
+                   (long long)v->facts.max_request_tokens);
     if (!admin) return;
     ake_buf_puts(b, ",\"model_dir\":");
     json_str(b, v->dir);

@@ -61,6 +61,7 @@ typedef struct ake_model_version {
                                 the APIs normalize per request */
     ake_batcher *batcher;
     ake_api_model facts;     /* what requests are checked against */
+    double tokens_per_s;     /* the engines' speed measured at load (ake_batcher_tokens_per_s) */
     char devices[256];       /* the replicas' devices as resolved, comma-separated */
     const char *dtype;       /* "float32", "float16", "bfloat16", "int8", "float8_e4m3fn" */
     size_t weight_bytes;     /* resident weights of one replica */
@@ -82,6 +83,8 @@ typedef struct {
     int32_t poll_s;           /* > 0: rescan the repository every poll_s seconds (ake_registry_poll) */
     ake_batcher_opts engine;  /* devices, precision, threads and batch limits unless a model's
                                  akidb-model.json says otherwise */
+    int64_t max_request_tokens; /* most tokens per request; 0: each version's measured speed ×
+                                   engine.request_timeout_ms (no limit when that is 0 too) */
     ake_metrics *metrics;     /* shared by every batcher */
 } ake_registry_opts;
 

@@ -139,6 +139,7 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     ake_registry_opts ro = {.repository = s->o.repository, .state_file = s->o.state_file,
                             .model_root = s->o.model_root, .default_model = s->o.default_model,
                             .poll_s = s->o.repository_poll_s, .metrics = &s->metrics,
+                            .max_request_tokens = s->o.max_request_tokens,
                             .engine = {.devices = s->o.device, .threads = s->o.threads,
                                        .max_batch_tokens = s->o.max_batch_tokens,
                                        .max_batch_size = s->o.max_batch_size, .max_wait_ms = s->o.max_wait_ms,

@@ -52,6 +52,8 @@ typedef struct {
     int32_t max_client_batch_size;
     int64_t max_payload_bytes;
     int32_t request_timeout_ms;     /* longest wait in a queue before 503; 0: none */
+    int64_t max_request_tokens;     /* most tokens per request (413 beyond); 0: each model's measured
+                                       speed x request_timeout_ms */
     const char *api_key;            /* NULL or "": no authentication */
     int32_t connection_timeout_s;   /* idle keep-alive connections are closed after this */
     int32_t max_connections;

@@ -256,7 +256,8 @@ def test_request_timeout(make_server):
     """A queue wait over --request-timeout-ms answers 503 with a JSON error."""
     import concurrent.futures as cf
 
-    s = make_server("--request-timeout-ms", "1", "--max-batch-size", "1")
+    # an explicit token budget: the default (speed x timeout) would refuse these at once with 413
+    s = make_server("--request-timeout-ms", "1", "--max-batch-size", "1", "--max-request-tokens", "100000")
     body = {"inputs": [" ".join(["word"] * 200)] * 4}
     with cf.ThreadPoolExecutor(16) as ex:
         rs = list(ex.map(lambda _: requests.post(s.url + "/embed", json=body, timeout=120), range(16)))
@@ -272,7 +273,7 @@ def test_request_timeout(make_server):
 def test_started_request_is_not_timed_out(make_server):
     """The queue timeout covers waiting before a request's first sequence runs: a request whose
     work has begun is answered, however long its remaining sequences take."""
-    s = make_server("--request-timeout-ms", "100", "--max-batch-size", "1")
+    s = make_server("--request-timeout-ms", "100", "--max-batch-size", "1", "--max-request-tokens", "100000")
     body = {"inputs": [" ".join(["word"] * 250) + f" {i}" for i in range(48)]}  # ~1 s of engine time here
     t0 = time.time()
     r = requests.post(s.url + "/embed", json=body, timeout=300)

@@ -2,12 +2,19 @@
 
 1. U+0000 inside a JSON string is text: HF `tokenizers` drops it in normalization, so
    "a\\u0000b" tokenizes and embeds exactly as "ab", on every route and in `embed --jsonl`.
+2. A request whose work has begun is never failed by the queue timeout (test_api.py); one the
+   engines cannot finish within the timeout is refused at once with 413 (--max-request-tokens,
+   by default the speed measured at load x --request-timeout-ms); 2,048-input requests do not
+   starve single texts queued behind them.
 4. Status codes follow each API: TEI's mapping (router/src/http/server.rs) on the TEI routes,
    OpenAI's (400 invalid_request_error for every invalid request, 404 model_not_found) on
    /v1/embeddings.
 """
+import concurrent.futures as cf
 import json
+import re
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -135,3 +142,62 @@ def test_openai_auth_and_overload_statuses(make_server):
     assert (r.status_code, err["type"], err["code"]) == (401, "authentication_error", "invalid_api_key"), r.text
     r = requests.post(s.url + "/embed", json={"inputs": "a"}, timeout=30)
     assert r.status_code == 401 and r.json()["error_type"] == "Unauthorized"
+
+
+def test_request_over_the_token_budget_is_refused_at_once(make_server):
+    """The issue's request (2,048 inputs of 256 tokens, truncate:true, ~1.6 MB) on a server whose
+    engines cannot embed it within the timeout: 413 at once, with both numbers."""
+    s = make_server("--request-timeout-ms", "2000")
+    m = re.search(r"engines embed (\d+) tokens/s; a request may hold (\d+) tokens", s.log())
+    assert m, s.log()
+    speed, budget = int(m.group(1)), int(m.group(2))
+    info = requests.get(s.url + "/info", timeout=10).json()
+    assert info["max_request_tokens"] == budget and info["engine_tokens_per_s"] == speed
+    assert budget == max(int(speed * 2.0), 256) or abs(budget - speed * 2.0) <= 1
+    text = " ".join(["x"] * 300)  # 302 tokens: cut to 256
+    body = json.dumps({"inputs": [text] * 2048, "truncate": True}).encode()
+    assert 1_000_000 < len(body) < 2 << 20
+    t0 = time.time()
+    r = requests.post(s.url + "/embed", data=body, timeout=120)
+    took = time.time() - t0
+    assert r.status_code == 413, r.text[:300]
+    assert f"has {2048 * 256} tokens" in r.json()["error"] and str(budget) in r.json()["error"]
+    assert took < 5, took  # decided up front: nothing was embedded
+    assert s.metrics()["ake_tokens_total"] < 1000  # the warm-up's only
+    # a request within the budget is embedded
+    r = requests.post(s.url + "/embed", json={"inputs": ["fits"] * 4}, timeout=60)
+    assert r.status_code == 200 and len(r.json()) == 4
+    r = requests.post(s.url + "/v1/embeddings", data=body.replace(b'"inputs"', b'"model":"%s","input"' % MODEL_ID.encode()),
+                      timeout=120)
+    assert r.status_code == 400 and "tokens per request" in r.json()["error"]["message"]
+
+
+def test_single_texts_are_not_starved_by_bulk_requests(make_server):
+    """While 256-input requests run, single texts keep a P95 below the engine time of one full
+    batch (--max-batch-tokens), measured in the same test on the same server."""
+    s = make_server("--max-batch-tokens", "2048", "--max-request-tokens", "10000000")
+    text = " ".join(f"w{i}" for i in range(40))
+    per_text = len(requests.post(s.url + "/tokenize", json={"inputs": text + " 0"}, timeout=30).json()[0])
+    full = {"inputs": [text + f" {i}" for i in range(2048 // per_text)]}  # one batch of (nearly) 2,048 tokens
+    requests.post(s.url + "/embed", json=full, timeout=120)
+    full_batch_s = sorted(_timed(s, full) for _ in range(3))[1]  # median of three, alone on the server
+    bulk = {"inputs": [text + f" bulk {i}" for i in range(256)]}  # 16 full batches each
+    with cf.ThreadPoolExecutor(2) as ex:
+        running = [ex.submit(requests.post, s.url + "/embed", json=bulk, timeout=600) for _ in range(2)]
+        time.sleep(2 * full_batch_s)  # the bulk work is queued and running
+        lat = []
+        while len(lat) < 20 and not all(f.done() for f in running):
+            lat.append(_timed(s, {"inputs": "a single text"}))
+            time.sleep(full_batch_s / 4)
+        for f in running:
+            assert f.result().status_code == 200 and len(f.result().json()) == 256
+    assert len(lat) >= 10, f"the bulk requests ended too soon to measure ({len(lat)} samples)"
+    p95 = sorted(lat)[int(0.95 * (len(lat) - 1))]
+    assert p95 < full_batch_s, (p95, full_batch_s, sorted(lat))
+
+
+def _timed(s, body):
+    t0 = time.time()
+    r = requests.post(s.url + "/embed", json=body, timeout=600)
+    assert r.status_code == 200, r.text
+    return time.time() - t0
