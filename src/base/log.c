@@ -42,3 +42,22 @@ void ake_log(ake_log_level level, const char *fmt, ...) {
     line[len + 1] = 0;
     fputs(line, stderr);
 }
+
+bool ake_log_limit_pass(ake_log_limit *l, const char *what) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t w = atomic_load(&l->window);
+    if ((int64_t)ts.tv_sec != w && atomic_compare_exchange_strong(&l->window, &w, (int64_t)ts.tv_sec))
+        atomic_store(&l->passed, 0); /* one thread opens the new window */
+    if (atomic_fetch_add(&l->passed, 1) >= l->per_s) {
+        atomic_fetch_add(&l->suppressed, 1);
+        return false;
+    }
+    ake_log_limit_flush(l, what);
+    return true;
+}
+
+void ake_log_limit_flush(ake_log_limit *l, const char *what) {
+    const int64_t n = atomic_exchange(&l->suppressed, 0);
+    if (n > 0) ake_log(AKE_LOG_WARN, "%lld %s log lines suppressed (more than %d a second)", (long long)n, what, l->per_s);
+}

@@ -102,8 +102,9 @@ static enum MHD_Result respond_error(http_req *r, const ake_api_error *e) {
     ake_buf b = {0};
     ake_api_write_error(e, r->openai, &b);
     const int status = ake_api_http_status(e, r->openai);
-    ake_log(status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "[%s] %s %s -> %d: %s", r->id, r->method, r->url, status,
-            e->msg);
+    if (ake_log_limit_pass(&r->srv->failure_log, "failed-request"))
+        ake_log(status >= 500 ? AKE_LOG_ERROR : AKE_LOG_WARN, "[%s] %s %s -> %d: %s", r->id, r->method, r->url, status,
+                e->msg);
     return respond(r, status, &b, "application/json");
 }
 

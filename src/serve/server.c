@@ -95,6 +95,7 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     ake_metrics_init(&s->metrics, NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    s->failure_log.per_s = AKE_FAILURE_LOG_PER_S;
     s->id_base = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 48);
     s->o = *opts;
     bool ok = true;
@@ -221,6 +222,7 @@ void ake_server_free(ake_server *s) {
     if (s->admin) MHD_stop_daemon(s->admin);
     if (s->mhd) MHD_stop_daemon(s->mhd);
     ake_registry_free(s->reg);
+    ake_log_limit_flush(&s->failure_log, "failed-request");
     if (s->mhd)
         ake_log(AKE_LOG_INFO, "stopped: %lld requests admitted, %lld answered, %lld abandoned by their clients",
                 (long long)atomic_load(&s->admitted), (long long)atomic_load(&s->answered),

@@ -31,9 +31,12 @@ struct ake_server {
     _Atomic int64_t admitted, answered, abandoned;
     uint64_t id_base;          /* random start of the request ids made here (X-Request-Id) */
     _Atomic uint64_t id_next;
+    ake_log_limit failure_log;  /* failed-request lines: at most AKE_FAILURE_LOG_PER_S a second */
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;   /* signalled when an admitted request completes */
 };
+
+#define AKE_FAILURE_LOG_PER_S 20
 
 /* http.c: the public API's listener */
 enum MHD_Result ake_http_on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

@@ -201,3 +201,18 @@ def _timed(s, body):
     r = requests.post(s.url + "/embed", json=body, timeout=600)
     assert r.status_code == 200, r.text
     return time.time() - t0
+
+
+def test_failed_request_log_lines_are_rate_limited(make_server):
+    """An overload of bad requests must not flood the log: at most 20 failure lines a second,
+    then one line saying how many were held back (at the latest when the server stops)."""
+    s = make_server()
+    with requests.Session() as http:
+        for _ in range(300):
+            assert http.post(s.url + "/embed", data=b"{", timeout=30).status_code == 400
+    assert s.stop() == 0
+    log = s.log()
+    lines = log.count("POST /embed -> 400")
+    held = sum(int(n) for n in re.findall(r"(\d+) failed-request log lines suppressed", log))
+    assert lines + held == 300, (lines, held)
+    assert held > 0 and lines <= 20 * 10, (lines, held)  # 300 requests take well under 10 s
