@@ -317,6 +317,15 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
                       wd->valuedouble, c->hidden);
         goto out;
     }
+    /* include_prompt false (INSTRUCTOR-style) leaves the prompt's tokens out of the pooling;
+     * our pooling covers every token, so such a model would give other vectors */
+    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(root, "include_prompt");
+    if (ip && cJSON_IsFalse(ip)) {
+        rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                      "%s sets include_prompt false (prompt tokens left out of the pooling), which is not implemented.",
+                      path);
+        goto out;
+    }
     c->pooling = (ake_pooling)chosen;
 out:
     cJSON_Delete(root);
@@ -342,6 +351,56 @@ static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, s
     int32_t msl = 0;
     if ((rc = get_int(root, path, "max_seq_length", false, 0, 1, INT32_MAX, &msl, err, errlen)) != AKE_OK) goto out;
     c->max_seq_length = msl > c->max_position ? c->max_position : msl;
+out:
+    cJSON_Delete(root);
+    free(path);
+    return rc;
+}
+
+/* config_sentence_transformers.json's "prompts" (an object of strings) and
+ * "default_prompt_name" (null or one of them); an absent file or field means none. */
+static ake_status parse_prompts(ake_model *m, char *err, size_t errlen) {
+    char *path = ake_path_join(m->dir, "config_sentence_transformers.json");
+    if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
+    cJSON *root = NULL;
+    ake_status rc = load_json(path, &root, err, errlen);
+    m->default_prompt = -1;
+    if (rc == AKE_ENOTFOUND) {
+        rc = AKE_OK;
+        goto out;
+    }
+    if (rc != AKE_OK) goto out;
+    const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
+    const cJSON *def = cJSON_GetObjectItemCaseSensitive(root, "default_prompt_name");
+    if (!cJSON_IsObject(root) || (prompts && !cJSON_IsNull(prompts) && !cJSON_IsObject(prompts))) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"prompts\" is not an object of strings.", path);
+        goto out;
+    }
+    const int32_t n = cJSON_IsObject(prompts) ? cJSON_GetArraySize(prompts) : 0;
+    if (n > 0 && (!(m->prompt_name = calloc((size_t)n, sizeof *m->prompt_name)) ||
+                  !(m->prompt_text = calloc((size_t)n, sizeof *m->prompt_text)))) {
+        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
+        goto out;
+    }
+    for (const cJSON *it = n > 0 ? prompts->child : NULL; it; it = it->next) {
+        if (!cJSON_IsString(it)) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: prompt \"%.64s\" is not a string.", path, it->string);
+            goto out;
+        }
+        const int32_t i = m->n_prompts++;
+        if (!(m->prompt_name[i] = strdup(it->string)) || !(m->prompt_text[i] = strdup(it->valuestring))) {
+            rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
+            goto out;
+        }
+    }
+    if (def && !cJSON_IsNull(def)) {
+        for (int32_t i = 0; i < m->n_prompts && cJSON_IsString(def); i++)
+            if (!strcmp(m->prompt_name[i], def->valuestring)) m->default_prompt = i;
+        if (m->default_prompt < 0) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"default_prompt_name\" is not one of its \"prompts\".", path);
+            goto out;
+        }
+    }
 out:
     cJSON_Delete(root);
     free(path);
@@ -632,6 +691,12 @@ static ake_status read_quant_config(ake_model *m, char *err, size_t errlen) {
 void ake_model_free(ake_model *m) {
     if (!m) return;
     free(m->quant_config);
+    for (int32_t i = 0; i < m->n_prompts; i++) {
+        free(m->prompt_name[i]);
+        free(m->prompt_text[i]);
+    }
+    free(m->prompt_name);
+    free(m->prompt_text);
     ake_safetensors_close(m->st);
     free(m->layer);
     free(m->name);
@@ -668,6 +733,7 @@ ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t er
     else if (rc == AKE_ENOTFOUND) rc = parse_pooling(dir, "1_Pooling", c, false, err, errlen);
     if (rc != AKE_OK) goto fail;
     if ((rc = parse_sbert(dir, c, err, errlen)) != AKE_OK) goto fail;
+    if ((rc = parse_prompts(m, err, errlen)) != AKE_OK) goto fail;
 
     if (!(st_path = ake_path_join(dir, "model.safetensors"))) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);

@@ -107,6 +107,14 @@ typedef struct {
     ake_dtype qdtype;          /* I8 or F8_E4M3 when some weight is 8-bit, else AKE_DT_F32 */
     bool static_act;           /* the 8-bit linears carry input_scale (static activation scales) */
     char *quant_config;        /* owned: quantization_config.json's text, or NULL */
+    /* sentence-transformers prompts (config_sentence_transformers.json "prompts": name → text put
+     * before the input, e.g. "query" → "query: "), in file order; default_prompt indexes the
+     * one "default_prompt_name" names, applied when a request names none (as
+     * SentenceTransformer.encode does), or is -1 */
+    int32_t n_prompts;
+    char **prompt_name;        /* owned [n_prompts] */
+    char **prompt_text;        /* owned [n_prompts] */
+    int32_t default_prompt;
 } ake_model;
 
 
@@ -118,7 +126,8 @@ typedef struct {
  * *out is NULL and err names the file and field or tensor: AKE_ENOTFOUND (folder,
  * config.json, model.safetensors or a tensor missing), AKE_EFORMAT (malformed or
  * inconsistent, a bad scale), AKE_EUNSUPPORTED (valid but not implemented: hidden_act
- * other than gelu, other pooling modes, Dense modules, 8-bit biases...), AKE_EIO,
+ * other than gelu, other pooling modes, a Pooling module with include_prompt false, Dense
+ * modules, 8-bit biases...), AKE_EIO,
  * AKE_ETOOLONG, AKE_ENOMEM.
  * Free with ake_model_free (NULL is fine); every ake_tensor dies with the model. */
 ake_status ake_model_load(const char *dir, ake_model **out, char *err, size_t errlen);

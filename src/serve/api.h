@@ -66,6 +66,8 @@ typedef struct {
     bool nested_ids;           /* OpenAI input was an array of token-id arrays (for messages) */
     bool similarity;           /* TEI /similarity: in[0] is the source sentence, in[1..] the sentences */
     const char *prompt_name;   /* TEI "prompt_name", NULL when absent; points into json */
+    const char *prompt;        /* the prompt text put before every text input (ake_api_bind_model: the
+                                  named one, else the model's default), NULL for none; the model's */
     bool normalize_as_model;   /* OpenAI: normalize when the model does (set by ake_api_bind_model) */
     const char *model;         /* the "model" field as sent ("name" or "name@version"), NULL when absent;
                                   points into json */
@@ -85,6 +87,12 @@ typedef struct {
     int32_t dim;
     bool normalizes;           /* the model folder lists a Normalize module */
     int64_t max_request_tokens; /* most tokens one request may hold (413 beyond); 0: no limit */
+    /* sentence-transformers prompts (ake_model's, borrowed): names, texts, the default's index (none
+     * when outside 0..n_prompts-1, so a zeroed struct has no prompts) */
+    int32_t n_prompts;
+    char *const *prompt_name;
+    char *const *prompt_text;
+    int32_t default_prompt;
 } ake_api_model;
 
 /* Parsing checks what needs no model: JSON, types, the input count; token ids are
@@ -107,9 +115,10 @@ int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim
 void ake_api_request_release(ake_api_request *r);
 
 /* Checks a parsed request against the model that will answer it: token ids within the
- * vocabulary (422), `dimensions` at most the model's (422), a `prompt_name` the model has (422:
- * no model loads prompts yet, so any prompt_name is refused rather than ignored); an OpenAI
- * request takes the model's normalization. */
+ * vocabulary (422), `dimensions` at most the model's (422), a `prompt_name` the model has (422
+ * naming the prompts it has, or saying it has none: never ignored). Sets r->prompt: the named
+ * prompt, else the model's default_prompt_name (as SentenceTransformer.encode applies it). An
+ * OpenAI request takes the model's normalization. */
 int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e);
 
 /* Token ids of every input, packed: input i is ids[off[i] .. off[i+1]). */
@@ -121,8 +130,10 @@ typedef struct {
     int64_t cap;
 } ake_api_tokens;
 
-/* Tokenizes texts (the model's max_seq_tokens applies unless add_special_tokens is false
- * for /tokenize) and checks the length of token-id inputs; for embedding, a request over
+/* Tokenizes texts, each after req->prompt when there is one (prompt + text is what is tokenized,
+ * so token counts and truncation include the prompt, as in sentence-transformers and TEI; the
+ * model's max_seq_tokens applies unless add_special_tokens is false for /tokenize) and checks
+ * the length of token-id inputs; for embedding, a request over
  * m->max_request_tokens in all is a 413 naming both numbers. */
 int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_api_request *req, bool for_embed,
                    ake_api_tokens *out, ake_api_error *e);

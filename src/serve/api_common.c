@@ -141,8 +141,24 @@ static bool tokens_grow(ake_api_tokens *t, int64_t need) {
 }
 
 int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error *e) {
-    if (r->prompt_name) /* TEI's prompts (config_sentence_transformers.json) are not loaded yet: none exists */
-        return ake_api_fail(e, 422, "prompt_name", "`prompt_name` \"%.64s\": this model has no prompts", r->prompt_name);
+    r->prompt = m->default_prompt >= 0 && m->default_prompt < m->n_prompts ? m->prompt_text[m->default_prompt] : NULL;
+    if (r->prompt_name) {
+        r->prompt = NULL;
+        for (int32_t i = 0; i < m->n_prompts && !r->prompt; i++)
+            if (!strcmp(m->prompt_name[i], r->prompt_name)) r->prompt = m->prompt_text[i];
+        if (!r->prompt) {
+            char names[256] = "";
+            for (int32_t i = 0; i < m->n_prompts; i++) {
+                const size_t l = strlen(names);
+                snprintf(names + l, sizeof names - l, "%s\"%s\"", i ? ", " : "", m->prompt_name[i]);
+            }
+            if (m->n_prompts == 0)
+                return ake_api_fail(e, 422, "prompt_name", "`prompt_name` \"%.64s\": this model has no prompts "
+                                    "(config_sentence_transformers.json)", r->prompt_name);
+            return ake_api_fail(e, 422, "prompt_name", "`prompt_name` \"%.64s\" is not a prompt of this model; it has %s",
+                                r->prompt_name, names);
+        }
+    }
     if (r->dimensions > m->dim)
         return ake_api_fail(e, 422, "dimensions", "`dimensions` must be an integer in 1..%d", m->dim);
     if (r->normalize_as_model) r->normalize = m->normalizes;
@@ -167,13 +183,32 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
     ake_tokens toks = {0};
     char err[256];
     int rc = 0;
+    char *joined = NULL; /* prompt + text */
+    size_t joined_cap = 0, plen = req->prompt ? strlen(req->prompt) : 0;
     for (int32_t i = 0; i < req->n && !rc; i++) {
         const ake_api_input *in = &req->in[i];
         const int32_t *ids;
         int32_t n;
         if (in->text) {
             int32_t max = for_embed ? m->max_seq_tokens : 0;
-            if (ake_tokenizer_encode(tok, in->text, in->len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
+            const char *text = in->text;
+            size_t len = in->len;
+            if (plen) {
+                if (plen + len > joined_cap) {
+                    char *j = realloc(joined, plen + len);
+                    if (!j) {
+                        rc = ake_api_fail(e, 500, NULL, "out of memory");
+                        break;
+                    }
+                    joined = j;
+                    joined_cap = plen + len;
+                }
+                memcpy(joined, req->prompt, plen);
+                memcpy(joined + plen, in->text, len);
+                text = joined;
+                len += plen;
+            }
+            if (ake_tokenizer_encode(tok, text, len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
                 rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
                 e->kind = AKE_API_ERR_TOKENIZER;
                 break;
@@ -222,6 +257,7 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
         out->off[i + 1] = (int32_t)out->total;
     }
     ake_tokens_release(&toks);
+    free(joined);
     if (!rc && for_embed && m->max_request_tokens > 0 && out->total > m->max_request_tokens)
         rc = ake_api_fail(e, 413, NULL,
                           "the request has %lld tokens; this model takes at most %lld tokens per request "

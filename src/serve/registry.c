@@ -448,7 +448,9 @@ static ake_status build_version(ake_model_version *v, const settings *s, int64_t
                         s->engine.max_batch_tokens, v->p.max_seq_tokens);
     v->raw_model = *v->p.model;
     v->raw_model.cfg.normalize = false;
-    v->facts = (ake_api_model){.max_seq_tokens = v->p.max_seq_tokens, .vocab_size = v->p.model->cfg.vocab_size,
+    v->facts = (ake_api_model){.n_prompts = v->p.model->n_prompts, .prompt_name = v->p.model->prompt_name,
+                               .prompt_text = v->p.model->prompt_text, .default_prompt = v->p.model->default_prompt,
+                               .max_seq_tokens = v->p.max_seq_tokens, .vocab_size = v->p.model->cfg.vocab_size,
                                .dim = v->p.model->cfg.hidden, .normalizes = v->p.model->cfg.normalize};
     if ((st = ake_batcher_create(&v->raw_model, &s->engine, &v->metrics, &v->batcher, err, errlen)) != AKE_OK)
         return st;
@@ -1153,6 +1155,18 @@ void ake_registry_write_version(const ake_model_version *v, bool admin, ake_buf 
                    v->weight_bytes, v->p.model->quant_config ? v->p.model->quant_config : "null");
     ake_buf_printf(b, ",\"engine_tokens_per_s\":%.0f,\"max_request_tokens\":%lld", v->tokens_per_s,
                    (long long)v->facts.max_request_tokens);
+    ake_buf_puts(b, ",\"prompts\":{");
+    for (int32_t i = 0; i < v->facts.n_prompts; i++) {
+        ake_buf_puts(b, i ? "," : "");
+        json_str(b, v->facts.prompt_name[i]);
+        ake_buf_puts(b, ":");
+        json_str(b, v->facts.prompt_text[i]);
+    }
+    ake_buf_puts(b, "},\"default_prompt_name\":");
+    if (v->facts.default_prompt >= 0 && v->facts.default_prompt < v->facts.n_prompts)
+        json_str(b, v->facts.prompt_name[v->facts.default_prompt]);
+    else
+        ake_buf_puts(b, "null");
     if (!admin) return;
     ake_buf_puts(b, ",\"model_dir\":");
     json_str(b, v->dir);

@@ -1,14 +1,17 @@
 """TEI's clients and routes (issue 9, first part): the Hugging Face client
 (`huggingface_hub.InferenceClient`, which posts every task to `POST /`), `POST /similarity`,
 `X-Request-Id` on every response and in the log, `truncate` for token-id input, and
-`prompt_name` refused rather than ignored."""
+sentence-transformers prompts (`prompt_name`, `default_prompt_name`), never ignored."""
+import json
+import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
 import requests
 
-from conftest import MODEL_ID, ON_GPU, assert_close, cli_embed, cosine
+from conftest import AKE_BIN, MODEL_DIR, MODEL_ID, ON_GPU, assert_close, cli_embed, cosine
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "A fast auburn fox leaps over a sleepy hound.",
          "Stock markets fell sharply today.", "hello"]
@@ -80,7 +83,53 @@ def test_truncate_token_ids(server):
 
 
 def test_prompt_name_is_not_ignored(server):
+    """A model without prompts: any prompt_name is a 422 that says so."""
     r = requests.post(server.url + "/embed", json={"inputs": "x", "prompt_name": "query"}, timeout=30)
-    assert r.status_code == 422 and "prompt" in r.json()["error"], r.text
+    assert r.status_code == 422 and "no prompts" in r.json()["error"], r.text
     r = requests.post(server.url + "/embed", json={"inputs": "x", "prompt_name": 3}, timeout=30)
     assert r.status_code == 422
+
+
+def prompt_model(tmp_path, name, cfg):
+    """MiniLM with its own config_sentence_transformers.json (the other files linked)."""
+    d = tmp_path / name
+    d.mkdir()
+    for f in os.listdir(MODEL_DIR):
+        if f != "config_sentence_transformers.json":
+            os.symlink(os.path.join(MODEL_DIR, f), d / f)
+    (d / "config_sentence_transformers.json").write_text(json.dumps(cfg))
+    return str(d)
+
+
+def test_prompts(make_server, tmp_path):
+    """prompt_name puts the prompt before every text, as sentence-transformers does (prompt + text
+    is what is tokenized: token counts and truncation include it); default_prompt_name applies
+    when a request names none; an unknown name is a 422 naming the model's prompts."""
+    prompts = {"query": "query: ", "passage": "passage: "}
+    s = make_server("--model", "m=" + prompt_model(tmp_path, "p", {"prompts": prompts, "default_prompt_name": "query"}))
+    info = requests.get(s.url + "/info", timeout=10).json()
+    assert info["prompts"] == prompts and info["default_prompt_name"] == "query"
+    texts = ["how do I bake bread", "the capital of France", " ".join(["long"] * 400)]
+    want = cli_embed(["passage: " + t for t in texts] + ["query: " + t for t in texts])
+    tol = 1e-4 if ON_GPU else 1e-6
+    r = requests.post(s.url + "/embed", json={"inputs": texts, "prompt_name": "passage", "truncate": True}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert np.max(np.abs(np.asarray(r.json()) - np.asarray(want[:3]))) <= tol
+    r = requests.post(s.url + "/embed", json={"inputs": texts, "truncate": True}, timeout=60)  # the default: query
+    assert np.max(np.abs(np.asarray(r.json()) - np.asarray(want[3:]))) <= tol
+    # OpenAI requests take the default prompt too; usage counts its tokens
+    r = requests.post(s.url + "/v1/embeddings", json={"model": "m", "input": "hello"}, timeout=30)
+    assert r.json()["usage"]["prompt_tokens"] == 5  # [CLS] query : hello [SEP]
+    r = requests.post(s.url + "/tokenize", json={"inputs": "hello", "prompt_name": "passage"}, timeout=30)
+    assert [t["id"] if isinstance(t, dict) else t for t in r.json()[0]] == [101, 6019, 1024, 7592, 102]
+    r = requests.post(s.url + "/embed", json={"inputs": "x", "prompt_name": "document"}, timeout=30)
+    assert r.status_code == 422 and '"query", "passage"' in r.json()["error"], r.text
+
+
+@pytest.mark.parametrize("cfg,words", [({"prompts": {"q": 3}}, "not a string"),
+                                       ({"prompts": ["q"]}, "not an object"),
+                                       ({"prompts": {"q": "q: "}, "default_prompt_name": "z"}, "default_prompt_name")])
+def test_bad_prompt_configs_are_refused(tmp_path, cfg, words):
+    d = prompt_model(tmp_path, "bad", cfg)
+    r = subprocess.run([AKE_BIN, "embed", "--model", d], input=b"x\n", capture_output=True, timeout=120)
+    assert r.returncode != 0 and words in r.stderr.decode(), r.stderr.decode()
