@@ -34,12 +34,16 @@
 static int g_failures;
 
 /* Hidden states (ake_engine_embed_tokens) vs the CPU fp32 engine: lowest cosine of any token row.
- * A row carries its own rounding, which pooling averages away, so these sit below the pooled
- * floors (0.9999, 0.995, 0.97). */
-#define TOKEN_FLOOR_FP16 0.9995
+ * A row keeps its own rounding, which pooling averages away, so the 8-bit floors sit below the
+ * pooled ones (0.995, 0.97). Measured on the H200, lowest over 6 seeds (MiniLM), 1 (bert-base), 3
+ * (bert-large):
+ *   all-MiniLM-L6-v2 (F16 copy)  fp16 0.999995  bf16 0.99974  int8 0.9956  fp8 0.963
+ *   bert-base (synthesized)      fp16 0.999999  bf16 0.99998  int8 0.9997  fp8 0.9965
+ *   bert-large (synthesized)     fp16 0.999998  bf16 0.99994  int8 0.9988  fp8 0.9877 */
+#define TOKEN_FLOOR_FP16 0.9999
 #define TOKEN_FLOOR_BF16 0.999
-#define TOKEN_FLOOR_INT8 0.98
-#define TOKEN_FLOOR_FP8 0.95
+#define TOKEN_FLOOR_INT8 0.99
+#define TOKEN_FLOOR_FP8 0.94
 
 static const char *SENTENCES[] = {
     "The quick brown fox jumps over the lazy dog.",
