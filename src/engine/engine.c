@@ -154,21 +154,28 @@ static ake_status check_batch(const ake_engine *e, const int32_t *ids, const int
     return AKE_OK;
 }
 
+/* Index of the first row of out [rows, hidden] that holds a NaN or an infinity, or -1. */
+static int32_t nonfinite_row(const ake_engine *e, const float *out, int32_t rows) {
+    const int32_t d = e->model->cfg.hidden;
+    for (int32_t i = 0; i < rows; i++) {
+        const float *v = out + (size_t)i * d;
+        bool finite = true;
+        for (int32_t c = 0; c < d; c++) finite &= isfinite(v[c]) != 0;
+        if (!finite) return i;
+    }
+    return -1;
+}
+
 /* A vector with a NaN or an infinity is an error, not an answer: weights or scales out of
  * range (a folder's scales are checked finite and > 0 at load, but a finite scale can still
  * overflow the arithmetic) must not reach users as JSON nulls. */
 static ake_status check_finite(const ake_engine *e, const float *out, int32_t n, char *err, size_t errlen) {
-    const int32_t d = e->model->cfg.hidden;
-    for (int32_t i = 0; i < n; i++) {
-        const float *v = out + (size_t)i * d;
-        bool finite = true;
-        for (int32_t c = 0; c < d; c++) finite &= isfinite(v[c]) != 0;
-        if (!finite)
-            return ake_errf(err, errlen, AKE_EFORMAT,
-                            "%s: the forward pass gave a non-finite value for sequence %d (weights or scales out "
-                            "of range)",
-                            e->model->name, i);
-    }
+    const int32_t i = nonfinite_row(e, out, n);
+    if (i >= 0)
+        return ake_errf(err, errlen, AKE_EFORMAT,
+                        "%s: the forward pass gave a non-finite value for sequence %d (weights or scales out "
+                        "of range)",
+                        e->model->name, i);
     return AKE_OK;
 }
 
@@ -181,6 +188,25 @@ ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu
     if (st != AKE_OK || n == 0) return st;
     st = e->ops->embed(e, ids, cu_seqlens, n, out, err, errlen);
     return st != AKE_OK ? st : check_finite(e, out, n, err, errlen);
+}
+
+ake_status ake_engine_embed_tokens(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n,
+                                   float *out, char *err, size_t errlen) {
+    if (e->inflight)
+        return ake_errf(err, errlen, AKE_EINVAL,
+                        "ake_engine_embed_tokens called with %d submitted calls not waited for", e->inflight);
+    ake_status st = check_batch(e, ids, cu_seqlens, n, err, errlen);
+    if (st != AKE_OK || n == 0) return st;
+    st = e->ops->hidden(e, ids, cu_seqlens, n, out, err, errlen);
+    if (st != AKE_OK) return st;
+    const int32_t t = nonfinite_row(e, out, cu_seqlens[n]);
+    if (t < 0) return AKE_OK;
+    int32_t s = 0;
+    while (cu_seqlens[s + 1] <= t) s++;
+    return ake_errf(err, errlen, AKE_EFORMAT,
+                    "%s: the forward pass gave a non-finite value for token %d of sequence %d (weights or scales "
+                    "out of range)",
+                    e->model->name, t - cu_seqlens[s], s);
 }
 
 ake_status ake_engine_submit(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,

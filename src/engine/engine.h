@@ -4,7 +4,8 @@
  * end, ids[T], and cu_seqlens[n+1] with cu_seqlens[0] = 0 and
  * cu_seqlens[i+1] - cu_seqlens[i] = length of sequence i (>= 1, [CLS]/[SEP]
  * included). The engine returns one pooled (and, when the model says so,
- * L2-normalized) vector per sequence. */
+ * L2-normalized) vector per sequence (ake_engine_embed), or the last hidden state of every
+ * token (ake_engine_embed_tokens). */
 #ifndef AKE_ENGINE_ENGINE_H
 #define AKE_ENGINE_ENGINE_H
 
@@ -90,8 +91,9 @@ ake_status ake_engine_caps_query(const char *device, ake_engine_caps *out, char 
  * driver or GPU is present. Never fails. */
 int ake_engine_cuda_devices(void);
 
-/* Creates an engine over `model`, which must outlive it. All working memory is
- * allocated here; ake_engine_embed allocates nothing. Free with ake_engine_free. */
+/* Creates an engine over `model`, which must outlive it. All working memory is allocated
+ * here; ake_engine_embed and ake_engine_embed_tokens allocate nothing. Free with
+ * ake_engine_free. */
 ake_status ake_engine_create(const ake_model *model, const ake_engine_opts *opts, ake_engine **out, char *err,
                              size_t errlen);
 void ake_engine_free(ake_engine *e);
@@ -103,6 +105,25 @@ void ake_engine_free(ake_engine *e);
  * an answer; ake_engine_wait checks the same). One engine serves one thread at a time. */
 ake_status ake_engine_embed(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                             char *err, size_t errlen);
+
+/* TEI's /embed_all: the encoder's last hidden state of every token, unpooled.
+ * ids [T] (T = cu_seqlens[n]), cu_seqlens [n+1] → out [T, hidden] row-major fp32, owned by the
+ * caller: row t is token t of the packed batch ([CLS] and [SEP] rows included), so sequence i
+ * owns rows cu_seqlens[i] .. cu_seqlens[i+1]-1. Each row is the output of the last encoder
+ * layer's LayerNorm, before pooling and with no normalization (HF transformers'
+ * last_hidden_state): the very values ake_engine_embed pools, widened to fp32 where the engine
+ * keeps them narrower (the CPU's fp32 and int8 engines hold fp32 rows; the CUDA fp16, int8 and
+ * fp8 engines fp16 ones, widened exactly; a CUDA bf16 engine copies its fp32 residual stream).
+ * So, up to float rounding, ake_engine_embed's vector of sequence i is the pooling (mean, [CLS]
+ * row or max, as the model says) of its rows, L2-normalized when the model normalizes.
+ * The same checks as ake_engine_embed (AKE_EINVAL for n or T over the creation limits, a
+ * sequence empty or over max_position, an id outside the vocabulary; AKE_EFORMAT when a row has
+ * a NaN or an infinity), and AKE_EINVAL while submitted calls are outstanding. n = 0 writes
+ * nothing. Synchronous, and it allocates nothing: the engine's buffers, sized at creation for
+ * max_tokens, hold the batch. The CUDA engine runs it eagerly (no CUDA graph; its graphs serve
+ * the pooled calls, which it leaves as they were) and copies the rows straight into `out`. */
+ake_status ake_engine_embed_tokens(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                                   char *err, size_t errlen);
 
 /* Split form of ake_engine_embed, for callers that overlap the host work of the next
  * batch with the device work of the current one. submit checks the batch as
@@ -120,7 +141,8 @@ ake_status ake_engine_wait(ake_engine *e, char *err, size_t errlen);
  * before it is multiplied. which: 0 = QKV (the attention block's input), 1 = the attention
  * output projection (its input is the attention context), 2 = FFN1, 3 = FFN2 (its input is
  * the GELU output). x [rows, cols] row-major, valid during the call only; rows = the
- * call's tokens. Called from the thread that called ake_engine_embed, in layer order. */
+ * call's tokens. Called from the thread that called ake_engine_embed (or
+ * ake_engine_embed_tokens), in layer order. */
 typedef enum { AKE_LINEAR_QKV = 0, AKE_LINEAR_OUT, AKE_LINEAR_FFN1, AKE_LINEAR_FFN2, AKE_LINEAR_KINDS } ake_linear_kind;
 typedef void (*ake_linear_observer)(void *ctx, int32_t layer, ake_linear_kind which, const float *x, int32_t rows,
                                     int32_t cols);

@@ -9,6 +9,9 @@ typedef struct {
     void (*free)(ake_engine *e);
     ake_status (*embed)(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                         char *err, size_t errlen);
+    /* Required: ake_engine_embed_tokens. Batches arrive checked, n >= 1, no call in flight. */
+    ake_status (*hidden)(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                         char *err, size_t errlen);
     /* Optional (NULL: submit runs embed, wait does nothing). Batches arrive checked. */
     ake_status (*submit)(ake_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
                          char *err, size_t errlen);

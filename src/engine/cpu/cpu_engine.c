@@ -6,7 +6,8 @@
  *   x   = LN(x + ctx Wo^T + bo)
  *   h   = gelu(x W1^T + b1)               exact erf GELU
  *   x   = LN(x + h W2^T + b2)
- * then pooling (mean / cls / max) per sequence and optional L2 normalization.
+ * then pooling (mean / cls / max) per sequence and optional L2 normalization, or, for
+ * ake_engine_embed_tokens, the final x itself copied out.
  * GEMMs are oneDNN matmul primitives created once per weight with a run-time row
  * count, weights reordered once into oneDNN's blocked layout, and bias, GELU and
  * the residual add fused as post-ops. Attention and LayerNorm are plain C with
@@ -690,19 +691,16 @@ static void forward_q8(cpu_engine *e, const int32_t *cu_seqlens, int32_t n) {
     }
 }
 
-static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
-                            char *err, size_t errlen) {
-    (void)err;
-    (void)errlen;
-    cpu_engine *e = (cpu_engine *)base;
-    const ake_model_config *cfg = &base->model->cfg;
+/* Runs the encoder over the batch, leaving the last hidden state [T, d] in e->x: what
+ * cpu_embed pools and cpu_hidden hands out. */
+static void cpu_encode(cpu_engine *e, const int32_t *ids, const int32_t *cu_seqlens, int32_t n) {
+    const ake_model_config *cfg = &e->base.model->cfg;
     const int32_t T = cu_seqlens[n], d = cfg->hidden;
     omp_set_num_threads(e->threads); /* per calling thread: an engine may be driven from any thread */
     embed_tokens(e, ids, cu_seqlens, n);
-    if (base->opts.precision == AKE_PREC_INT8) {
+    if (e->base.opts.precision == AKE_PREC_INT8) {
         forward_q8(e, cu_seqlens, n);
-        pool_normalize(e, cu_seqlens, n, out);
-        return AKE_OK;
+        return;
     }
 #define OBSERVE(kind, X, cols)                                                                                        \
     if (e->observer) e->observer(e->observer_ctx, l, kind, X, T, cols)
@@ -720,7 +718,25 @@ static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t 
         linear_run(e, &w->ffn2, e->h, e->x, T);  /* x += h W2^T + b2 */
         layernorm_rows(e->x, w->ln2_g, w->ln2_b, T, d, cfg->layer_norm_eps);
     }
+}
+
+static ake_status cpu_embed(ake_engine *base, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                            char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    cpu_engine *e = (cpu_engine *)base;
+    cpu_encode(e, ids, cu_seqlens, n);
     pool_normalize(e, cu_seqlens, n, out);
+    return AKE_OK;
+}
+
+static ake_status cpu_hidden(ake_engine *base, const int32_t *ids, const int32_t *cu_seqlens, int32_t n, float *out,
+                             char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    cpu_engine *e = (cpu_engine *)base;
+    cpu_encode(e, ids, cu_seqlens, n);
+    memcpy(out, e->x, (size_t)cu_seqlens[n] * base->model->cfg.hidden * sizeof(float));
     return AKE_OK;
 }
 
@@ -737,7 +753,7 @@ static ake_status cpu_set_observer(ake_engine *base, ake_linear_observer fn, voi
 }
 
 static const ake_engine_ops cpu_ops = {
-    .name = "cpu", .free = cpu_free, .embed = cpu_embed, .set_observer = cpu_set_observer};
+    .name = "cpu", .free = cpu_free, .embed = cpu_embed, .hidden = cpu_hidden, .set_observer = cpu_set_observer};
 
 /* Bytes of l's packed weights (oneDNN's layout) and its scales (its bias is in the arena). */
 static size_t linear_bytes(const cpu_linear *l) {

@@ -1,4 +1,5 @@
-/* Weight conversion, once at engine creation. */
+/* Element type conversion: weights once at engine creation, and the last hidden state to fp32
+ * for ake_engine_embed_tokens. */
 #include "engine/cuda/common.cuh"
 
 extern "C" {

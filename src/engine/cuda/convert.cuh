@@ -1,4 +1,5 @@
-/* Element type conversion of weights at engine creation (F32/F16/BF16 -> F16/BF16/F32).
+/* Element type conversion (F32/F16/BF16 -> F16/BF16/F32): weights at engine creation, hidden
+ * states for ake_engine_embed_tokens.
  * Plain C header, usable from C tests. */
 #ifndef AKE_ENGINE_CUDA_CONVERT_CUH
 #define AKE_ENGINE_CUDA_CONVERT_CUH

@@ -8,14 +8,15 @@
  *   h   = gelu(x W1^T + b1)        cuBLASLt bias epilogue + exact GELU      [Tb, inter]
  *   tmp = h W2^T + b2              cuBLASLt, bias epilogue                  [Tb, d]
  *   x   = LN(tmp + x)
- * after the fused embeddings + LayerNorm, and before the fused pooling + L2 normalize.
+ * after the fused embeddings + LayerNorm, and before the fused pooling + L2 normalize
+ * (ake_engine_embed) or the conversion of x to fp32 (ake_engine_embed_tokens, cuda_hidden).
  * bf16 keeps 8 bits of mantissa, too few for cosine >= 0.9999 against fp32 on 24 layers
  * (measured 0.99986 on bert-large), so bf16 engines keep the residual stream in fp32
  * (res32): the output projections write fp32 without bias, and the LayerNorm adds bias and
  * residual in fp32 and writes x twice (fp32 for the residual, bf16 for the next GEMM);
  * pooling reads the fp32 copy. fp16 (11 bits) needs none of it. opts.cuda.res32 overrides.
  *
- * The W8A8 engines (int8, fp8 E4M3; forward_q8) run each linear whose weights are 8-bit on
+ * The W8A8 engines (int8, fp8 E4M3; encode_q8) run each linear whose weights are 8-bit on
  * 8-bit codes: weights with per-output-channel scales (a quantized folder's, or quantized here
  * at load from a float model: dynamic quantization, the inputs then rotated by Hadamard blocks
  * as the CPU engine does), activations with a scale per token (or the folder's static scale),
@@ -135,7 +136,7 @@ typedef struct {
     graph_entry *graphs;         /* owned [graph_cap] */
     int ngraphs, graph_cap;
     bool use_graphs, gelu_tanh;
-    bool res32;                  /* residual stream in fp32 (default for bf16, see forward16()) */
+    bool res32;                  /* residual stream in fp32 (default for bf16, see encode16()) */
     int attn_version;            /* ake_cuda_attention's version (0: its default) */
 } cuda_engine;
 
@@ -196,8 +197,9 @@ static void cuda_free(ake_engine *base) {
     free(e);
 }
 
-/* Enqueues the whole 16-bit forward for bucket tb reading the meta block of slot s. */
-static void forward16(cuda_engine *e, int s, int32_t tb) {
+/* Enqueues the 16-bit encoder for bucket tb reading the meta block of slot s: its last
+ * hidden state ends in e->x32 (res32) or e->x. */
+static void encode16(cuda_engine *e, int s, int32_t tb) {
     const ake_model_config *cfg = &e->base.model->cfg;
     const int d = cfg->hidden, inter = cfg->intermediate, H = cfg->heads, D = d / H;
     const float eps = cfg->layer_norm_eps;
@@ -232,8 +234,6 @@ static void forward16(cuda_engine *e, int s, int32_t tb) {
             ake_cuda_layernorm(st, e->dt, e->x, e->tmp, e->x, w->ln2_g, w->ln2_b, tb, d, eps);
         }
     }
-    ake_cuda_pool(st, e->res32 ? AKE_DT_F32 : e->dt, e->out_d, e->res32 ? (const void *)e->x32 : e->x, meta + m.cu,
-                  meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
 }
 
 /* The descriptor of linear l's quantized input, written to scale slot p. */
@@ -280,11 +280,11 @@ static ake_cuda_gemm_result run_linear(cuda_engine *e, const cuda_linear *l, int
     return result16(e, y16);
 }
 
-/* The forward of a W8A8 engine: each linear in 8 bits or 16 as built; the kernel that makes a
- * GEMM's input quantizes it (LayerNorm, GELU; the attention output and the embeddings through
- * quantize_rows), the kernel after an INT8 GEMM dequantizes its sums. Scale slots alternate:
- * p is the slot of the codes in e->xq. */
-static void forward_q8(cuda_engine *e, int s, int32_t tb) {
+/* The encoder of a W8A8 engine (its last hidden state ends in e->x): each linear in 8 bits or
+ * 16 as built; the kernel that makes a GEMM's input quantizes it (LayerNorm, GELU; the
+ * attention output and the embeddings through quantize_rows), the kernel after an INT8 GEMM
+ * dequantizes its sums. Scale slots alternate: p is the slot of the codes in e->xq. */
+static void encode_q8(cuda_engine *e, int s, int32_t tb) {
     const ake_model_config *cfg = &e->base.model->cfg;
     const int d = cfg->hidden, inter = cfg->intermediate, H = cfg->heads, D = d / H;
     const float eps = cfg->layer_norm_eps;
@@ -325,12 +325,22 @@ static void forward_q8(cuda_engine *e, int s, int32_t tb) {
         ake_cuda_layernorm_quant(st, dt, e->x, e->x, r, w->ln2_g, w->ln2_b, tb, d, eps,
                                  next && next->q8 ? qout_for(e, next, p) : none);
     }
-    ake_cuda_pool(st, dt, e->out_d, e->x, meta + m.cu, meta, m.maxseq, d, (int)cfg->pooling, cfg->normalize);
 }
 
+static void encode(cuda_engine *e, int s, int32_t tb) {
+    if (e->qdt == AKE_DT_F32) encode16(e, s, tb);
+    else encode_q8(e, s, tb);
+}
+
+/* The pooled forward of ake_engine_embed: the encoder, then pooling + L2 normalize of its
+ * last hidden state (fp32 with res32, else dt) into e->out_d. */
 static void forward(cuda_engine *e, int s, int32_t tb) {
-    if (e->qdt == AKE_DT_F32) forward16(e, s, tb);
-    else forward_q8(e, s, tb);
+    const ake_model_config *cfg = &e->base.model->cfg;
+    const meta_layout m = layout_for(e, tb);
+    const int32_t *meta = e->slot[s].meta_d;
+    encode(e, s, tb);
+    ake_cuda_pool(e->stream, e->res32 ? AKE_DT_F32 : e->dt, e->out_d, e->res32 ? (const void *)e->x32 : e->x,
+                  meta + m.cu, meta, m.maxseq, cfg->hidden, (int)cfg->pooling, cfg->normalize);
 }
 
 static graph_entry *find_graph(cuda_engine *e, int32_t tb) {
@@ -341,6 +351,28 @@ static graph_entry *find_graph(cuda_engine *e, int32_t tb) {
     g->tb = tb;
     g->exec[0] = g->exec[1] = NULL;
     return g;
+}
+
+/* Writes the meta block of a batch (n >= 1) into slot s's pinned host copy; returns the
+ * batch's bucket and sets *bytes to the length of the block to upload. */
+static int32_t fill_meta(cuda_engine *e, int s, const int32_t *ids, const int32_t *cu, int32_t n, size_t *bytes) {
+    const int32_t T = cu[n], tb = bucket_of(T);
+    AKE_ASSERT(tb <= e->tb_max);
+    const meta_layout m = layout_for(e, tb);
+    int32_t *mh = e->slot[s].meta_h;
+    mh[0] = n;
+    mh[1] = T;
+    memcpy(mh + m.ids, ids, (size_t)T * sizeof *ids);
+    memset(mh + m.ids + T, 0, (size_t)(tb - T) * sizeof *ids); /* padding rows: token 0 at position 0 */
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t t = cu[i]; t < cu[i + 1]; t++) mh[m.pos + t] = t - cu[i];
+    memset(mh + m.pos + T, 0, (size_t)(tb - T) * sizeof *mh);
+    memcpy(mh + m.cu, cu, (size_t)(n + 1) * sizeof *cu);
+    mh[2] = ake_cuda_attention_tiles(cu, n, mh + m.tiles);
+    mh[3] = 0;
+    AKE_ASSERT(mh[2] <= m.max_tiles && n <= m.maxseq);
+    *bytes = (size_t)(m.tiles + 4 * mh[2]) * sizeof *mh;
+    return tb;
 }
 
 static ake_status cuda_submit(ake_engine *base, const int32_t *ids, const int32_t *cu, int32_t n, float *out,
@@ -360,28 +392,14 @@ static ake_status cuda_submit(ake_engine *base, const int32_t *ids, const int32_
         CUDA_CHECK(cudaEventRecord(sl->done, e->stream));
         return AKE_OK;
     }
-    const int32_t T = cu[n], tb = bucket_of(T);
-    AKE_ASSERT(tb <= e->tb_max);
-    const meta_layout m = layout_for(e, tb);
-    int32_t *mh = sl->meta_h;
-    mh[0] = n;
-    mh[1] = T;
-    memcpy(mh + m.ids, ids, (size_t)T * sizeof *ids);
-    memset(mh + m.ids + T, 0, (size_t)(tb - T) * sizeof *ids); /* padding rows: token 0 at position 0 */
-    for (int32_t i = 0; i < n; i++)
-        for (int32_t t = cu[i]; t < cu[i + 1]; t++) mh[m.pos + t] = t - cu[i];
-    memset(mh + m.pos + T, 0, (size_t)(tb - T) * sizeof *mh);
-    memcpy(mh + m.cu, cu, (size_t)(n + 1) * sizeof *cu);
-    mh[2] = ake_cuda_attention_tiles(cu, n, mh + m.tiles);
-    mh[3] = 0;
-    AKE_ASSERT(mh[2] <= m.max_tiles && n <= m.maxseq);
-    const size_t bytes = (size_t)(m.tiles + 4 * mh[2]) * sizeof *mh;
+    size_t bytes;
+    const int32_t tb = fill_meta(e, s, ids, cu, n, &bytes);
     if (e->pending == 1) {
         /* nothing else in flight: upload on the compute stream, no cross-stream event */
-        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, mh, bytes, cudaMemcpyHostToDevice, e->stream));
+        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, sl->meta_h, bytes, cudaMemcpyHostToDevice, e->stream));
     } else {
         /* the previous call still computes: upload beside it on the copy stream */
-        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, mh, bytes, cudaMemcpyHostToDevice, e->copy));
+        CUDA_CHECK(cudaMemcpyAsync(sl->meta_d, sl->meta_h, bytes, cudaMemcpyHostToDevice, e->copy));
         CUDA_CHECK(cudaEventRecord(sl->up, e->copy));
         CUDA_CHECK(cudaStreamWaitEvent(e->stream, sl->up, 0));
     }
@@ -429,7 +447,38 @@ static ake_status cuda_embed(ake_engine *base, const int32_t *ids, const int32_t
     return st != AKE_OK ? st : cuda_wait(base, err, errlen);
 }
 
-static const ake_engine_ops cuda_ops = {"cuda", cuda_free, cuda_embed, cuda_submit, cuda_wait, cuda_hardware, NULL};
+/* ake_engine_embed_tokens: the encoder alone, run eagerly. The CUDA graphs stay the pooled
+ * forward's: an eager run neither reads nor changes them (a graph replays with its own meta
+ * block, uploaded before each launch), and a bucket first seen here is captured at its first
+ * pooled call as usual. Nothing is in flight (engine.c refuses otherwise), so the call takes
+ * the meta block of the slot the next submit would take, and the qkv buffer, dead once the
+ * encoder is done, holds the fp32 rows ([tb_max, 3d] 16-bit values hold [T, d] floats) for one
+ * copy into `out`. A res32 engine's fp32 residual stream is copied as it is. */
+static ake_status cuda_hidden(ake_engine *base, const int32_t *ids, const int32_t *cu, int32_t n, float *out,
+                              char *err, size_t errlen) {
+    (void)err;
+    (void)errlen;
+    cuda_engine *e = (cuda_engine *)base;
+    CUDA_CHECK(cudaSetDevice(e->dev));
+    AKE_ASSERT(e->pending == 0);
+    const int s = e->next;
+    size_t bytes;
+    const int32_t tb = fill_meta(e, s, ids, cu, n, &bytes);
+    CUDA_CHECK(cudaMemcpyAsync(e->slot[s].meta_d, e->slot[s].meta_h, bytes, cudaMemcpyHostToDevice, e->stream));
+    encode(e, s, tb);
+    const size_t values = (size_t)cu[n] * base->model->cfg.hidden;
+    const void *rows = e->x32;
+    if (!e->res32) {
+        ake_cuda_convert(e->stream, AKE_DT_F32, e->qkv, e->dt, e->x, values);
+        rows = e->qkv;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(out, rows, values * sizeof(float), cudaMemcpyDeviceToHost, e->stream));
+    CUDA_CHECK(cudaStreamSynchronize(e->stream));
+    return AKE_OK;
+}
+
+static const ake_engine_ops cuda_ops = {"cuda",    cuda_free, cuda_embed,    cuda_hidden,
+                                        cuda_submit, cuda_wait, cuda_hardware, NULL};
 
 /* ---- creation ----------------------------------------------------------------------- */
 
