@@ -76,6 +76,7 @@ typedef struct {
     int32_t pending, oldest;                  /* batches in the engine; the oldest one's slot */
     int32_t *ids;          /* [max_batch_tokens] packed (the engine copies it at submit) */
     int32_t *cu;           /* [max_batch_size + 1] */
+    float *rows;           /* [max_batch_tokens, dim] token states; allocated at the first batch of them */
 } replica;
 
 struct ake_batcher {
@@ -190,6 +191,42 @@ static void complete_oldest(replica *r) {
     }
 }
 
+/* Runs a batch of token-state sequences (ids and cu packed) to the end: the engine's
+ * embed_tokens is synchronous and needs the engine idle, so the batches in flight complete
+ * first. Copies each sequence's rows into its job and finishes the sequences. */
+static void run_token_states(replica *r, ake_seq **batch, int32_t n, int32_t T) {
+    ake_batcher *b = r->b;
+    while (r->pending > 0) complete_oldest(r);
+    char err[256];
+    ake_status st = AKE_OK;
+    if (!r->rows && !(r->rows = malloc((size_t)b->o.max_batch_tokens * b->dim * sizeof *r->rows)))
+        st = ake_errf(err, sizeof err, AKE_ENOMEM, "out of memory for the token states of a batch");
+    const double t0 = ake_now_s();
+    if (st == AKE_OK) st = ake_engine_embed_tokens(r->engine, r->ids, r->cu, n, r->rows, err, sizeof err);
+    if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
+    if (b->metrics) {
+        ake_metrics_observe(b->metrics, AKE_H_INFERENCE, ake_now_s() - t0);
+        ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
+        ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
+        ake_metrics_count(b->metrics, AKE_C_BATCHES, 1);
+        ake_metrics_count(b->metrics, AKE_C_SEQUENCES, (uint64_t)n);
+        ake_metrics_count(b->metrics, AKE_C_TOKENS, (uint64_t)T);
+    }
+    atomic_fetch_sub(&r->load, T);
+    const size_t d = (size_t)b->dim;
+    for (int32_t i = 0; i < n; i++) {
+        ake_seq *s = batch[i];
+        if (st == AKE_OK) {
+            memcpy(s->job->out + (size_t)s->row * d, r->rows + (size_t)r->cu[i] * d, (size_t)s->len * d * sizeof(float));
+        } else {
+            int expect = AKE_JOB_OK;
+            if (atomic_compare_exchange_strong(&s->job->result, &expect, AKE_JOB_FAILED))
+                snprintf(s->job->err, sizeof s->job->err, "%.199s", err);
+        }
+        finish_seq(s);
+    }
+}
+
 /* One replica's thread. With nothing in the engine it waits for a batch by the policy;
  * with a batch in a device engine it takes what is queued at once (the device is busy, so
  * company gathers anyway), packs and submits it, and only then waits for the older one.
@@ -219,6 +256,7 @@ static void *replica_main(void *arg) {
         ake_seq *dropped = NULL;
         int32_t n = 0, T = 0, dropped_tokens = 0;
         int64_t taken = 0;
+        bool token_states = false; /* the batch's kind: a batch is all pooled or all token states */
         while (q->head && n < target) {
             ake_seq *s = q->head;
             ake_job *job = s->job;
@@ -228,6 +266,8 @@ static void *replica_main(void *arg) {
                 drop = true;
             }
             if (!drop && n > 0 && T + s->len > max_tokens) break; /* a lone long one goes alone */
+            if (!drop && n > 0 && job->token_states != token_states) break;
+            if (!drop && n == 0) token_states = job->token_states;
             q->head = s->next;
             if (!q->head) q->tail = NULL;
             q->n--;
@@ -271,6 +311,16 @@ static void *replica_main(void *arg) {
             }
         }
         n = kept;
+        if (n > 0 && token_states) {
+            r->cu[0] = 0;
+            for (int32_t i = 0; i < n; i++) {
+                memcpy(r->ids + r->cu[i], batch[i]->ids, (size_t)batch[i]->len * sizeof *r->ids);
+                r->cu[i + 1] = r->cu[i] + batch[i]->len;
+                if (b->metrics) ake_metrics_observe(b->metrics, AKE_H_QUEUE, now - batch[i]->job->t_submit);
+            }
+            run_token_states(r, batch, n, T);
+            n = 0;
+        }
         if (n > 0) {
             qsort(batch, (size_t)n, sizeof *batch, cmp_len_desc);
             r->cu[0] = 0;
@@ -419,6 +469,7 @@ void ake_batcher_free(ake_batcher *b) {
         }
         free(r->ids);
         free(r->cu);
+        free(r->rows);
     }
     free(b->rep);
     free(b);

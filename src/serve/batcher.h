@@ -68,15 +68,20 @@ typedef struct ake_seq {
     struct ake_job *job;
     const int32_t *ids; /* [len] token ids, [CLS] ... [SEP], owned by the job's submitter */
     int32_t len;
-    int32_t index;      /* row of job->out this sequence fills */
+    int32_t index;      /* row of job->out this sequence fills (a pooled job) */
+    int32_t row;        /* first row of job->out this sequence fills (a job of token states: its
+                           len rows), set by the submitter */
 } ake_seq;
 
 /* A request's worth of sequences. The submitter owns every pointer and the job itself;
  * it must keep them alive until done() has been called, and not touch them meanwhile. */
 typedef struct ake_job {
     int32_t n;         /* sequences, >= 0 */
-    ake_seq *seqs;     /* [n]: ids, len set by the submitter; the rest by submit */
-    float *out;        /* [n, dim] pooled vectors as the engine returns them */
+    ake_seq *seqs;     /* [n]: ids, len (and row, for token states) set by the submitter; the rest by submit */
+    bool token_states; /* the last hidden state of every token (ake_engine_embed_tokens), not pooled
+                          vectors: its sequences run in batches of their own */
+    float *out;        /* [n, dim] pooled vectors as the engine returns them; with token_states
+                          [sum of len, dim] rows, sequence i's from seqs[i].row on */
     /* Called exactly once, from a batcher thread (or from submit when n == 0), after every
      * sequence has been embedded or dropped. The job may be freed from there on. */
     void (*done)(struct ake_job *job);
