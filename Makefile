@@ -124,6 +124,11 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/gpu $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
 
+# Host-side benchmarks that link the library (bench/tokenizer_bench.c: tokenizer throughput).
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libake.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
+
 # Kernel lab (dev/cuda/): each op timed alone against its floor; see dev/cuda/NOTES.md.
 dev-cuda: $(BUILD)/dev/cuda/kernels_bench
 $(BUILD)/dev/cuda/%: dev/cuda/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
