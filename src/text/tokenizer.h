@@ -79,8 +79,9 @@ ake_status ake_tokenizer_encode(const ake_tokenizer *tok, const char *text, size
  *   - a template special ([CLS], [SEP]) has special = 1 and start = stop = 0;
  *   - a word piece spans the original characters its first and last normalized characters
  *     came from (HF NormalizedString alignments): a character the BertNormalizer removes
- *     (controls, U+0000) belongs to no token, one it expands (U+0130 -> i U+0307 when
- *     lowercasing, CJK ideographs given spaces) gives all its pieces its own span, and a
+ *     (controls, U+0000) never starts or ends a span, but lies inside one between kept
+ *     characters ("a\0b" -> "ab" spans [0, 3)); one it expands (U+0130 -> i U+0307 when
+ *     lowercasing, CJK ideographs given spaces) gives all its pieces its own span; a
  *     [UNK] spans its whole word;
  *   - with strip_accents, HF hands out spans by position inside a reordered run of combining
  *     marks (canonical ordering), not by where each mark came from, and so do we; spans of
