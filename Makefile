@@ -124,7 +124,8 @@ $(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/gpu $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
 
-# Request-parsing benchmark (bench/src/parse_bench.c): µs per request of each API's parser.
+# Host-side benchmarks that link the library (bench/src/): parse_bench (µs per request of each
+# API's parser), tokenizer_bench (tokenizer throughput).
 $(BUILD)/bench/%: bench/src/%.c $(BUILD)/libake.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@

@@ -1,16 +1,21 @@
 /* `akidb-embed embed` and `akidb-embed tokenize`: texts in, one JSON array per text out. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/device.h"
+#include "serve/jsonw.h"
 
 typedef struct {
     const char *model_dir, *input, *output, *device;
     bool jsonl;
     int32_t batch_size, threads, max_tokens; /* max_tokens: -1 = the model's limit, 0 = none */
     ake_precision precision;
+    /* tokenize only, for the differential tests against HF (tests/py/test_tokenizer_spans.py) */
+    ake_truncation_dir dir;
+    bool spans, decode, skip_special;
 } io_opts;
 
 static const char embed_help[] =
@@ -34,19 +39,30 @@ static const char tokenize_help[] =
     "  --output FILE     write ids to FILE (default stdout)\n"
     "  --jsonl           each input line is a JSON string literal\n"
     "  --max-tokens N    truncate to N tokens incl. [CLS]/[SEP]; 0 = no truncation\n"
-    "                    (default: the model's max sequence length)\n";
+    "                    (default: the model's max sequence length)\n"
+    "Developer flags (for the differential tests against HF tokenizers):\n"
+    "  --truncate-left   drop tokens from the start instead of the end\n"
+    "  --spans           print {\"ids\": [...], \"spans\": [[start, stop, special], ...]} per text:\n"
+    "                    byte offsets into the text ([0, 0, 1] for [CLS]/[SEP])\n"
+    "  --decode          the other way: each input line is a JSON array of token ids, and\n"
+    "                    each output line the decoded text as a JSON string\n"
+    "  --skip-special-tokens   with --decode, leave special tokens out\n";
 
 /* Parses the shared flags; returns -1 to go on, else the exit code. */
 static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const char *help) {
-    enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_DTYPE, O_HELP };
+    enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_DTYPE, O_HELP,
+           O_LEFT, O_SPANS, O_DECODE, O_SKIP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
         {"output", required_argument, 0, O_OUTPUT},   {"jsonl", no_argument, 0, O_JSONL},
         {"batch-size", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
         {"max-tokens", required_argument, 0, O_MAXTOK}, {"device", required_argument, 0, O_DEVICE},
         {"dtype", required_argument, 0, O_DTYPE},     {"help", no_argument, 0, O_HELP},
+        {"truncate-left", no_argument, 0, O_LEFT},    {"spans", no_argument, 0, O_SPANS},
+        {"decode", no_argument, 0, O_DECODE},         {"skip-special-tokens", no_argument, 0, O_SKIP},
         {0, 0, 0, 0}};
-    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1, AKE_PREC_DEFAULT};
+    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1, AKE_PREC_DEFAULT, AKE_TRUNCATE_RIGHT,
+                   false, false, false};
     bool is_embed = !strcmp(cmd, "embed");
     int c;
     optind = 1;
@@ -73,6 +89,19 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
         case O_MAXTOK:
             if (is_embed || !ake_cli_parse_int("--max-tokens", optarg, 0, 1 << 30, &o->max_tokens)) return 2;
             break;
+        case O_LEFT:
+        case O_SPANS:
+        case O_DECODE:
+        case O_SKIP:
+            if (is_embed) {
+                ake_cli_error(cmd, "'%s' is a flag of tokenize", argv[optind - 1]);
+                return 2;
+            }
+            if (c == O_LEFT) o->dir = AKE_TRUNCATE_LEFT;
+            else if (c == O_SPANS) o->spans = true;
+            else if (c == O_DECODE) o->decode = true;
+            else o->skip_special = true;
+            break;
         case O_HELP: fputs(help, stdout); return 0;
         default:
             ake_cli_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -82,6 +111,14 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
     }
     if (optind < argc) {
         ake_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return 2;
+    }
+    if (o->skip_special && !o->decode) {
+        ake_cli_error(cmd, "--skip-special-tokens goes with --decode");
+        return 2;
+    }
+    if (o->decode && (o->spans || o->jsonl)) {
+        ake_cli_error(cmd, "--decode reads JSON arrays of ids: it takes neither --spans nor --jsonl");
         return 2;
     }
     return -1;
@@ -128,7 +165,8 @@ static int close_io(const char *cmd, io_ctx *io, int rc) {
 
 /* Reads the next text and tokenizes it into toks: 1 on success, 0 at end of input,
  * -1 on bad input (already reported on stderr). */
-static int next_tokens(const char *cmd, io_ctx *io, int32_t max_tokens, ake_tokens *toks) {
+static int next_tokens(const char *cmd, io_ctx *io, int32_t max_tokens, ake_truncation_dir dir, bool spans,
+                       ake_tokens *toks) {
     char err[512];
     const char *text;
     size_t len;
@@ -138,11 +176,79 @@ static int next_tokens(const char *cmd, io_ctx *io, int32_t max_tokens, ake_toke
         return -1;
     }
     if (r == 0) return 0;
-    if (ake_tokenizer_encode(io->p.tok, text, len, max_tokens, AKE_TRUNCATE_RIGHT, toks, err, sizeof err) != AKE_OK) {
+    ake_status st = spans ? ake_tokenizer_encode_spans(io->p.tok, text, len, max_tokens, dir, toks, err, sizeof err)
+                          : ake_tokenizer_encode(io->p.tok, text, len, max_tokens, dir, toks, err, sizeof err);
+    if (st != AKE_OK) {
         ake_cli_error(cmd, "input line %lld: %s", (long long)io->in.line_no, err);
         return -1;
     }
     return 1;
+}
+
+/* tokenize --decode: each line a JSON array of ids, each output line the decoded text as a
+ * JSON string. 0 or the exit code. */
+static int decode_lines(io_ctx *io, bool skip_special) {
+    char err[512];
+    const char *line;
+    size_t len;
+    int r;
+    int32_t *ids = NULL;
+    size_t cap = 0;
+    ake_buf b = {0};
+    int rc = 0;
+    while (rc == 0 && (r = ake_text_reader_next(&io->in, &line, &len, err, sizeof err)) == 1) {
+        cJSON *arr = cJSON_ParseWithLength(line, len), *v;
+        size_t n = 0;
+        if (!cJSON_IsArray(arr)) rc = 1;
+        cJSON_ArrayForEach(v, arr) {
+            if (rc) break;
+            double d = cJSON_IsNumber(v) ? v->valuedouble : 0.5;
+            if (d != (double)(int64_t)d || d < INT32_MIN || d > INT32_MAX) {
+                rc = 1;
+                break;
+            }
+            if (n == cap) {
+                cap = cap ? 2 * cap : 256;
+                int32_t *p = realloc(ids, cap * sizeof *p);
+                if (!p) {
+                    ake_cli_error("tokenize", "out of memory");
+                    rc = 1;
+                    break;
+                }
+                ids = p;
+            }
+            ids[n++] = (int32_t)d;
+        }
+        cJSON_Delete(arr);
+        if (rc) {
+            ake_cli_error("tokenize", "input line %lld: not a JSON array of integer token ids", (long long)io->in.line_no);
+            break;
+        }
+        char *text = NULL;
+        size_t tlen = 0;
+        if (ake_tokenizer_decode(io->p.tok, ids, n, skip_special, &text, &tlen, err, sizeof err) != AKE_OK) {
+            ake_cli_error("tokenize", "input line %lld: %s", (long long)io->in.line_no, err);
+            rc = 1;
+            break;
+        }
+        b.len = 0;
+        ake_buf_json_string(&b, text, tlen);
+        free(text);
+        if (b.oom) {
+            ake_cli_error("tokenize", "out of memory");
+            rc = 1;
+            break;
+        }
+        fwrite(b.data, 1, b.len, io->out);
+        fputc('\n', io->out);
+    }
+    if (rc == 0 && r < 0) {
+        ake_cli_error("tokenize", "input line %lld: %s", (long long)io->in.line_no, err);
+        rc = 1;
+    }
+    ake_buf_release(&b);
+    free(ids);
+    return rc;
 }
 
 int ake_cmd_tokenize(int argc, char **argv) {
@@ -152,13 +258,20 @@ int ake_cmd_tokenize(int argc, char **argv) {
     if (rc >= 0) return rc;
     rc = open_io("tokenize", &o, &io);
     if (rc) return close_io("tokenize", &io, rc);
+    if (o.decode) return close_io("tokenize", &io, decode_lines(&io, o.skip_special));
     int32_t max_tokens = o.max_tokens < 0 ? io.p.max_seq_tokens : o.max_tokens;
     ake_tokens toks = {0};
     int r;
-    while ((r = next_tokens("tokenize", &io, max_tokens, &toks)) == 1) {
-        fputc('[', io.out);
+    while ((r = next_tokens("tokenize", &io, max_tokens, o.dir, o.spans, &toks)) == 1) {
+        fputs(o.spans ? "{\"ids\": [" : "[", io.out);
         for (int32_t i = 0; i < toks.n; i++) fprintf(io.out, i ? ",%d" : "%d", toks.ids[i]);
-        fputs("]\n", io.out);
+        if (o.spans) {
+            fputs("], \"spans\": [", io.out);
+            for (int32_t i = 0; i < toks.n_spans; i++)
+                fprintf(io.out, "%s[%u,%u,%u]", i ? "," : "", toks.spans[i].start, toks.spans[i].stop,
+                        (unsigned)toks.spans[i].special);
+        }
+        fputs(o.spans ? "]}\n" : "]\n", io.out);
     }
     ake_tokens_release(&toks);
     return close_io("tokenize", &io, r < 0 ? 1 : 0);
@@ -198,7 +311,7 @@ int ake_cmd_embed(int argc, char **argv) {
         int32_t n = 0;
         cu[0] = 0;
         while (n < B) {
-            int r = next_tokens("embed", &io, S, &toks);
+            int r = next_tokens("embed", &io, S, AKE_TRUNCATE_RIGHT, false, &toks);
             if (r < 0) { rc = 1; goto done; }
             if (r == 0) { eof = true; break; }
             memcpy(ids + cu[n], toks.ids, (size_t)toks.n * sizeof *ids);

@@ -11,6 +11,8 @@
  *                    {"type": "BertProcessing", "cls": [tok, id], "sep": [tok, id]}
  *   added_tokens     [{"id", "content", "single_word", "lstrip", "rstrip", "normalized", "special"}]
  *   truncation       {"max_length"} or null;  padding {"pad_id"} or null (only pad_id is used)
+ *   decoder          {"type": "WordPiece", "prefix", "cleanup"} or null; another type loads, but
+ *                    ake_tokenizer_decode refuses it (encoding never uses the decoder)
  * Any other normalizer / pre-tokenizer / model / post-processor type is refused at load
  * (AKE_EUNSUPPORTED) rather than tokenized differently from HF. */
 #ifndef AKE_TEXT_TOKENIZER_IMPL_H
@@ -69,6 +71,19 @@ typedef struct {
     bool single_word, lstrip, rstrip, normalized, special;
 } ake_added_token;
 
+/* One row of the id -> token table (ake_tokenizer_id_to_token, ake_tokenizer_decode). */
+typedef struct {
+    const char *s; /* token bytes, not NUL-terminated: in vocab.pool or an added token's content; NULL = no token */
+    uint32_t len;  /* bytes */
+    bool special;  /* s is the content of a special added token (HF AddedVocabulary::is_special_token) */
+} ake_id_token;
+
+typedef enum {
+    AKE_DECODER_NONE = 0,    /* tokenizer.json "decoder": null: tokens joined by ' ' */
+    AKE_DECODER_WORDPIECE,   /* decoders/wordpiece.rs */
+    AKE_DECODER_UNSUPPORTED, /* any other type: decode refuses, naming it */
+} ake_decoder_type;
+
 #define AKE_TOK_MAX_TEMPLATE 8 /* special ids before / after the sequence in the template */
 
 struct ake_tokenizer {
@@ -93,6 +108,17 @@ struct ake_tokenizer {
     /* Post-processor template: [prefix] A [suffix] */
     int32_t prefix_ids[AKE_TOK_MAX_TEMPLATE], suffix_ids[AKE_TOK_MAX_TEMPLATE];
     int32_t n_prefix, n_suffix;
+
+    /* Decoder (ake_tokenizer_decode only) */
+    ake_decoder_type decoder;
+    char *dec_prefix;      /* WordPiece prefix, "##"; owned */
+    size_t dec_prefix_len;
+    bool dec_cleanup;      /* WordPiece cleanup: clean_up_tokenization on each token */
+    char dec_type[32];     /* the unsupported type's name, for the error */
+
+    /* id -> token: [vocab_size], built at the end of loading (the pointers into vocab.pool
+     * are stable from then on); owned */
+    ake_id_token *id_tokens;
 
     int32_t cls_id, sep_id, pad_id; /* -1 when the files do not name one */
     int32_t max_length;             /* truncation max_length, else model_max_length, else 0 */

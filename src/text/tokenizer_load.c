@@ -119,6 +119,8 @@ void ake_tokenizer_free(ake_tokenizer *tok) {
     free(tok->raw);
     free(tok->norm);
     free(tok->cont_prefix);
+    free(tok->dec_prefix);
+    free(tok->id_tokens);
     free(tok);
 }
 
@@ -367,6 +369,33 @@ static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root
     return AKE_OK;
 }
 
+/* "decoder": only ake_tokenizer_decode reads it, so an unknown type is remembered, not refused:
+ * encoding (all the server needs to embed) does not depend on it. */
+static ake_status parse_decoder(ctx *c, ake_tokenizer *t, const cJSON *root) {
+    const cJSON *d = field(root, "decoder");
+    if (!d) {
+        t->decoder = AKE_DECODER_NONE;
+        return AKE_OK;
+    }
+    if (!cJSON_IsObject(d)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: decoder is not an object", c->path);
+    const char *type = NULL, *prefix = NULL;
+    ake_status st;
+    if ((st = get_str(c, d, "decoder", "type", NULL, &type))) return st;
+    if (strcmp(type, "WordPiece") != 0) {
+        t->decoder = AKE_DECODER_UNSUPPORTED;
+        snprintf(t->dec_type, sizeof t->dec_type, "%s", type);
+        return AKE_OK;
+    }
+    /* the defaults of decoders/wordpiece.rs WordPiece::default() */
+    if ((st = get_str(c, d, "decoder", "prefix", "##", &prefix)) ||
+        (st = get_bool(c, d, "decoder", "cleanup", true, &t->dec_cleanup)))
+        return st;
+    if (!(t->dec_prefix = dup_str(prefix))) return nomem(c);
+    t->dec_prefix_len = strlen(prefix);
+    t->decoder = AKE_DECODER_WORDPIECE;
+    return AKE_OK;
+}
+
 /* Optional tokenizer_config.json next to tokenizer.json: only model_max_length and pad_token are used. */
 static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
     ctx c = {.path = path, .err = err, .errlen = errlen};
@@ -374,7 +403,8 @@ static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t,
     ake_status st = read_json(path, &root, err, errlen);
     if (st) return st;
     if ((st = parse_model(&c, t, root)) || (st = parse_normalizer(&c, t, root)) || (st = parse_pre_tokenizer(&c, root)) ||
-        (st = parse_post_processor(&c, t, root)) || (st = parse_added_tokens(&c, t, root)))
+        (st = parse_post_processor(&c, t, root)) || (st = parse_added_tokens(&c, t, root)) ||
+        (st = parse_decoder(&c, t, root)))
         goto out;
     const cJSON *trunc = field(root, "truncation"), *pad = field(root, "padding");
     if (trunc && (st = get_int(&c, trunc, "truncation", "max_length", 0, INT32_MAX, 0, &t->max_length))) goto out;
@@ -484,6 +514,15 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
         goto out;
     }
     t->cont_prefix_len = 2;
+    /* transformers' converter (convert_slow_tokenizer.py, BertConverter) gives the fast
+     * tokenizer decoders.WordPiece(prefix="##"), cleanup on by default */
+    if (!(t->dec_prefix = dup_str("##"))) {
+        st = nomem(&c);
+        goto out;
+    }
+    t->dec_prefix_len = 2;
+    t->dec_cleanup = true;
+    t->decoder = AKE_DECODER_WORDPIECE;
     if (cfg) {
         if ((st = get_bool(&cc, cfg, "tokenizer_config", "do_lower_case", true, &t->lowercase)) ||
             (st = get_bool(&cc, cfg, "tokenizer_config", "tokenize_chinese_chars", true, &t->handle_chinese_chars)))
@@ -553,6 +592,42 @@ out:
     return st;
 }
 
+/* The id -> token table, as HF Tokenizer::id_to_token: an added token's content wins over the
+ * model vocab's token with the same id. Built once everything is loaded, so the pointers into
+ * vocab.pool no longer move. */
+static ake_status build_id_tokens(ake_tokenizer *t) {
+    if (t->vocab_size <= 0) return AKE_OK;
+    ake_id_token *tab = calloc((size_t)t->vocab_size, sizeof *tab);
+    if (!tab) return AKE_ENOMEM;
+    const ake_vocab *v = &t->vocab;
+    for (uint32_t k = 0; k < v->n; k++) {
+        const ake_vocab_entry *e = &v->entries[k];
+        tab[e->id] = (ake_id_token){.s = v->pool + e->off, .len = e->len};
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const ake_added_token *list = pass ? t->norm : t->raw;
+        size_t n = pass ? t->n_norm : t->n_raw;
+        for (size_t i = 0; i < n; i++) tab[list[i].id] = (ake_id_token){.s = list[i].content, .len = (uint32_t)list[i].len};
+    }
+    /* HF skips a token in decode when its text is a special token's content, whatever its id:
+     * mark the special token's own id and the model vocab's id of that text */
+    for (int pass = 0; pass < 2; pass++) {
+        const ake_added_token *list = pass ? t->norm : t->raw;
+        size_t n = pass ? t->n_norm : t->n_raw;
+        for (size_t i = 0; i < n; i++) {
+            const ake_added_token *a = &list[i];
+            if (!a->special) continue;
+            int32_t ids[2] = {a->id, ake_vocab_get(v, a->content, a->len)};
+            for (int k = 0; k < 2; k++) {
+                ake_id_token *r = ids[k] >= 0 ? &tab[ids[k]] : NULL;
+                if (r && r->s && r->len == a->len && memcmp(r->s, a->content, a->len) == 0) r->special = true;
+            }
+        }
+    }
+    t->id_tokens = tab;
+    return AKE_OK;
+}
+
 ake_status ake_tokenizer_load(const char *model_dir, ake_tokenizer **out, char *err, size_t errlen) {
     if (!out) return ake_errf(err, errlen, AKE_EINVAL, "ake_tokenizer_load: out is NULL");
     *out = NULL;
@@ -568,6 +643,8 @@ ake_status ake_tokenizer_load(const char *model_dir, ake_tokenizer **out, char *
     else if (ake_file_exists(json)) st = load_json(model_dir, json, t, err, errlen);
     else if (ake_file_exists(txt)) st = load_vocab_txt(model_dir, txt, t, err, errlen);
     else st = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has neither tokenizer.json nor vocab.txt", model_dir);
+    if (!st && build_id_tokens(t))
+        st = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading the tokenizer of %s", model_dir);
     free(json);
     free(txt);
     if (st) {

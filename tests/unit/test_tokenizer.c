@@ -569,6 +569,206 @@ static void test_vocab_txt_fallback(void **state) {
     free(dir);
 }
 
+/* ---- spans -------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t id;
+    uint32_t start, stop;
+    uint8_t special;
+} span_want;
+
+/* Encodes s (len bytes) with spans and checks ids and spans against want[n]. */
+static void expect_spans(const ake_tokenizer *tok, const char *s, size_t len, int32_t max_tokens, ake_truncation_dir dir,
+                         const span_want *want, int32_t n) {
+    ake_tokens out = {0};
+    char err[256];
+    ake_status st = ake_tokenizer_encode_spans(tok, s, len, max_tokens, dir, &out, err, sizeof err);
+    if (st) fail_msg("encode_spans(\"%s\"): %s", s, err);
+    bool ok = out.n == n && out.n_spans == n;
+    for (int32_t i = 0; ok && i < n; i++)
+        ok = out.ids[i] == want[i].id && out.spans[i].start == want[i].start && out.spans[i].stop == want[i].stop &&
+             out.spans[i].special == want[i].special;
+    if (!ok) {
+        print_message("text \"%s\" (max_tokens %d, dir %d): got\n", s, max_tokens, (int)dir);
+        for (int32_t i = 0; i < out.n_spans; i++)
+            print_message("  %d [%u, %u) special %u\n", out.ids[i], out.spans[i].start, out.spans[i].stop,
+                          (unsigned)out.spans[i].special);
+        fail_msg("spans of \"%s\" differ from the expected ones", s);
+    }
+    /* the plain encode gives the same ids, and says it gave no spans */
+    assert_int_equal(ake_tokenizer_encode(tok, s, len, max_tokens, dir, &out, err, sizeof err), AKE_OK);
+    assert_int_equal(out.n, n);
+    assert_int_equal(out.n_spans, 0);
+    for (int32_t i = 0; i < n; i++) assert_int_equal(out.ids[i], want[i].id);
+    ake_tokens_release(&out);
+}
+
+#define SPANS(tok, s, max, dir, ...)                                                                              \
+    do {                                                                                                          \
+        static const span_want w_[] = {__VA_ARGS__};                                                              \
+        expect_spans(tok, s, sizeof s - 1, max, dir, w_, (int32_t)(sizeof w_ / sizeof w_[0]));                    \
+    } while (0)
+
+/* Spans worked out by hand (bytes of the UTF-8 text), each also what HF gives (its char offsets
+ * converted to bytes). The ids are all-MiniLM-L6-v2's: 101 [CLS], 102 [SEP], 100 [UNK]. */
+static void test_spans(void **state) {
+    (void)state;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    const ake_truncation_dir R = AKE_TRUNCATE_RIGHT, L = AKE_TRUNCATE_LEFT;
+    /* punctuation splits; ö (2 bytes) loses its accent but keeps its bytes in the span */
+    SPANS(tok, "Hello, w\xc3\xb6rld!", 0, R, {101, 0, 0, 1}, {7592, 0, 5, 0}, {1010, 5, 6, 0}, {2088, 7, 13, 0},
+          {999, 13, 14, 0}, {102, 0, 0, 1});
+    /* U+0130 (2 bytes) -> i (U+0307 stripped): the word still starts at byte 0 */
+    SPANS(tok, "\xc4\xb0stanbul", 0, R, {101, 0, 0, 1}, {9960, 0, 9, 0}, {102, 0, 0, 1});
+    /* U+0000 removed: "ab" spans both letters and the NUL between */
+    SPANS(tok, "a\0b", 0, R, {101, 0, 0, 1}, {11113, 0, 3, 0}, {102, 0, 0, 1});
+    /* CJK ideographs become words of their own, each its 3 bytes */
+    SPANS(tok, "\xe6\x97\xa5\xe6\x9c\xac", 0, R, {101, 0, 0, 1}, {1864, 0, 3, 0}, {1876, 3, 6, 0}, {102, 0, 0, 1});
+    /* word pieces: una ##ffa ##ble */
+    SPANS(tok, "unaffable", 0, R, {101, 0, 0, 1}, {14477, 0, 3, 0}, {20961, 3, 6, 0}, {3468, 6, 9, 0}, {102, 0, 0, 1});
+    /* [UNK]: a word past max_input_chars_per_word (100), and one with no pieces (full-width
+     * letters, 3 bytes each; U+01C5 lowercases to U+01C6, 2 bytes either way) */
+    SPANS(tok, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx y", 0, R,
+          {101, 0, 0, 1}, {100, 0, 101, 0}, {1061, 102, 103, 0}, {102, 0, 0, 1});
+    SPANS(tok, "\xef\xbc\xa1\xef\xbc\xa2\xef\xbc\xa3 \xc7\x85 x", 0, R, {101, 0, 0, 1}, {100, 0, 9, 0}, {100, 10, 12, 0},
+          {1060, 13, 14, 0}, {102, 0, 0, 1});
+    /* an added token in the text: its own span, not special (HF's special_tokens_mask is 0) */
+    SPANS(tok, "a [MASK] b", 0, R, {101, 0, 0, 1}, {1037, 0, 1, 0}, {103, 2, 8, 0}, {1038, 9, 10, 0}, {102, 0, 0, 1});
+    /* truncation keeps the spans of the kept tokens, from either end */
+    SPANS(tok, "one two three four", 4, R, {101, 0, 0, 1}, {2028, 0, 3, 0}, {2048, 4, 7, 0}, {102, 0, 0, 1});
+    SPANS(tok, "one two three four", 4, L, {101, 0, 0, 1}, {2093, 8, 13, 0}, {2176, 14, 18, 0}, {102, 0, 0, 1});
+    SPANS(tok, "one two", 2, L, {101, 0, 0, 1}, {102, 0, 0, 1});
+    SPANS(tok, "", 0, R, {101, 0, 0, 1}, {102, 0, 0, 1});
+
+    /* one ake_tokens through encode_spans, a longer text, then encode: spans grow with ids */
+    ake_tokens out = {0};
+    char err[256];
+    size_t big_len = 30000;
+    char *big = malloc(big_len);
+    for (size_t i = 0; i < big_len; i++) big[i] = "ab cd, "[i % 7];
+    assert_int_equal(ake_tokenizer_encode_spans(tok, big, big_len, 0, R, &out, err, sizeof err), AKE_OK);
+    assert_true(out.n > 10000 && out.n_spans == out.n && out.spans_cap >= out.n);
+    for (int32_t i = 1; i + 1 < out.n; i++) { /* "ab" "cd" "," repeat every 7 bytes */
+        int32_t k = (i - 1) % 3, base = (i - 1) / 3 * 7;
+        static const uint32_t start[] = {0, 3, 5}, stop[] = {2, 5, 6};
+        if (out.spans[i].start != base + start[k] || out.spans[i].stop != base + stop[k] || out.spans[i].special)
+            fail_msg("token %d: [%u, %u) special %u", i, out.spans[i].start, out.spans[i].stop, out.spans[i].special);
+    }
+    free(big);
+    /* invalid UTF-8: refused as by encode, no spans */
+    assert_int_equal(ake_tokenizer_encode_spans(tok, "a\xff", 2, 0, R, &out, err, sizeof err), AKE_EINVAL);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(out.n_spans, 0);
+    ake_tokens_release(&out);
+    assert_null(out.spans);
+    assert_int_equal(out.spans_cap, 0);
+    ake_tokenizer_free(tok);
+}
+
+/* ---- ids -> text -------------------------------------------------------------------------- */
+
+static void expect_decode(const ake_tokenizer *tok, const int32_t *ids, size_t n, bool skip, const char *want) {
+    char *text = NULL, err[256];
+    size_t len = 0;
+    ake_status st = ake_tokenizer_decode(tok, ids, n, skip, &text, &len, err, sizeof err);
+    if (st) fail_msg("decode: %s", err);
+    if (len != strlen(want) || strcmp(text, want) != 0)
+        fail_msg("decode (skip_special_tokens %d): got \"%s\", want \"%s\"", (int)skip, text, want);
+    free(text);
+}
+
+#define DECODE(tok, skip, want, ...)                                                                              \
+    do {                                                                                                          \
+        static const int32_t ids_[] = {__VA_ARGS__};                                                              \
+        expect_decode(tok, ids_, sizeof ids_ / sizeof ids_[0], skip, want);                                       \
+    } while (0)
+
+/* Expected texts by hand from decoders/wordpiece.rs, each equal to HF Tokenizer.decode. */
+static void test_decode(void **state) {
+    (void)state;
+    ake_tokenizer *tok = load_ok(test_model_dir());
+    size_t len = 99;
+    const char *s = ake_tokenizer_id_to_token(tok, ake_tokenizer_cls_id(tok), &len);
+    assert_true(s && len == 5 && memcmp(s, "[CLS]", 5) == 0);
+    s = ake_tokenizer_id_to_token(tok, 2075, &len);
+    assert_true(s && len == 5 && memcmp(s, "##ing", 5) == 0);
+    assert_null(ake_tokenizer_id_to_token(tok, -1, &len));
+    assert_int_equal(len, 0);
+    assert_null(ake_tokenizer_id_to_token(tok, ake_tokenizer_vocab_size(tok), NULL));
+    assert_non_null(ake_tokenizer_id_to_token(tok, ake_tokenizer_vocab_size(tok) - 1, NULL));
+
+    /* [CLS] hello , world ! [SEP]: " ," and " !" cleaned up; specials kept or skipped */
+    DECODE(tok, false, "[CLS] hello, world! [SEP]", 101, 7592, 1010, 2088, 999, 102);
+    DECODE(tok, true, "hello, world!", 101, 7592, 1010, 2088, 999, 102);
+    DECODE(tok, true, "?!,", 101, 1029, 999, 1010, 102); /* the first kept token gets no space */
+    /* "##" stripped after the first token only */
+    DECODE(tok, false, "##ing", 2075);
+    DECODE(tok, false, "helloing", 7592, 2075);
+    DECODE(tok, false, "[CLS]ing", 101, 2075);
+    DECODE(tok, true, "##ing", 101, 2075); /* numbering after the skip: ##ing is now first */
+    /* cleanup is per token: don ' t stays apart (" ' " never occurs inside one token) */
+    DECODE(tok, false, "don ' t", 2123, 1005, 1056);
+    DECODE(tok, false, "..", 1012, 1012);
+    DECODE(tok, true, "", 101, 102);
+    expect_decode(tok, NULL, 0, false, "");
+
+    /* ids without a token: refused, naming the position */
+    char *text = (char *)0x1, err[256] = "";
+    int32_t bad[] = {101, ake_tokenizer_vocab_size(tok), 102};
+    assert_int_equal(ake_tokenizer_decode(tok, bad, 3, false, &text, NULL, err, sizeof err), AKE_EINVAL);
+    assert_null(text);
+    assert_non_null(strstr(err, "ids[1]"));
+    bad[1] = -5;
+    assert_int_equal(ake_tokenizer_decode(tok, bad, 3, true, &text, NULL, err, sizeof err), AKE_EINVAL);
+    assert_non_null(strstr(err, "-5"));
+    assert_int_equal(ake_tokenizer_decode(tok, NULL, 2, true, &text, NULL, err, sizeof err), AKE_EINVAL);
+    ake_tokenizer_free(tok);
+
+    /* a small tokenizer.json: added tokens with spaces show every cleanup rule at work; the
+     * template's ids are tokens here, so decode knows them */
+    const char *json =
+        "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"a\": 1, \"b\": 2, "
+        "\".\": 3, \"##c\": 4, \"[CLS]\": 5, \"[SEP]\": 6, \"'\": 7}}, \"normalizer\": null, \"pre_tokenizer\": "
+        "{\"type\": \"BertPreTokenizer\"}, \"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"[CLS]\", 5], "
+        "\"sep\": [\"[SEP]\", 6]}, \"added_tokens\": [{\"id\": 5, \"content\": \"[CLS]\", \"special\": true}, {\"id\": 6, "
+        "\"content\": \"[SEP]\", \"special\": true}, {\"id\": 8, \"content\": \"do not\"}, {\"id\": 9, \"content\": "
+        "\"x ' y 's\"}], \"decoder\": %s}";
+    char buf[2048];
+    char *dir = test_tmp_dir();
+    snprintf(buf, sizeof buf, json, "{\"type\": \"WordPiece\", \"prefix\": \"##\", \"cleanup\": true}");
+    test_write_file(dir, "tokenizer.json", buf, strlen(buf));
+    tok = load_ok(dir);
+    DECODE(tok, false, "a don't b", 1, 8, 2);      /* " do not" -> " don't" */
+    DECODE(tok, false, "a x'y's", 1, 9);           /* " x ' y 's": " ' " -> "'", then " 's" -> "'s" */
+    DECODE(tok, false, "do not", 8);               /* first token: no leading space to match */
+    DECODE(tok, false, "##c ac. ' b", 4, 1, 4, 3, 7, 2);
+    DECODE(tok, true, "a", 5, 1, 6);
+    /* spans of an added token with a space inside, on a text without normalizer */
+    SPANS(tok, "a do not b", 0, AKE_TRUNCATE_RIGHT, {5, 0, 0, 1}, {1, 0, 1, 0}, {8, 2, 8, 0}, {2, 9, 10, 0}, {6, 0, 0, 1});
+    ake_tokenizer_free(tok);
+    /* no decoder: tokens joined by spaces, "##" kept, no cleanup */
+    snprintf(buf, sizeof buf, json, "null");
+    test_write_file(dir, "tokenizer.json", buf, strlen(buf));
+    tok = load_ok(dir);
+    DECODE(tok, false, "[CLS] a ##c . do not [SEP]", 5, 1, 4, 3, 8, 6);
+    DECODE(tok, true, "a ##c . do not", 5, 1, 4, 3, 8, 6);
+    ake_tokenizer_free(tok);
+    /* another decoder: loads and encodes, decode says what it cannot do */
+    snprintf(buf, sizeof buf, json, "{\"type\": \"ByteLevel\"}");
+    test_write_file(dir, "tokenizer.json", buf, strlen(buf));
+    tok = load_ok(dir);
+    int32_t one = 1;
+    assert_int_equal(ake_tokenizer_decode(tok, &one, 1, false, &text, NULL, err, sizeof err), AKE_EUNSUPPORTED);
+    assert_non_null(strstr(err, "ByteLevel"));
+    ake_tokens out = {0};
+    encode_ok(tok, "a b", 0, AKE_TRUNCATE_RIGHT, &out);
+    assert_int_equal(out.n, 4);
+    ake_tokens_release(&out);
+    ake_tokenizer_free(tok);
+    test_rm_rf(dir);
+    free(dir);
+}
+
 /* ---- threads ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -622,6 +822,8 @@ int main(void) {
         cmocka_unit_test(test_accessors),
         cmocka_unit_test(test_normalizer_details),
         cmocka_unit_test(test_unicode_version),
+        cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_missing_folder),
         cmocka_unit_test(test_corrupt_tokenizer_json),
         cmocka_unit_test(test_vocab_txt_fallback),
