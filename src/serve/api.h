@@ -63,8 +63,11 @@ typedef struct {
     bool base64;               /* OpenAI encoding_format=base64 */
     int32_t dimensions;        /* keep the first N values and re-normalize; 0 = all */
     bool add_special_tokens;   /* /tokenize */
-    bool nested_ids;           /* OpenAI input was an array of token-id arrays (for messages) */
+    bool nested_ids;           /* the token ids came as an array of arrays (for messages) */
+    const char *ids_field;     /* the field that held token ids ("input", /decode's "ids"; for messages) */
     bool similarity;           /* TEI /similarity: in[0] is the source sentence, in[1..] the sentences */
+    bool token_states;         /* TEI /embed_all: every token's last hidden state, not a pooled vector */
+    bool skip_special_tokens;  /* TEI /decode */
     const char *prompt_name;   /* TEI "prompt_name", NULL when absent; points into json */
     const char *prompt;        /* the prompt text put before every text input (ake_api_bind_model: the
                                   named one, else the model's default), NULL for none; the model's */
@@ -110,6 +113,13 @@ int ake_api_parse_tei_root(const char *body, size_t len, const ake_api_limits *l
                            ake_api_error *e);
 int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                                ake_api_error *e);
+/* POST /embed_all: {"inputs", "truncate", "truncation_direction", "prompt_name", "model"} → r->token_states. */
+int ake_api_parse_tei_embed_all(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                                ake_api_error *e);
+/* POST /decode: {"ids": [id, ...] | [[id, ...], ...], "skip_special_tokens": true, "model"} → one
+ * token-id input per sequence. */
+int ake_api_parse_tei_decode(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
+                             ake_api_error *e);
 int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                          ake_api_error *e);
 void ake_api_request_release(ake_api_request *r);
@@ -147,7 +157,17 @@ void ake_l2_normalize(float *v, int32_t d);
 void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
 void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, float *vecs, int64_t prompt_tokens,
                           ake_buf *out);
-void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out);
+/* /tokenize's body, TEI's per-token objects: [[{"id", "text", "special", "start", "stop"}, ...], ...].
+ * start and stop are byte offsets into the text as tokenized (the prompt, when one applies, then
+ * the input: TEI's offsets); special tokens ([CLS], [SEP]) carry their own string as text and null
+ * offsets. add_special_tokens false leaves them out. 0 or the status of a failure. */
+int ake_api_write_tokenize(const ake_tokenizer *tok, const ake_api_request *req, ake_buf *out, ake_api_error *e);
+/* /decode's body: one string per sequence, HF `tokenizers` decode (serve: 422 for an id outside
+ * the vocabulary, which HF would drop silently). */
+int ake_api_write_decode(const ake_tokenizer *tok, const ake_api_request *req, ake_buf *out, ake_api_error *e);
+/* /embed_all's body: per input, its tokens' rows [[[float x dim] x tokens] x inputs]; rows
+ * [t->total, m->dim] in the order of t's packed ids. */
+void ake_api_write_tei_embed_all(const ake_api_tokens *t, const ake_api_model *m, const float *rows, ake_buf *out);
 /* [cos(source, sentence_1), ...] from the pooled vectors of a similarity request (normalized here). */
 void ake_api_write_tei_similarity(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
 /* The status a route answers with. TEI routes: e->status. OpenAI routes, as OpenAI's API does:

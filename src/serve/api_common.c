@@ -109,6 +109,30 @@ int ake_api_text_input(const json_object *v, const char *field, int32_t index, a
     return 0;
 }
 
+int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
+    const int32_t n = (int32_t)json_object_array_length(arr);
+    char where[48];
+    if (index >= 0) snprintf(where, sizeof where, "%s[%d]", field, index);
+    else snprintf(where, sizeof where, "%s", field);
+    if (n == 0) return ake_api_fail_empty(e, field, "`%s` is an empty array of token ids", where);
+    in->ids = malloc((size_t)n * sizeof *in->ids);
+    if (!in->ids) return ake_api_fail(e, 500, NULL, "out of memory");
+    in->n_ids = n;
+    for (int32_t k = 0; k < n; k++) {
+        const json_object *it = json_object_array_get_idx(arr, (size_t)k);
+        if (!json_object_is_type(it, json_type_int) && !json_object_is_type(it, json_type_double))
+            return ake_api_fail(e, 422, field, "`%s[%d]` must be a token id (an integer), not %s", where, k,
+                                ake_api_type_name(it));
+        /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
+        const double v = json_object_get_double(it);
+        if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX) /* the vocabulary: ake_api_bind_model */
+            return ake_api_fail(e, 422, field, "`%s[%d]` = %.17g is not a token id (a non-negative integer)", where,
+                                k, v);
+        in->ids[k] = (int32_t)v;
+    }
+    return 0;
+}
+
 int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
                          ake_api_error *e) {
     if (n == 0) return ake_api_fail_empty(e, field, "`%s` is empty", field);
@@ -165,9 +189,11 @@ int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error
     for (int32_t i = 0; i < r->n; i++)
         for (int32_t k = 0; k < r->in[i].n_ids; k++)
             if (r->in[i].ids[k] >= m->vocab_size) {
-                char where[48] = "input";
-                if (r->nested_ids) snprintf(where, sizeof where, "input[%d]", i);
-                return ake_api_fail(e, 422, "input", "`%s[%d]` = %d is not a token id of this model (0..%d)", where,
+                const char *field = r->ids_field ? r->ids_field : "input";
+                char where[48];
+                if (r->nested_ids) snprintf(where, sizeof where, "%s[%d]", field, i);
+                else snprintf(where, sizeof where, "%s", field);
+                return ake_api_fail(e, 422, field, "`%s[%d]` = %d is not a token id of this model (0..%d)", where,
                                     k, r->in[i].ids[k], m->vocab_size - 1);
             }
     return 0;
@@ -281,13 +307,84 @@ void ake_l2_normalize(float *v, int32_t d) {
     for (int32_t c = 0; c < d; c++) v[c] *= inv;
 }
 
-void ake_api_write_tokens(const ake_api_tokens *t, ake_buf *out) {
+int ake_api_write_tokenize(const ake_tokenizer *tok, const ake_api_request *req, ake_buf *out, ake_api_error *e) {
+    ake_tokens toks = {0};
+    char err[256], *joined = NULL;
+    const size_t plen = req->prompt ? strlen(req->prompt) : 0;
+    int rc = 0;
+    ake_buf_put(out, "[", 1);
+    for (int32_t i = 0; i < req->n && !rc; i++) {
+        const ake_api_input *in = &req->in[i];
+        const char *text = in->text;
+        if (plen) { /* what the model sees: the prompt, then the input (TEI's offsets count both) */
+            char *j = realloc(joined, plen + in->len + 1);
+            if (!j) {
+                rc = ake_api_fail(e, 500, NULL, "out of memory");
+                break;
+            }
+            joined = j;
+            memcpy(joined, req->prompt, plen);
+            memcpy(joined + plen, in->text, in->len);
+            text = joined;
+        }
+        if (ake_tokenizer_encode_spans(tok, text, plen + in->len, 0, req->dir, &toks, err, sizeof err) != AKE_OK) {
+            rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
+            e->kind = AKE_API_ERR_TOKENIZER;
+            break;
+        }
+        ake_buf_put(out, i ? ",[" : "[", i ? 2 : 1);
+        bool first = true;
+        for (int32_t k = 0; k < toks.n; k++) {
+            const ake_token_span *sp = &toks.spans[k];
+            if (sp->special && !req->add_special_tokens) continue;
+            ake_buf_puts(out, first ? "{\"id\":" : ",{\"id\":");
+            first = false;
+            ake_buf_int(out, toks.ids[k]);
+            ake_buf_puts(out, ",\"text\":");
+            if (sp->special) {
+                size_t len;
+                const char *piece = ake_tokenizer_id_to_token(tok, toks.ids[k], &len);
+                ake_buf_json_string(out, piece ? piece : "", piece ? len : 0);
+                ake_buf_puts(out, ",\"special\":true,\"start\":null,\"stop\":null}");
+            } else {
+                ake_buf_json_string(out, text + sp->start, sp->stop - sp->start);
+                ake_buf_printf(out, ",\"special\":false,\"start\":%u,\"stop\":%u}", sp->start, sp->stop);
+            }
+        }
+        ake_buf_put(out, "]", 1);
+    }
+    ake_buf_put(out, "]", 1);
+    ake_tokens_release(&toks);
+    free(joined);
+    return rc;
+}
+
+int ake_api_write_decode(const ake_tokenizer *tok, const ake_api_request *req, ake_buf *out, ake_api_error *e) {
+    char err[256];
+    ake_buf_put(out, "[", 1);
+    for (int32_t i = 0; i < req->n; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        if (ake_tokenizer_decode(tok, req->in[i].ids, (size_t)req->in[i].n_ids, req->skip_special_tokens, &text, &len,
+                                 err, sizeof err) != AKE_OK)
+            return ake_api_fail(e, 422, "ids", "sequence %d: %s", i, err);
+        if (i) ake_buf_put(out, ",", 1);
+        ake_buf_json_string(out, text, len);
+        free(text);
+    }
+    ake_buf_put(out, "]", 1);
+    return 0;
+}
+
+void ake_api_write_tei_embed_all(const ake_api_tokens *t, const ake_api_model *m, const float *rows, ake_buf *out) {
+    const int32_t d = m->dim;
+    ake_buf_reserve(out, (size_t)t->total * ((size_t)d * 13 + 3) + (size_t)t->n * 3 + 2);
     ake_buf_put(out, "[", 1);
     for (int32_t i = 0; i < t->n; i++) {
         ake_buf_put(out, i ? ",[" : "[", i ? 2 : 1);
         for (int32_t k = t->off[i]; k < t->off[i + 1]; k++) {
             if (k > t->off[i]) ake_buf_put(out, ",", 1);
-            ake_buf_int(out, t->ids[k]);
+            ake_buf_float_array(out, rows + (size_t)k * d, d);
         }
         ake_buf_put(out, "]", 1);
     }

@@ -26,6 +26,10 @@ int ake_api_get_name(const json_object *root, const char *key, const char **out,
 int ake_api_get_direction(const json_object *root, const char *key, ake_truncation_dir *out, ake_api_error *e);
 /* A non-empty string input; index < 0 for a lone string. */
 int ake_api_text_input(const json_object *v, const char *field, int32_t index, ake_api_input *in, ake_api_error *e);
+/* One sequence of token ids from a JSON array of integers (0..INT32_MAX; the vocabulary is
+ * checked by ake_api_bind_model): field names the request field, index >= 0 the sequence's
+ * place in an array of them (for messages). */
+int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, ake_api_input *in, ake_api_error *e);
 /* Checks n against the limits (0 → 422, too many → 413) and allocates r->in. */
 int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
                          ake_api_error *e);

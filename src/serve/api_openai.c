@@ -17,31 +17,6 @@
 
 #include "serve/api_impl.h"
 
-/* One token-id sequence from an array of integers. */
-static int parse_ids(const json_object *arr, int32_t index, bool nested, ake_api_input *in, ake_api_error *e) {
-    const int32_t n = (int32_t)json_object_array_length(arr);
-    char where[48];
-    if (nested) snprintf(where, sizeof where, "input[%d]", index);
-    else snprintf(where, sizeof where, "input");
-    if (n == 0) return ake_api_fail_empty(e, "input", "`%s` is an empty array of token ids", where);
-    in->ids = malloc((size_t)n * sizeof *in->ids);
-    if (!in->ids) return ake_api_fail(e, 500, NULL, "out of memory");
-    in->n_ids = n;
-    for (int32_t k = 0; k < n; k++) {
-        const json_object *it = json_object_array_get_idx(arr, (size_t)k);
-        if (!json_object_is_type(it, json_type_int) && !json_object_is_type(it, json_type_double))
-            return ake_api_fail(e, 422, "input", "`%s[%d]` must be a token id (an integer), not %s", where, k,
-                                ake_api_type_name(it));
-        /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
-        const double v = json_object_get_double(it);
-        if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX) /* the vocabulary: ake_api_bind_model */
-            return ake_api_fail(e, 422, "input", "`%s[%d]` = %.17g is not a token id (a non-negative integer)",
-                                where, k, v);
-        in->ids[k] = (int32_t)v;
-    }
-    return 0;
-}
-
 static int parse_input(json_object *v, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
     int rc;
     if (json_object_is_type(v, json_type_string)) {
@@ -58,7 +33,7 @@ static int parse_input(json_object *v, const ake_api_limits *lim, ake_api_reques
     const json_object *first = json_object_array_get_idx(v, 0);
     if (json_object_is_type(first, json_type_int) || json_object_is_type(first, json_type_double)) { /* token ids */
         if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
-        return parse_ids(v, 0, false, &r->in[0], e);
+        return ake_api_token_ids(v, "input", -1, &r->in[0], e);
     }
     if ((rc = ake_api_alloc_inputs(r, n, lim, "input", e))) return rc;
     if (json_object_is_type(first, json_type_array)) {
@@ -68,7 +43,7 @@ static int parse_input(json_object *v, const ake_api_limits *lim, ake_api_reques
             if (!json_object_is_type(it, json_type_array))
                 return ake_api_fail(e, 422, "input", "`input[%d]` must be an array of token ids like `input[0]`, "
                                                      "not %s", i, ake_api_type_name(it));
-            if ((rc = parse_ids(it, i, true, &r->in[i], e))) return rc;
+            if ((rc = ake_api_token_ids(it, "input", i, &r->in[i], e))) return rc;
         }
         return 0;
     }

@@ -1,4 +1,4 @@
-/* Text Embeddings Inference (TEI) API: POST /embed, POST /similarity, POST / and POST /tokenize.
+/* Text Embeddings Inference (TEI) API: POST /embed, /embed_all, /similarity, /, /tokenize, /decode.
  *
  *   POST /embed     {"inputs": "text" | ["text", ...], "normalize": true, "truncate": false,
  *                    "truncation_direction": "right" | "left", "model": "name[@version]"}
@@ -8,8 +8,11 @@
  *                    "truncation_direction", "model"}  →  [cosine, ...]   one per sentence
  *   POST /          what the Hugging Face client (huggingface_hub.InferenceClient) posts for every
  *                   task: an object `inputs` is a similarity request, anything else an embedding one
- *   POST /tokenize  {"inputs": "text" | ["text", ...], "add_special_tokens": true}
- *                   →  [[id, ...], ...]   (ids only: TEI's token objects with offsets are not given)
+ *   POST /embed_all {"inputs", "truncate", "truncation_direction", "prompt_name", "model"}
+ *                   →  [[[float, ...] per token] per input]   the last hidden state, no pooling
+ *   POST /tokenize  {"inputs": "text" | ["text", ...], "add_special_tokens": true, "prompt_name"}
+ *                   →  [[{"id", "text", "special", "start", "stop"}, ...], ...]   byte offsets
+ *   POST /decode    {"ids": [id, ...] | [[id, ...], ...], "skip_special_tokens": true}  →  ["text", ...]
  * Unknown fields are ignored, as TEI does. */
 #include <string.h>
 
@@ -115,6 +118,47 @@ int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *
                             ake_api_error *e) {
     int rc = parse_common(body, len, lim, r, e);
     if (!rc) rc = embed_fields(r, e);
+    if (rc) ake_api_request_release(r);
+    return rc;
+}
+
+int ake_api_parse_tei_embed_all(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
+                                ake_api_error *e) {
+    int rc = parse_common(body, len, lim, r, e);
+    r->token_states = true;
+    if (!rc) rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
+    if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
+    if (rc) ake_api_request_release(r);
+    return rc;
+}
+
+int ake_api_parse_tei_decode(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
+                             ake_api_error *e) {
+    int rc = parse_object(body, len, r, e);
+    r->skip_special_tokens = true;
+    r->ids_field = "ids";
+    json_object *ids = NULL;
+    if (!rc && !ake_api_field(r->json, "ids", &ids)) rc = ake_api_fail(e, 422, "ids", "missing field `ids`");
+    if (!rc && !json_object_is_type(ids, json_type_array))
+        rc = ake_api_fail(e, 422, "ids", "`ids` must be an array of token ids or an array of such arrays, not %s",
+                          ake_api_type_name(ids));
+    if (!rc) {
+        const json_object *first = json_object_array_get_idx(ids, 0);
+        if (json_object_is_type(first, json_type_array)) { /* a batch of sequences */
+            rc = ake_api_alloc_inputs(r, (int32_t)json_object_array_length(ids), lim, "ids", e);
+            for (int32_t i = 0; !rc && i < r->n; i++) {
+                const json_object *it = json_object_array_get_idx(ids, (size_t)i);
+                if (!json_object_is_type(it, json_type_array))
+                    rc = ake_api_fail(e, 422, "ids", "`ids[%d]` must be an array of token ids like `ids[0]`, not %s",
+                                      i, ake_api_type_name(it));
+                else rc = ake_api_token_ids(it, "ids", i, &r->in[i], e);
+            }
+            r->nested_ids = true;
+        } else if (!(rc = ake_api_alloc_inputs(r, 1, lim, "ids", e))) {
+            rc = ake_api_token_ids(ids, "ids", -1, &r->in[0], e);
+        }
+    }
+    if (!rc) rc = ake_api_get_bool(r->json, "skip_special_tokens", &r->skip_special_tokens, e);
     if (rc) ake_api_request_release(r);
     return rc;
 }

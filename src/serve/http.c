@@ -58,7 +58,7 @@ typedef struct {
 
 static bool is_post_endpoint(ake_endpoint ep) {
     return ep == AKE_EP_EMBED || ep == AKE_EP_OPENAI || ep == AKE_EP_TOKENIZE || ep == AKE_EP_SIMILARITY ||
-           ep == AKE_EP_ROOT;
+           ep == AKE_EP_ROOT || ep == AKE_EP_EMBED_ALL || ep == AKE_EP_DECODE;
 }
 
 static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const char *ctype) {
@@ -161,7 +161,8 @@ static void route(ake_server *s, http_req *r, struct MHD_Connection *c) {
         {"/tokenize", AKE_EP_TOKENIZE, true},   {"/health", AKE_EP_HEALTH, false},
         {"/info", AKE_EP_INFO, false},          {"/v1/models", AKE_EP_MODELS, false},
         {"/metrics", AKE_EP_METRICS, false},    {"/similarity", AKE_EP_SIMILARITY, true},
-        {"/", AKE_EP_ROOT, true},
+        {"/", AKE_EP_ROOT, true},               {"/embed_all", AKE_EP_EMBED_ALL, true},
+        {"/decode", AKE_EP_DECODE, true},
     };
     ake_api_error *e = &r->early;
     r->ep = AKE_EP_OTHER;
@@ -285,29 +286,50 @@ static enum MHD_Result start_embed(ake_server *s, http_req *r) {
              : r->ep == AKE_EP_OPENAI     ? ake_api_parse_openai(body, r->body.len, &s->lim, &r->req, &e)
              : r->ep == AKE_EP_SIMILARITY ? ake_api_parse_tei_similarity(body, r->body.len, &s->lim, &r->req, &e)
              : r->ep == AKE_EP_ROOT       ? ake_api_parse_tei_root(body, r->body.len, &s->lim, &r->req, &e)
+             : r->ep == AKE_EP_EMBED_ALL  ? ake_api_parse_tei_embed_all(body, r->body.len, &s->lim, &r->req, &e)
+             : r->ep == AKE_EP_DECODE     ? ake_api_parse_tei_decode(body, r->body.len, &s->lim, &r->req, &e)
                                           : ake_api_parse_tei_tokenize(body, r->body.len, &s->lim, &r->req, &e);
     ake_buf_release(&r->body);
     if (rc) return respond_error(r, &e);
     /* the version pinned here answers the whole request; on_completed gives it back */
     if ((rc = ake_registry_acquire(s->reg, r->req.model, &r->mv, &e))) return respond_error(r, &e);
     if ((rc = ake_api_bind_model(&r->req, &r->mv->facts, &e))) return respond_error(r, &e);
-    double t0 = ake_now_s();
-    rc = ake_api_encode(r->mv->p.tok, &r->mv->facts, &r->req, r->ep != AKE_EP_TOKENIZE, &r->toks, &e);
-    ake_metrics_observe(&r->mv->metrics, AKE_H_TOKENIZE, ake_now_s() - t0);
-    if (rc) return respond_error(r, &e);
-    if (r->ep == AKE_EP_TOKENIZE) {
+    if (r->ep == AKE_EP_TOKENIZE || r->ep == AKE_EP_DECODE) { /* answered here: no engine */
         ake_buf b = {0};
-        ake_api_write_tokens(&r->toks, &b);
+        const double t0 = ake_now_s();
+        rc = r->ep == AKE_EP_TOKENIZE ? ake_api_write_tokenize(r->mv->p.tok, &r->req, &b, &e)
+                                      : ake_api_write_decode(r->mv->p.tok, &r->req, &b, &e);
+        ake_metrics_observe(&r->mv->metrics, AKE_H_TOKENIZE, ake_now_s() - t0);
+        if (rc) {
+            ake_buf_release(&b);
+            return respond_error(r, &e);
+        }
         return respond(r, 200, &b, "application/json");
     }
+    double t0 = ake_now_s();
+    rc = ake_api_encode(r->mv->p.tok, &r->mv->facts, &r->req, true, &r->toks, &e);
+    ake_metrics_observe(&r->mv->metrics, AKE_H_TOKENIZE, ake_now_s() - t0);
+    if (rc) return respond_error(r, &e);
     const int32_t n = r->req.n;
+    /* token states: one row per token, at most one engine batch of them (the answer's JSON is
+     * about 13 bytes a number: --max-batch-tokens bounds it) */
+    const bool states = r->req.token_states;
+    if (states && r->toks.total > s->o.max_batch_tokens) {
+        e = (ake_api_error){0};
+        ake_api_fail(&e, 413, NULL, "/embed_all returns a vector per token: the request has %lld tokens; the limit is "
+                     "%d (--max-batch-tokens)", (long long)r->toks.total, s->o.max_batch_tokens);
+        return respond_error(r, &e);
+    }
+    const size_t rows = states ? (size_t)r->toks.total : (size_t)n;
     r->seqs = calloc((size_t)n, sizeof *r->seqs);
-    r->vecs = malloc((size_t)n * r->mv->facts.dim * sizeof *r->vecs);
+    r->vecs = malloc(rows * r->mv->facts.dim * sizeof *r->vecs);
     if (!r->seqs || !r->vecs) return respond_fail(r, 500, "out of memory");
     for (int32_t i = 0; i < n; i++) {
         r->seqs[i].ids = r->toks.ids + r->toks.off[i];
         r->seqs[i].len = r->toks.off[i + 1] - r->toks.off[i];
+        r->seqs[i].row = r->toks.off[i];
     }
+    r->job.token_states = states;
     r->job.n = n;
     r->job.seqs = r->seqs;
     r->job.out = r->vecs;
@@ -343,6 +365,7 @@ static enum MHD_Result finish_embed(ake_server *s, http_req *r) {
     }
     ake_buf b = {0};
     if (r->ep == AKE_EP_OPENAI) ake_api_write_openai(&r->req, &r->mv->facts, r->vecs, r->toks.total, &b);
+    else if (r->req.token_states) ake_api_write_tei_embed_all(&r->toks, &r->mv->facts, r->vecs, &b);
     else if (r->req.similarity) ake_api_write_tei_similarity(&r->req, &r->mv->facts, r->vecs, &b);
     else ake_api_write_tei_embed(&r->req, &r->mv->facts, r->vecs, &b);
     return respond(r, 200, &b, "application/json");

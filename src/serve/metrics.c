@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ep_names[AKE_EP_COUNT] = {"embed",   "v1_embeddings", "tokenize",   "health", "info",
-                                                   "v1_models", "metrics",     "similarity", "root",   "other"};
+static const char *const ep_names[AKE_EP_COUNT] = {"embed",   "v1_embeddings", "tokenize",   "health",    "info",
+                                                   "v1_models", "metrics",     "similarity", "root",      "embed_all",
+                                                   "decode",    "other"};
 
 static const int status_codes[AKE_STATUS_SLOTS - 1] = {200, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
 

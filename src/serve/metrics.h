@@ -27,6 +27,8 @@ typedef enum {
     AKE_EP_METRICS,        /* GET /metrics */
     AKE_EP_SIMILARITY,     /* POST /similarity */
     AKE_EP_ROOT,           /* POST / (TEI's route of the Hugging Face client) */
+    AKE_EP_EMBED_ALL,      /* POST /embed_all */
+    AKE_EP_DECODE,         /* POST /decode */
     AKE_EP_OTHER,          /* anything else (404 / 405) */
     AKE_EP_COUNT
 } ake_endpoint;

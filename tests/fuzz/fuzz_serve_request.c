@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const int32_t dim = 8; /* a small fake dimension keeps the writers cheap */
     const ake_api_limits lim = {.max_client_batch_size = 64};
     const ake_api_model facts = {.max_seq_tokens = 128, .vocab_size = 30522, .dim = dim, .normalizes = true};
-    for (int which = 0; which < 5; which++) { /* /embed, /tokenize, /v1/embeddings, /similarity, / */
+    for (int which = 0; which < 7; which++) { /* /embed, /tokenize, /v1/embeddings, /similarity, /, /embed_all, /decode */
         ake_api_request r;
         ake_api_error e = {0};
         const char *body = (const char *)data;
@@ -36,7 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  : which == 1 ? ake_api_parse_tei_tokenize(body, size, &lim, &r, &e)
                  : which == 2 ? ake_api_parse_openai(body, size, &lim, &r, &e)
                  : which == 3 ? ake_api_parse_tei_similarity(body, size, &lim, &r, &e)
-                              : ake_api_parse_tei_root(body, size, &lim, &r, &e);
+                 : which == 4 ? ake_api_parse_tei_root(body, size, &lim, &r, &e)
+                 : which == 5 ? ake_api_parse_tei_embed_all(body, size, &lim, &r, &e)
+                              : ake_api_parse_tei_decode(body, size, &lim, &r, &e);
         if (!rc && (rc = ake_api_bind_model(&r, &facts, &e))) ake_api_request_release(&r);
         if (rc) {
             if (rc < 400 || rc > 599 || !e.msg[0]) __builtin_trap();
@@ -48,6 +50,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r.n < 1 || r.n > lim.max_client_batch_size) __builtin_trap();
         if (which == 2 && !r.model) __builtin_trap(); /* OpenAI: the response names the model as sent */
         if ((which == 3 && !r.similarity) || (r.similarity && r.n < 2)) __builtin_trap();
+        if ((which == 5) != r.token_states) __builtin_trap();
+        if (which == 6) { /* /decode: ids only */
+            for (int32_t i = 0; i < r.n; i++)
+                if (r.in[i].text || r.in[i].n_ids < 1) __builtin_trap();
+            if (have_pipe) {
+                ake_buf b = {0};
+                if (ake_api_write_decode(pipe_.tok, &r, &b, &e) != 0 && !e.msg[0]) __builtin_trap();
+                ake_buf_release(&b);
+            }
+            ake_api_request_release(&r);
+            continue;
+        }
         for (int32_t i = 0; i < r.n; i++)
             if (r.in[i].text ? r.in[i].len == 0 : r.in[i].n_ids < 1) __builtin_trap();
         ake_api_tokens t;
@@ -60,8 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             ake_buf b = {0};
             if (r.similarity) ake_api_write_tei_similarity(&r, &facts, v, &b);
             else if (which == 0 || which == 4) ake_api_write_tei_embed(&r, &facts, v, &b);
-            else if (which == 1) ake_api_write_tokens(&t, &b);
-            else ake_api_write_openai(&r, &facts, v, t.total, &b);
+            else if (which == 1 && have_pipe && ake_api_write_tokenize(pipe_.tok, &r, &b, &e) != 0 && !e.msg[0])
+                __builtin_trap();
+            else if (which == 2) ake_api_write_openai(&r, &facts, v, t.total, &b);
+            else if (which == 5) {
+                float *rows = calloc((size_t)t.total * dim + 1, sizeof *rows);
+                ake_api_write_tei_embed_all(&t, &facts, rows, &b);
+                free(rows);
+            }
             ake_buf_release(&b);
             free(v);
             ake_api_tokens_release(&t);

@@ -92,13 +92,61 @@ def test_truncation(server):
     assert float(np.max(np.abs(np.array(left) - np.array(right)))) > 1e-3
 
 
+def tei_tokens(text, add_special_tokens=True):
+    """What TEI's /tokenize answers for text: HF `tokenizers`' encoding, its character offsets as
+    byte offsets into the UTF-8 text, special tokens with their own string and null offsets."""
+    enc = hf_tokenizer().encode(text, add_special_tokens=add_special_tokens)
+    out = []
+    for tid, tstr, (a, b), special in zip(enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask):
+        if special:
+            out.append({"id": tid, "text": tstr, "special": True, "start": None, "stop": None})
+        else:
+            start, stop = len(text[:a].encode()), len(text[:b].encode())
+            out.append({"id": tid, "text": text.encode()[start:stop].decode(), "special": False, "start": start,
+                        "stop": stop})
+    return out
+
+
 def test_tokenize(server):
-    tok = hf_tokenizer()
-    r = post(server, "/tokenize", {"inputs": TEXTS})
+    texts = TEXTS + ["Héllo, wörld! İstanbul 東京 naïve café\u0000x", "  spaces\tand\nnewlines  ", "don't [MASK] it"]
+    r = post(server, "/tokenize", {"inputs": texts})
     assert r.status_code == 200, r.text
-    assert r.json() == [tok.encode(t).ids for t in TEXTS]
+    assert r.json() == [tei_tokens(t) for t in texts]
     r = post(server, "/tokenize", {"inputs": "hello world", "add_special_tokens": False})
-    assert r.json() == [tok.encode("hello world", add_special_tokens=False).ids]
+    assert r.json() == [tei_tokens("hello world", add_special_tokens=False)]
+
+
+def test_decode(server):
+    tok = hf_tokenizer()
+    seqs = [tok.encode(t).ids for t in TEXTS + ["don't stop: it's fine , really ."]]
+    for skip in (True, False):
+        r = post(server, "/decode", {"ids": seqs, "skip_special_tokens": skip})
+        assert r.status_code == 200, r.text
+        assert r.json() == [tok.decode(s, skip_special_tokens=skip) for s in seqs]
+    r = post(server, "/decode", {"ids": seqs[0]})  # one sequence; skip_special_tokens defaults to true
+    assert r.json() == [tok.decode(seqs[0])]
+    r = post(server, "/decode", {"ids": [101, 30522]})
+    assert r.status_code == 422 and "30522" in r.json()["error"], r.text
+    r = post(server, "/decode", {"ids": "hello"})
+    assert r.status_code == 422
+
+
+def test_embed_all(server, reference):
+    """/embed_all: the last hidden state of every token, [CLS] and [SEP] included; mean-pooled and
+    normalized, a text's rows give its /embed vector."""
+    r = post(server, "/embed_all", {"inputs": TEXTS})
+    assert r.status_code == 200, r.text
+    rows = r.json()
+    ids = [[t["id"] for t in row] for row in post(server, "/tokenize", {"inputs": TEXTS}).json()]
+    assert [len(x) for x in rows] == [len(x) for x in ids]
+    assert all(len(v) == DIM for x in rows for v in x)
+    for i, x in enumerate(rows):
+        m = np.asarray(x, dtype=np.float64).mean(axis=0)
+        assert_close(m / np.linalg.norm(m), reference[i], f"pooled rows of text {i}")
+    alone = post(server, "/embed_all", {"inputs": TEXTS[1]}).json()
+    assert np.max(np.abs(np.asarray(alone[0]) - np.asarray(rows[1]))) <= (1e-3 if ON_GPU else 1e-5)
+    r = post(server, "/embed_all", {"inputs": [" ".join(["word"] * 250)] * 80})  # 20,160 tokens: over a batch
+    assert r.status_code == 413 and "max-batch-tokens" in r.json()["error"], r.text
 
 
 def test_openai_requests(server, reference):
@@ -111,7 +159,7 @@ def test_openai_requests(server, reference):
     assert all(d["object"] == "embedding" for d in out["data"])
     for i, d in enumerate(out["data"]):
         assert_close(d["embedding"], reference[i], f"text {i}")
-    ids = post(server, "/tokenize", {"inputs": TEXTS}).json()
+    ids = [[t["id"] for t in row] for row in post(server, "/tokenize", {"inputs": TEXTS}).json()]
     n_tokens = sum(len(x) for x in ids)
     assert out["usage"] == {"prompt_tokens": n_tokens, "total_tokens": n_tokens}
 
