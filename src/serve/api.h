@@ -103,8 +103,9 @@ typedef struct {
  * checks them against the model. */
 int ake_api_parse_tei_embed(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                             ake_api_error *e);
-/* POST /similarity: {"inputs": {"source_sentence": "...", "sentences": ["...", ...]}, "truncate",
- * "truncation_direction", "model"} → r->similarity, in[0] the source, in[1..n) the sentences. */
+/* POST /similarity: {"inputs": {"source_sentence": "...", "sentences": ["...", ...]}, "parameters":
+ * {"truncate", "truncation_direction", "prompt_name"}, "model"} → r->similarity, in[0] the source,
+ * in[1..n) the sentences. */
 int ake_api_parse_tei_similarity(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *out,
                                  ake_api_error *e);
 /* POST / (TEI's route for every task of the Hugging Face client): `inputs` an object with

@@ -109,6 +109,10 @@ int ake_api_text_input(const json_object *v, const char *field, int32_t index, a
     return 0;
 }
 
+static bool is_number(const json_object *v) {
+    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
+}
+
 int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
     const int32_t n = (int32_t)json_object_array_length(arr);
     char where[48];
@@ -120,7 +124,7 @@ int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, 
     in->n_ids = n;
     for (int32_t k = 0; k < n; k++) {
         const json_object *it = json_object_array_get_idx(arr, (size_t)k);
-        if (!json_object_is_type(it, json_type_int) && !json_object_is_type(it, json_type_double))
+        if (!is_number(it))
             return ake_api_fail(e, 422, field, "`%s[%d]` must be a token id (an integer), not %s", where, k,
                                 ake_api_type_name(it));
         /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
@@ -130,6 +134,55 @@ int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, 
                                 k, v);
         in->ids[k] = (int32_t)v;
     }
+    return 0;
+}
+
+int ake_api_parse_inputs(const json_object *v, const char *field, bool mixed, const ake_api_limits *lim,
+                         ake_api_request *r, ake_api_error *e) {
+    int rc;
+    if (json_object_is_type(v, json_type_string)) {
+        if ((rc = ake_api_text_input(v, field, -1, &(ake_api_input){0}, e))) return rc;
+        if ((rc = ake_api_alloc_inputs(r, 1, lim, field, e))) return rc;
+        return ake_api_text_input(v, field, -1, &r->in[0], e);
+    }
+    if (!json_object_is_type(v, json_type_array))
+        return ake_api_fail(e, 422, field, "`%s` must be a string, an array of strings, an array of token ids or an "
+                            "array of arrays of token ids, not %s", field, ake_api_type_name(v));
+    const int32_t n = (int32_t)json_object_array_length(v);
+    if (n == 0) return ake_api_fail_empty(e, field, "`%s` is empty", field);
+    const json_object *first = json_object_array_get_idx(v, 0);
+    if (is_number(first)) { /* one sequence of token ids */
+        if ((rc = ake_api_alloc_inputs(r, 1, lim, field, e))) return rc;
+        return ake_api_token_ids(v, field, -1, &r->in[0], e);
+    }
+    if ((rc = ake_api_alloc_inputs(r, n, lim, field, e))) return rc;
+    for (int32_t i = 0; i < n; i++) {
+        const json_object *it = json_object_array_get_idx(v, (size_t)i);
+        if (json_object_is_type(it, json_type_array) &&
+            (mixed || json_object_is_type(first, json_type_array))) {
+            r->nested_ids = true;
+            rc = ake_api_token_ids(it, field, i, &r->in[i], e);
+        } else if (!mixed && json_object_is_type(first, json_type_array)) {
+            rc = ake_api_fail(e, 422, field, "`%s[%d]` must be an array of token ids like `%s[0]`, not %s", field, i,
+                              field, ake_api_type_name(it));
+        } else if (!mixed || json_object_is_type(it, json_type_string)) {
+            rc = ake_api_text_input(it, field, i, &r->in[i], e);
+        } else {
+            rc = ake_api_fail(e, 422, field, "`%s[%d]` must be a string or an array of token ids, not %s", field, i,
+                              ake_api_type_name(it));
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int ake_api_get_dimensions(const json_object *root, ake_api_request *r, ake_api_error *e) {
+    json_object *dims;
+    if (!ake_api_field(root, "dimensions", &dims) || !dims) return 0;
+    const double v = is_number(dims) ? json_object_get_double(dims) : NAN;
+    if (!(v >= 1 && v <= INT32_MAX && v == floor(v))) /* at most the model's: ake_api_bind_model */
+        return ake_api_fail(e, 422, "dimensions", "`dimensions` must be a positive integer");
+    r->dimensions = (int32_t)v;
     return 0;
 }
 

@@ -30,6 +30,13 @@ int ake_api_text_input(const json_object *v, const char *field, int32_t index, a
  * checked by ake_api_bind_model): field names the request field, index >= 0 the sequence's
  * place in an array of them (for messages). */
 int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, ake_api_input *in, ake_api_error *e);
+/* TEI's Input (router/src/http/types.rs `Input`): a string, an array of token ids, or an array of
+ * items each a string or an array of token ids, into r->in (field names it in messages). mixed:
+ * strings and token-id arrays may share one array (TEI); OpenAI's `input` keeps to one kind. */
+int ake_api_parse_inputs(const json_object *v, const char *field, bool mixed, const ake_api_limits *lim,
+                         ake_api_request *r, ake_api_error *e);
+/* Optional `dimensions`: a positive integer (at most the model's: ake_api_bind_model). */
+int ake_api_get_dimensions(const json_object *root, ake_api_request *r, ake_api_error *e);
 /* Checks n against the limits (0 → 422, too many → 413) and allocates r->in. */
 int ake_api_alloc_inputs(ake_api_request *r, int32_t n, const ake_api_limits *lim, const char *field,
                          ake_api_error *e);

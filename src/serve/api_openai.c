@@ -17,49 +17,13 @@
 
 #include "serve/api_impl.h"
 
-static int parse_input(json_object *v, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
-    int rc;
-    if (json_object_is_type(v, json_type_string)) {
-        if ((rc = ake_api_text_input(v, "input", -1, &(ake_api_input){0}, e))) return rc;
-        if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
-        return ake_api_text_input(v, "input", -1, &r->in[0], e);
-    }
-    if (!json_object_is_type(v, json_type_array))
-        return ake_api_fail(e, 422, "input",
-                            "`input` must be a string, an array of strings, an array of token ids or an array of "
-                            "arrays of token ids, not %s", ake_api_type_name(v));
-    const int32_t n = (int32_t)json_object_array_length(v);
-    if (n == 0) return ake_api_fail_empty(e, "input", "`input` is empty");
-    const json_object *first = json_object_array_get_idx(v, 0);
-    if (json_object_is_type(first, json_type_int) || json_object_is_type(first, json_type_double)) { /* token ids */
-        if ((rc = ake_api_alloc_inputs(r, 1, lim, "input", e))) return rc;
-        return ake_api_token_ids(v, "input", -1, &r->in[0], e);
-    }
-    if ((rc = ake_api_alloc_inputs(r, n, lim, "input", e))) return rc;
-    if (json_object_is_type(first, json_type_array)) {
-        r->nested_ids = true;
-        for (int32_t i = 0; i < r->n; i++) {
-            const json_object *it = json_object_array_get_idx(v, (size_t)i);
-            if (!json_object_is_type(it, json_type_array))
-                return ake_api_fail(e, 422, "input", "`input[%d]` must be an array of token ids like `input[0]`, "
-                                                     "not %s", i, ake_api_type_name(it));
-            if ((rc = ake_api_token_ids(it, "input", i, &r->in[i], e))) return rc;
-        }
-        return 0;
-    }
-    for (int32_t i = 0; i < r->n; i++)
-        if ((rc = ake_api_text_input(json_object_array_get_idx(v, (size_t)i), "input", i, &r->in[i], e))) return rc;
-    return 0;
-}
-
 static int parse_body(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
     int rc = ake_api_parse_json(body, len, &r->json, e);
     if (rc) return rc;
     const json_object *root = r->json;
     if (!json_object_is_type(root, json_type_object))
         return ake_api_fail(e, 422, NULL, "the body must be a JSON object, not %s", ake_api_type_name(root));
-    if ((rc = ake_api_get_name(root, "model", &r->model, e))) return rc;
-    if (!r->model) return ake_api_fail(e, 422, "model", "missing field `model`");
+    if ((rc = ake_api_get_name(root, "model", &r->model, e))) return rc; /* absent: the default model (TEI) */
     const char *fmt = NULL;
     if ((rc = ake_api_get_name(root, "encoding_format", &fmt, e))) return rc;
     if (fmt) {
@@ -67,21 +31,14 @@ static int parse_body(const char *body, size_t len, const ake_api_limits *lim, a
         else if (!strcmp(fmt, "base64")) r->base64 = true;
         else return ake_api_fail(e, 422, "encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
     }
-    json_object *dims;
-    if (ake_api_field(root, "dimensions", &dims) && dims) {
-        const bool num = json_object_is_type(dims, json_type_int) || json_object_is_type(dims, json_type_double);
-        const double v = num ? json_object_get_double(dims) : NAN;
-        if (!(v >= 1 && v <= INT32_MAX && v == floor(v))) /* at most the model's: ake_api_bind_model */
-            return ake_api_fail(e, 422, "dimensions", "`dimensions` must be a positive integer");
-        r->dimensions = (int32_t)v;
-    }
+    if ((rc = ake_api_get_dimensions(root, r, e))) return rc;
     json_object *user;
     if (ake_api_field(root, "user", &user) && user && !json_object_is_type(user, json_type_string))
         return ake_api_fail(e, 422, "user", "`user` must be a string, not %s", ake_api_type_name(user));
     if ((rc = ake_api_get_bool(root, "truncate", &r->truncate, e))) return rc;
     json_object *input;
     if (!ake_api_field(root, "input", &input)) return ake_api_fail(e, 422, "input", "missing field `input`");
-    return parse_input(input, lim, r, e);
+    return ake_api_parse_inputs(input, "input", false, lim, r, e);
 }
 
 int ake_api_parse_openai(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,

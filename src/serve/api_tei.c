@@ -1,11 +1,13 @@
 /* Text Embeddings Inference (TEI) API: POST /embed, /embed_all, /similarity, /, /tokenize, /decode.
  *
- *   POST /embed     {"inputs": "text" | ["text", ...], "normalize": true, "truncate": false,
- *                    "truncation_direction": "right" | "left", "model": "name[@version]"}
- *                   →  [[float, ...], ...]
+ *   POST /embed     {"inputs": "text" | [id, ...] | ["text" | [id, ...], ...], "normalize": true,
+ *                    "dimensions": N, "truncate": false, "truncation_direction": "right" | "left",
+ *                    "prompt_name", "model": "name[@version]"}
+ *                   →  [[float, ...], ...]   (token ids are embedded as given, like OpenAI's)
  * "model" is ours (TEI serves one model): absent, the server's default model answers.
- *   POST /similarity {"inputs": {"source_sentence": "text", "sentences": ["text", ...]}, "truncate",
- *                    "truncation_direction", "model"}  →  [cosine, ...]   one per sentence
+ *   POST /similarity {"inputs": {"source_sentence": "text", "sentences": ["text", ...]},
+ *                    "parameters": {"truncate", "truncation_direction", "prompt_name"}, "model"}
+ *                    →  [cosine, ...]   one per sentence
  *   POST /          what the Hugging Face client (huggingface_hub.InferenceClient) posts for every
  *                   task: an object `inputs` is a similarity request, anything else an embedding one
  *   POST /embed_all {"inputs", "truncate", "truncation_direction", "prompt_name", "model"}
@@ -18,22 +20,11 @@
 
 #include "serve/api_impl.h"
 
-/* "inputs": a string or a non-empty array of non-empty strings. */
+/* "inputs": TEI's Input (texts and token-id sequences). */
 static int parse_inputs(const json_object *root, const ake_api_limits *lim, ake_api_request *r, ake_api_error *e) {
     json_object *v;
     if (!ake_api_field(root, "inputs", &v)) return ake_api_fail(e, 422, "inputs", "missing field `inputs`");
-    if (json_object_is_type(v, json_type_array)) {
-        int rc = ake_api_alloc_inputs(r, (int32_t)json_object_array_length(v), lim, "inputs", e);
-        if (rc) return rc;
-        for (int32_t i = 0; i < r->n; i++)
-            if ((rc = ake_api_text_input(json_object_array_get_idx(v, (size_t)i), "inputs", i, &r->in[i], e)))
-                return rc;
-        return 0;
-    }
-    int rc = ake_api_text_input(v, "inputs", -1, &(ake_api_input){0}, e);
-    if (rc) return rc;
-    if ((rc = ake_api_alloc_inputs(r, 1, lim, "inputs", e))) return rc;
-    return ake_api_text_input(v, "inputs", -1, &r->in[0], e);
+    return ake_api_parse_inputs(v, "inputs", true, lim, r, e);
 }
 
 /* The JSON object and the fields every TEI request may carry: model, prompt_name. */
@@ -58,7 +49,9 @@ static int parse_common(const char *body, size_t len, const ake_api_limits *lim,
 
 /* The embedding fields of /embed (and of / without an object `inputs`). */
 static int embed_fields(ake_api_request *r, ake_api_error *e) {
+    r->ids_field = "inputs";
     int rc = ake_api_get_bool(r->json, "normalize", &r->normalize, e);
+    if (!rc) rc = ake_api_get_dimensions(r->json, r, e);
     if (!rc) rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
     if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
     return rc;
@@ -88,8 +81,14 @@ static int similarity_fields(const ake_api_limits *lim, ake_api_request *r, ake_
     for (int32_t i = 0; i < k; i++)
         if ((rc = ake_api_text_input(json_object_array_get_idx(sents, (size_t)i), "inputs.sentences", i, &r->in[i + 1], e)))
             return rc;
-    rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
-    if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
+    /* TEI's SimilarityParameters: {"parameters": {"truncate", "truncation_direction", "prompt_name"}} */
+    json_object *p = NULL;
+    if (!ake_api_field(r->json, "parameters", &p) || !p) return 0;
+    if (!json_object_is_type(p, json_type_object))
+        return ake_api_fail(e, 422, "parameters", "`parameters` must be an object, not %s", ake_api_type_name(p));
+    rc = ake_api_get_bool(p, "truncate", &r->truncate, e);
+    if (!rc) rc = ake_api_get_direction(p, "truncation_direction", &r->dir, e);
+    if (!rc && !r->prompt_name) rc = ake_api_get_name(p, "prompt_name", &r->prompt_name, e);
     return rc;
 }
 
@@ -126,6 +125,7 @@ int ake_api_parse_tei_embed_all(const char *body, size_t len, const ake_api_limi
                                 ake_api_error *e) {
     int rc = parse_common(body, len, lim, r, e);
     r->token_states = true;
+    r->ids_field = "inputs";
     if (!rc) rc = ake_api_get_bool(r->json, "truncate", &r->truncate, e);
     if (!rc) rc = ake_api_get_direction(r->json, "truncation_direction", &r->dir, e);
     if (rc) ake_api_request_release(r);
@@ -166,20 +166,23 @@ int ake_api_parse_tei_decode(const char *body, size_t len, const ake_api_limits 
 int ake_api_parse_tei_tokenize(const char *body, size_t len, const ake_api_limits *lim, ake_api_request *r,
                                ake_api_error *e) {
     int rc = parse_common(body, len, lim, r, e);
+    for (int32_t i = 0; !rc && i < r->n; i++) /* TEI's TokenizeInput: texts only */
+        if (!r->in[i].text)
+            rc = ake_api_fail(e, 422, "inputs", "`inputs` of /tokenize must be a string or an array of strings");
     if (!rc) rc = ake_api_get_bool(r->json, "add_special_tokens", &r->add_special_tokens, e);
     if (rc) ake_api_request_release(r);
     return rc;
 }
 
 void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out) {
-    const int32_t d = m->dim;
-    ake_buf_reserve(out, (size_t)req->n * ((size_t)d * 13 + 3) + 2);
+    const int32_t d = m->dim, keep = req->dimensions > 0 ? req->dimensions : d; /* TEI: cut, then normalize */
+    ake_buf_reserve(out, (size_t)req->n * ((size_t)keep * 13 + 3) + 2);
     ake_buf_put(out, "[", 1);
     for (int32_t i = 0; i < req->n; i++) {
         float *v = vecs + (size_t)i * d;
-        if (req->normalize) ake_l2_normalize(v, d);
+        if (req->normalize) ake_l2_normalize(v, keep);
         if (i) ake_buf_put(out, ",", 1);
-        ake_buf_float_array(out, v, d);
+        ake_buf_float_array(out, v, keep);
     }
     ake_buf_put(out, "]", 1);
 }

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "base/log.h"
+#include "serve/assets.h"
 #include "serve/batcher.h"
 #include "serve/server_impl.h"
 
@@ -162,7 +163,8 @@ static void route(ake_server *s, http_req *r, struct MHD_Connection *c) {
         {"/info", AKE_EP_INFO, false},          {"/v1/models", AKE_EP_MODELS, false},
         {"/metrics", AKE_EP_METRICS, false},    {"/similarity", AKE_EP_SIMILARITY, true},
         {"/", AKE_EP_ROOT, true},               {"/embed_all", AKE_EP_EMBED_ALL, true},
-        {"/decode", AKE_EP_DECODE, true},
+        {"/decode", AKE_EP_DECODE, true},       {"/openapi.json", AKE_EP_OPENAPI, false},
+        {"/docs", AKE_EP_DOCS, false},
     };
     ake_api_error *e = &r->early;
     r->ep = AKE_EP_OTHER;
@@ -182,7 +184,7 @@ static void route(ake_server *s, http_req *r, struct MHD_Connection *c) {
         ake_api_fail(e, 405, NULL, "%s is not allowed on %s; use %s", r->method, r->url, post ? "POST" : "GET");
         return;
     }
-    if (s->o.api_key && *s->o.api_key && r->ep != AKE_EP_HEALTH) {
+    if (s->o.api_key && *s->o.api_key && r->ep != AKE_EP_HEALTH && r->ep != AKE_EP_OPENAPI && r->ep != AKE_EP_DOCS) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         if (!ake_http_authorized(c, s->o.api_key)) {
             e->code = "invalid_api_key";
@@ -233,6 +235,7 @@ static enum MHD_Result answer_info(ake_server *s, http_req *r) {
     ake_buf_puts(&b, "\"version\":");
     ake_buf_json_string(&b, s->o.version, strlen(s->o.version));
     ake_buf_printf(&b,
+                   ",\"sha\":null,\"docker_label\":null,\"auto_truncate\":false"
                    ",\"max_concurrent_requests\":%d,\"max_batch_tokens\":%d,\"max_batch_requests\":%d,"
                    "\"max_batch_size\":%d,\"max_client_batch_size\":%d,\"max_payload_bytes\":%lld,"
                    "\"max_wait_ms\":%d,\"request_timeout_ms\":%d,\"tokenization_workers\":%d,\"batch_policy\":",
@@ -260,6 +263,12 @@ static enum MHD_Result answer_get(ake_server *s, http_req *r) {
     case AKE_EP_METRICS:
         ake_registry_write_metrics(s->reg, &s->metrics, s->o.version, &b);
         return respond(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
+    case AKE_EP_OPENAPI:
+        ake_buf_put(&b, ake_asset_openapi_json, (size_t)(ake_asset_openapi_json_end - ake_asset_openapi_json));
+        return respond(r, 200, &b, "application/json");
+    case AKE_EP_DOCS:
+        ake_buf_put(&b, ake_asset_docs_html, (size_t)(ake_asset_docs_html_end - ake_asset_docs_html));
+        return respond(r, 200, &b, "text/html; charset=utf-8");
     default: return respond_fail(r, 500, "no handler for %s", r->url);
     }
 }
@@ -294,6 +303,7 @@ static enum MHD_Result start_embed(ake_server *s, http_req *r) {
     /* the version pinned here answers the whole request; on_completed gives it back */
     if ((rc = ake_registry_acquire(s->reg, r->req.model, &r->mv, &e))) return respond_error(r, &e);
     if ((rc = ake_api_bind_model(&r->req, &r->mv->facts, &e))) return respond_error(r, &e);
+    if (!r->req.model) r->req.model = r->mv->name; /* the OpenAI body names the model that answered */
     if (r->ep == AKE_EP_TOKENIZE || r->ep == AKE_EP_DECODE) { /* answered here: no engine */
         ake_buf b = {0};
         const double t0 = ake_now_s();

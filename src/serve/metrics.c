@@ -7,7 +7,7 @@
 
 static const char *const ep_names[AKE_EP_COUNT] = {"embed",   "v1_embeddings", "tokenize",   "health",    "info",
                                                    "v1_models", "metrics",     "similarity", "root",      "embed_all",
-                                                   "decode",    "other"};
+                                                   "decode",    "openapi",       "docs",       "other"};
 
 static const int status_codes[AKE_STATUS_SLOTS - 1] = {200, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
 

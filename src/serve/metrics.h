@@ -29,6 +29,8 @@ typedef enum {
     AKE_EP_ROOT,           /* POST / (TEI's route of the Hugging Face client) */
     AKE_EP_EMBED_ALL,      /* POST /embed_all */
     AKE_EP_DECODE,         /* POST /decode */
+    AKE_EP_OPENAPI,        /* GET /openapi.json */
+    AKE_EP_DOCS,           /* GET /docs */
     AKE_EP_OTHER,          /* anything else (404 / 405) */
     AKE_EP_COUNT
 } ake_endpoint;

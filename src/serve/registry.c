@@ -1141,14 +1141,17 @@ void ake_registry_write_version(const ake_model_version *v, bool admin, ake_buf 
     const ake_model_config *cfg = &v->p.model->cfg;
     ake_buf_puts(b, "\"model_id\":");
     json_str(b, v->name);
+    ake_buf_puts(b, ",\"served_model_name\":");
+    json_str(b, v->name);
     ake_buf_puts(b, ",\"model_version\":");
     json_str(b, v->version);
+    /* model_type as TEI's ModelType: {"embedding": {"pooling": ...}}; model_sha: a folder has none */
     ake_buf_printf(b,
-                   ",\"model_type\":\"embedding\",\"model_dtype\":\"%s\",\"dtype\":\"%s\",\"dim\":%d,"
-                   "\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,\"vocab_size\":%d,\"layers\":%d,"
-                   "\"synthetic_weights\":%s,\"device\":",
-                   v->dtype, v->dtype, cfg->hidden, v->facts.max_seq_tokens, ake_pooling_name(cfg->pooling),
-                   cfg->normalize ? "true" : "false", cfg->vocab_size, cfg->layers,
+                   ",\"model_type\":{\"embedding\":{\"pooling\":\"%s\"}},\"model_sha\":null,\"model_dtype\":\"%s\","
+                   "\"dtype\":\"%s\",\"dim\":%d,\"max_input_length\":%d,\"pooling\":\"%s\",\"normalize\":%s,"
+                   "\"vocab_size\":%d,\"layers\":%d,\"synthetic_weights\":%s,\"device\":",
+                   ake_pooling_name(cfg->pooling), v->dtype, v->dtype, cfg->hidden, v->facts.max_seq_tokens,
+                   ake_pooling_name(cfg->pooling), cfg->normalize ? "true" : "false", cfg->vocab_size, cfg->layers,
                    cfg->synthetic ? "true" : "false");
     json_str(b, v->devices);
     ake_buf_printf(b, ",\"replicas\":%d,\"weight_bytes\":%zu,\"quantization\":%s", ake_batcher_replicas(v->batcher),

@@ -133,3 +133,32 @@ def test_bad_prompt_configs_are_refused(tmp_path, cfg, words):
     d = prompt_model(tmp_path, "bad", cfg)
     r = subprocess.run([AKE_BIN, "embed", "--model", d], input=b"x\n", capture_output=True, timeout=120)
     assert r.returncode != 0 and words in r.stderr.decode(), r.stderr.decode()
+
+
+def test_tei_request_fields(server, ref):
+    """TEI's request fields beyond texts: token ids in `inputs` (mixed with texts), `dimensions`
+    (cut, then normalized), similarity's `parameters`; OpenAI's `model` may be left out (TEI)."""
+    tok = requests.post(server.url + "/tokenize", json={"inputs": TEXTS[:2]}, timeout=30).json()
+    ids = [[t["id"] for t in row] for row in tok]
+    r = requests.post(server.url + "/embed", json={"inputs": [ids[0], TEXTS[1]]}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert_close(r.json()[0], ref[TEXTS[0]], "token ids in /embed")
+    assert_close(r.json()[1], ref[TEXTS[1]], "text beside token ids")
+    one = requests.post(server.url + "/embed", json={"inputs": ids[0]}, timeout=30).json()
+    assert len(one) == 1
+    cut = requests.post(server.url + "/embed", json={"inputs": TEXTS[0], "dimensions": 64}, timeout=30).json()[0]
+    want = np.asarray(ref[TEXTS[0]][:64], dtype=np.float64)
+    assert len(cut) == 64 and np.max(np.abs(np.asarray(cut) - want / np.linalg.norm(want))) <= (1e-3 if ON_GPU else 1e-6)
+    raw = requests.post(server.url + "/embed", json={"inputs": TEXTS[0], "dimensions": 64, "normalize": False},
+                        timeout=30).json()[0]
+    assert abs(np.linalg.norm(raw) - 1) > 1e-3
+    r = requests.post(server.url + "/embed", json={"inputs": TEXTS[0], "dimensions": 385}, timeout=30)
+    assert r.status_code == 422
+    long = " ".join(["word"] * 300)
+    body = {"inputs": {"source_sentence": long, "sentences": ["word word"]}}
+    assert requests.post(server.url + "/similarity", json=body, timeout=30).status_code == 422
+    body["parameters"] = {"truncate": True}
+    assert requests.post(server.url + "/similarity", json=body, timeout=30).status_code == 200
+    r = requests.post(server.url + "/v1/embeddings", json={"input": TEXTS[0]}, timeout=30)
+    assert r.status_code == 200 and r.json()["model"] == MODEL_ID
+    assert_close(r.json()["data"][0]["embedding"], ref[TEXTS[0]], "OpenAI without a model")
