@@ -78,6 +78,9 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/src/onnx/onnx_import.o: $(BUILD)/gen/onnx/onnx_subset.pb-c.h
+# The server's static files are assembled into assets.o with .incbin (src/serve/assets.c).
+SERVE_ASSETS := src/serve/openapi.json src/serve/docs.html
+$(BUILD)/src/serve/assets.o build-fuzz/obj/src/serve/assets.o: $(SERVE_ASSETS)
 .SECONDARY: $(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz) $(patsubst %.c,%.h,$(call PB_GEN,$(BUILD)) $(call PB_GEN,build-fuzz))
 
 $(BUILD)/libake.a: $(LIB_OBJ)

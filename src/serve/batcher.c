@@ -158,6 +158,17 @@ static bool wait_for_batch(replica *r, int32_t *target, int *cls) {
     }
 }
 
+/* The metrics of one engine call: n sequences, T tokens, `seconds` in the engine. */
+static void observe_batch(ake_batcher *b, int32_t n, int32_t T, double seconds) {
+    if (!b->metrics) return;
+    ake_metrics_observe(b->metrics, AKE_H_INFERENCE, seconds);
+    ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
+    ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
+    ake_metrics_count(b->metrics, AKE_C_BATCHES, 1);
+    ake_metrics_count(b->metrics, AKE_C_SEQUENCES, (uint64_t)n);
+    ake_metrics_count(b->metrics, AKE_C_TOKENS, (uint64_t)T);
+}
+
 /* Completes the oldest batch in the engine: waits for its vectors, copies each into its
  * job and finishes its sequences (the last one of a job resumes the client). */
 static void complete_oldest(replica *r) {
@@ -169,14 +180,7 @@ static void complete_oldest(replica *r) {
     r->oldest = (k + 1) % AKE_ENGINE_MAX_INFLIGHT;
     r->pending--;
     if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
-    if (b->metrics) {
-        ake_metrics_observe(b->metrics, AKE_H_INFERENCE, t1 - r->bt0[k]);
-        ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
-        ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
-        ake_metrics_count(b->metrics, AKE_C_BATCHES, 1);
-        ake_metrics_count(b->metrics, AKE_C_SEQUENCES, (uint64_t)n);
-        ake_metrics_count(b->metrics, AKE_C_TOKENS, (uint64_t)T);
-    }
+    observe_batch(b, n, T, t1 - r->bt0[k]);
     atomic_fetch_sub(&r->load, T);
     for (int32_t i = 0; i < n; i++) {
         ake_seq *s = r->batch[k][i];
@@ -204,14 +208,7 @@ static void run_token_states(replica *r, ake_seq **batch, int32_t n, int32_t T) 
     const double t0 = ake_now_s();
     if (st == AKE_OK) st = ake_engine_embed_tokens(r->engine, r->ids, r->cu, n, r->rows, err, sizeof err);
     if (st != AKE_OK) ake_log(AKE_LOG_ERROR, "replica %d (%s): engine call failed: %s", r->idx, r->device, err);
-    if (b->metrics) {
-        ake_metrics_observe(b->metrics, AKE_H_INFERENCE, ake_now_s() - t0);
-        ake_metrics_observe(b->metrics, AKE_H_BATCH_SIZE, n);
-        ake_metrics_observe(b->metrics, AKE_H_BATCH_TOKENS, T);
-        ake_metrics_count(b->metrics, AKE_C_BATCHES, 1);
-        ake_metrics_count(b->metrics, AKE_C_SEQUENCES, (uint64_t)n);
-        ake_metrics_count(b->metrics, AKE_C_TOKENS, (uint64_t)T);
-    }
+    observe_batch(b, n, T, ake_now_s() - t0);
     atomic_fetch_sub(&r->load, T);
     const size_t d = (size_t)b->dim;
     for (int32_t i = 0; i < n; i++) {
