@@ -1,8 +1,11 @@
 #include "base/json.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -138,4 +141,18 @@ void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col) {
             (*col)++;
         }
     }
+}
+
+bool ake_json_number(const json_object *v, double *out) {
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) return false;
+    *out = json_object_get_double(v);
+    return true;
+}
+
+json_object *ake_json_new_number(double v) {
+    if (!isfinite(v)) return NULL;
+    char text[32];
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v) snprintf(text, sizeof text, "%.17g", v);
+    return json_object_new_double_s(v, text);
 }
