@@ -36,9 +36,8 @@ void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col);
 bool ake_json_number(const json_object *v, double *out);
 
 /* A number for the writers (json_object_to_json_string_ext): the shortest of %.15g and %.17g
- * that reads back as v, as cJSON wrote numbers (json-c's own %.17g writes 0.1 as
- * 0.10000000000000001); NULL, which json-c writes as null, for NaN and infinities, which JSON
- * lacks. */
+ * that reads back as v, so 0.1 is written 0.1 (json-c's own %.17g writes 0.10000000000000001);
+ * NULL, which json-c writes as null, for NaN and infinities, which JSON lacks. */
 json_object *ake_json_new_number(double v);
 
 #endif
