@@ -229,7 +229,7 @@ static ake_status dup_key(const char *L, const char *s, size_t n, char *err, siz
             want_key = fr[depth - 1].obj;
         } else if (c == '}' || c == ']') {
             const size_t first = fr[--depth].first;
-            qsort(keys + first, nk - first, sizeof *keys, cmp_cstr_ptr);
+            if (nk - first > 1) qsort(keys + first, nk - first, sizeof *keys, cmp_cstr_ptr);
             for (size_t k = first + 1; k < nk && rc == AKE_OK; k++) {
                 if (strcmp(keys[k - 1], keys[k]) != 0) continue;
                 const char *key = keys[k], *outer = depth > 0 ? keys[fr[1].first - 1] : NULL;
