@@ -3,7 +3,7 @@
 # GPU-machine call needs beyond the working tree. The copy limit is 64 MiB, so two sets:
 #   .carry/ake.tar.gz             the committed tree (HEAD): others' uncommitted work in a shared
 #                                 checkout cannot break the build there, and results name a commit
-#   .carry/debs/*.deb             oneDNN, cJSON, utf8proc, libmicrohttpd, libcurl (+ -dev, and the
+#   .carry/debs/*.deb             oneDNN, json-c, utf8proc, libmicrohttpd, libcurl (+ -dev, and the
 #                                 libraries libcurl links), protobuf-c with protoc-c, and make, for
 #                                 images without them (21 MB)
 #   .carry/tok/                   all-MiniLM-L6-v2's tokenizer files (for synthesized models)
@@ -17,7 +17,7 @@ grep -qx '/.carry/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo 
 mkdir -p .carry/debs .carry/tok
 git archive --format=tar HEAD | gzip -9 >.carry/ake.tar.gz
 (cd .carry/debs && [ -n "$(ls ./protobuf-c-compiler_*.deb 2>/dev/null)" ] ||
-    apt-get download libdnnl2 libdnnl-dev libcjson1 libcjson-dev libutf8proc2 libutf8proc-dev libmicrohttpd12 \
+    apt-get download libdnnl2 libdnnl-dev libjson-c5 libjson-c-dev libutf8proc2 libutf8proc-dev libmicrohttpd12 \
         libmicrohttpd-dev libcurl4 libcurl4-openssl-dev libssl-dev libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 \
         libgssapi-krb5-2 libldap-2.5-0 libzstd1 libbrotli1 libp11-kit0 libunistring2 libtasn1-6 libnettle8 \
         libhogweed6 libgmp10 libkrb5-3 libk5crypto3 libkrb5support0 libsasl2-2 libffi8 libgnutls30 libkeyutils1 \

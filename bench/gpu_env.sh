@@ -1,4 +1,4 @@
-# Sourced by bench/gpu.sh on a GPU machine: makes the build's Debian libraries (oneDNN, cJSON,
+# Sourced by bench/gpu.sh on a GPU machine: makes the build's Debian libraries (oneDNN, json-c,
 # utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto, protobuf-c), make and protoc-c
 # (the ONNX importer's generated parser) available where the
 # machine's image lacks them, from .deb files carried in $AKE_DEBS (default .carry/debs, made
@@ -6,7 +6,7 @@
 # are Debian 12's (glibc 2.36), which run on newer glibc.
 AKE_DEBS=${AKE_DEBS:-.carry/debs}
 need=0
-for lib in libdnnl.so libcjson.so libutf8proc.so libmicrohttpd.so libcurl.so libcrypto.so libprotobuf-c.so; do
+for lib in libdnnl.so libjson-c.so libutf8proc.so libmicrohttpd.so libcurl.so libcrypto.so libprotobuf-c.so; do
     ldconfig -p 2>/dev/null | grep -q "$lib " || need=1
 done
 command -v make >/dev/null || need=1

@@ -1,8 +1,11 @@
 #include "base/json.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -42,9 +45,16 @@ static int hex4(const char *p) {
     return v;
 }
 
-/* Offset of the first "\uXXXX" escape that is half a surrogate pair, or n. Runs only over
- * backslashes (memchr), after json-c has accepted the text, so every escape is well formed. */
-static size_t lone_surrogate(const char *s, size_t n) {
+/* json-c 0.16 (fixed in 0.19) tests a character decoded from an escaped surrogate pair for being a
+ * surrogate with a 16-bit mask, so U+xD800..U+xDFFF of every supplementary plane (CJK Extension F
+ * and Sutton SignWriting among them) comes out as U+FFFD. */
+static bool json_c_misreads(int hi, int lo) { return ((((hi & 0x3FF) << 10) + (lo & 0x3FF)) & 0xF800) == 0xD800; }
+
+/* Offset of the first "\uXXXX" escape that is half a surrogate pair, or n; *misread tells whether
+ * a pair json-c misreads is there. Runs only over backslashes (memchr), after json-c has accepted
+ * the text, so every escape is well formed. */
+static size_t lone_surrogate(const char *s, size_t n, bool *misread) {
+    *misread = false;
     for (const char *p = memchr(s, '\\', n); p; p = memchr(p, '\\', n - (size_t)(p - s))) {
         if ((size_t)(s + n - p) < 6 || p[1] != 'u') {
             p += 2; /* \" \\ \n ...: the escaped character is not a backslash that starts an escape */
@@ -56,6 +66,7 @@ static size_t lone_surrogate(const char *s, size_t n) {
         if (u >= 0xD800 && u <= 0xDBFF) {
             const int lo = (size_t)(s + n - p) >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
             if (lo < 0xDC00 || lo > 0xDFFF) return (size_t)(p - s);
+            *misread |= json_c_misreads(u, lo);
             p += 12;
         } else {
             p += 6;
@@ -63,6 +74,29 @@ static size_t lone_surrogate(const char *s, size_t n) {
         if (p >= s + n) break;
     }
     return n;
+}
+
+/* s[0..n) (accepted by json-c, no lone surrogate) into out (n bytes), each escaped pair json-c
+ * misreads written as its UTF-8 bytes instead; returns the length written. */
+static size_t unescape_misread(const char *s, size_t n, char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        const size_t k = s[i] != '\\' ? 1 : s[i + 1] != 'u' ? 2 : 6;
+        const int hi = k == 6 ? hex4(s + i + 2) : -1;
+        if (hi >= 0xD800 && hi <= 0xDBFF && json_c_misreads(hi, hex4(s + i + 8))) {
+            const unsigned cp = 0x10000 + (((unsigned)hi & 0x3FF) << 10) + ((unsigned)hex4(s + i + 8) & 0x3FF);
+            out[o++] = (char)(0xF0 | cp >> 18);
+            out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+            i += 12;
+            continue;
+        }
+        memcpy(out + o, s + i, k);
+        o += k;
+        i += k;
+    }
+    return o;
 }
 
 /* Offset of the first byte that is not RFC 3629 UTF-8 (overlong forms, UTF-16 surrogates, code
@@ -116,12 +150,29 @@ int ake_json_parse(const char *s, size_t n, json_object **out, size_t *err_off, 
                : e == json_tokener_success ? "unexpected data after the value" : json_tokener_error_desc(e);
         return -1;
     }
-    const size_t lone = lone_surrogate(s, n);
+    bool misread;
+    const size_t lone = lone_surrogate(s, n, &misread);
     if (lone < n) {
         json_object_put(v);
         *err_off = lone;
         *why = "an escape of half a UTF-16 surrogate pair";
         return -1;
+    }
+    if (misread) { /* read again with those characters as UTF-8, which json-c copies as they are */
+        json_object_put(v);
+        char *fixed = malloc(n);
+        v = NULL;
+        if (fixed) {
+            const size_t m = unescape_misread(s, n, fixed);
+            json_tokener_reset(tok);
+            v = json_tokener_parse_ex(tok, fixed, (int)m);
+            if (json_tokener_get_error(tok) == json_tokener_continue) v = json_tokener_parse_ex(tok, " ", 1);
+            free(fixed);
+        }
+        if (!v) {
+            *why = "out of memory";
+            return -1;
+        }
     }
     *out = v;
     return 0;
@@ -138,4 +189,18 @@ void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col) {
             (*col)++;
         }
     }
+}
+
+bool ake_json_number(const json_object *v, double *out) {
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) return false;
+    *out = json_object_get_double(v);
+    return true;
+}
+
+json_object *ake_json_new_number(double v) {
+    if (!isfinite(v)) return NULL;
+    char text[32];
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v) snprintf(text, sizeof text, "%.17g", v);
+    return json_object_new_double_s(v, text);
 }

@@ -1,14 +1,21 @@
-/* Reading JSON text: the one reader of request bodies and of `--jsonl` lines, json-c in strict
- * mode (RFC 8259: no single quotes, comments or trailing data; UTF-8 checked to RFC 3629). json-c
- * reads NaN and Infinity as numbers even so: fields that take numbers check them.
+/* JSON: json-c is the project's one JSON library. ake_json_parse is the one reader of JSON text
+ * (request bodies, `--jsonl` lines, every JSON file: model configs, tokenizer files, safetensors
+ * headers, the registry's settings and state), json-c in strict mode (RFC 8259: no single quotes,
+ * comments or trailing data; UTF-8 checked to RFC 3629). json-c reads NaN and Infinity as numbers
+ * even so: fields that take numbers check them.
  *
  * Why json-c: strings keep their length, so "\u0000" is text (HF `tokenizers` drops U+0000 in
- * normalization; cJSON's NUL-terminated strings cut the text there), and it parses request
+ * normalization; a NUL-terminated string would cut the text there), and it parses request
  * bodies 3-5x faster than jansson, the other Debian library that keeps NUL (bench/src/parse_bench.c,
- * dev notes in README "Request parsing"). */
+ * dev notes in README "Request parsing").
+ *
+ * What json-c does that a reader must know: JSON null is a NULL json_object * (json_object_object_get_ex
+ * tells an absent key from null); object keys are C strings (an escaped U+0000 ends a key); of two
+ * equal keys in one object the last is kept; integers past int64 (positive: past uint64) saturate. */
 #ifndef AKE_BASE_JSON_H
 #define AKE_BASE_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json_types.h>
@@ -23,5 +30,14 @@ int ake_json_parse(const char *s, size_t n, json_object **out, size_t *err_off, 
 
 /* Line and column (1-based, counted in bytes) of byte offset off in s, for messages. */
 void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col);
+
+/* True when v is a number (json-c's int or double type), its value in *out: integers past 2^53
+ * rounded to the nearest double, so range checks on *out hold for every integer. */
+bool ake_json_number(const json_object *v, double *out);
+
+/* A number for the writers (json_object_to_json_string_ext): the shortest of %.15g and %.17g
+ * that reads back as v, so 0.1 is written 0.1 (json-c's own %.17g writes 0.10000000000000001);
+ * NULL, which json-c writes as null, for NaN and infinities, which JSON lacks. */
+json_object *ake_json_new_number(double v);
 
 #endif

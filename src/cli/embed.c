@@ -1,9 +1,10 @@
 /* `akidb-embed embed` and `akidb-embed tokenize`: texts in, one JSON array per text out. */
-#include <cjson/cJSON.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "cli/cli.h"
 #include "cli/device.h"
 #include "serve/jsonw.h"
@@ -197,13 +198,15 @@ static int decode_lines(io_ctx *io, bool skip_special) {
     ake_buf b = {0};
     int rc = 0;
     while (rc == 0 && (r = ake_text_reader_next(&io->in, &line, &len, err, sizeof err)) == 1) {
-        cJSON *arr = cJSON_ParseWithLength(line, len), *v;
-        size_t n = 0;
-        if (!cJSON_IsArray(arr)) rc = 1;
-        cJSON_ArrayForEach(v, arr) {
-            if (rc) break;
-            double d = cJSON_IsNumber(v) ? v->valuedouble : 0.5;
-            if (d != (double)(int64_t)d || d < INT32_MIN || d > INT32_MAX) {
+        json_object *arr;
+        size_t n = 0, at;
+        const char *why;
+        if (ake_json_parse(line, len, &arr, &at, &why) || !json_object_is_type(arr, json_type_array)) rc = 1;
+        const size_t count = rc ? 0 : json_object_array_length(arr);
+        for (size_t k = 0; k < count; k++) {
+            double d;
+            if (!ake_json_number(json_object_array_get_idx(arr, k), &d) || !(d >= INT32_MIN && d <= INT32_MAX) ||
+                d != (double)(int32_t)d) {
                 rc = 1;
                 break;
             }
@@ -219,7 +222,7 @@ static int decode_lines(io_ctx *io, bool skip_special) {
             }
             ids[n++] = (int32_t)d;
         }
-        cJSON_Delete(arr);
+        json_object_put(arr);
         if (rc) {
             ake_cli_error("tokenize", "input line %lld: not a JSON array of integer token ids", (long long)io->in.line_no);
             break;

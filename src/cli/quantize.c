@@ -13,7 +13,6 @@
  *      that would leave less than 80 % of the linear FLOPs in 8 bits
  *   5. the folder is written beside --out and renamed into place, with quantization_config.json
  *      saying how it was made and what it measured */
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,7 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "base/fs.h"
+#include "base/json.h"
 #include "cli/cli.h"
 #include "cli/device.h"
 #include "cli/progress.h"
@@ -323,63 +325,76 @@ static void print_acc(const char *what, const ake_accuracy *a, double share) {
 static int write_config(const quant_opts *o, const char *tmp, const ake_model *m, const ake_quant_plan *plan,
                         const char *sha, int32_t samples, int64_t tokens, const ake_accuracy *a, bool pass,
                         const char *why) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "format", "akidb-embed W8A8");
-    cJSON_AddNumberToObject(j, "format_version", 1);
-    cJSON_AddStringToObject(j, "dtype", o->qdt == AKE_DT_I8 ? "int8" : "fp8_e4m3");
-    cJSON_AddStringToObject(j, "weights", "symmetric, one scale per output channel");
-    cJSON_AddStringToObject(j, "embeddings", "word table symmetric, one scale per row, dequantized on lookup");
-    cJSON_AddStringToObject(j, "activations", o->dynamic ? "dynamic: symmetric, one scale per token at run time"
-                                                         : "static: symmetric, one calibrated scale per layer input");
-    cJSON_AddStringToObject(j, "method", o->dynamic ? "dynamic" : ake_calib_method_name(o->method));
-    if (!o->dynamic && o->method == AKE_CALIB_PERCENTILE) cJSON_AddNumberToObject(j, "percentile", o->percentile);
-    if (o->alpha >= 0.0f) cJSON_AddNumberToObject(j, "smoothquant_alpha", o->alpha);
-    else cJSON_AddNullToObject(j, "smoothquant_alpha");
-    if (o->rotate > 1) cJSON_AddNumberToObject(j, "hadamard_max_block", o->rotate);
-    else cJSON_AddNullToObject(j, "hadamard_max_block");
-    cJSON *cal = cJSON_AddObjectToObject(j, "calibration");
-    cJSON_AddStringToObject(cal, "file", o->calib);
-    cJSON_AddStringToObject(cal, "sha256", sha);
-    cJSON_AddNumberToObject(cal, "samples", samples);
-    cJSON_AddNumberToObject(cal, "tokens", (double)tokens);
-    cJSON_AddStringToObject(j, "source_model", m->dir);
-    cJSON *layers = cJSON_AddArrayToObject(j, "layers");
+    const char *q8 = o->qdt == AKE_DT_I8 ? "int8" : "fp8_e4m3";
+    json_object *j = json_object_new_object(), *cal = json_object_new_object(), *layers = json_object_new_array();
+    json_object *acc = a ? json_object_new_object() : NULL, *g = a ? json_object_new_object() : NULL;
+    if (!j || !cal || !layers || (a && (!acc || !g))) {
+        json_object_put(j);
+        json_object_put(cal);
+        json_object_put(layers);
+        json_object_put(acc);
+        json_object_put(g);
+        ake_cli_error("quantize", "out of memory writing quantization_config.json");
+        return 1;
+    }
+    json_object_object_add(j, "format", json_object_new_string("akidb-embed W8A8"));
+    json_object_object_add(j, "format_version", json_object_new_int(1));
+    json_object_object_add(j, "dtype", json_object_new_string(q8));
+    json_object_object_add(j, "weights", json_object_new_string("symmetric, one scale per output channel"));
+    json_object_object_add(j, "embeddings",
+                           json_object_new_string("word table symmetric, one scale per row, dequantized on lookup"));
+    json_object_object_add(j, "activations",
+                           json_object_new_string(o->dynamic ? "dynamic: symmetric, one scale per token at run time"
+                                                             : "static: symmetric, one calibrated scale per layer input"));
+    json_object_object_add(j, "method",
+                           json_object_new_string(o->dynamic ? "dynamic" : ake_calib_method_name(o->method)));
+    if (!o->dynamic && o->method == AKE_CALIB_PERCENTILE)
+        json_object_object_add(j, "percentile", ake_json_new_number(o->percentile));
+    json_object_object_add(j, "smoothquant_alpha", o->alpha >= 0.0f ? ake_json_new_number(o->alpha) : NULL);
+    json_object_object_add(j, "hadamard_max_block", o->rotate > 1 ? json_object_new_int(o->rotate) : NULL);
+    json_object_object_add(cal, "file", json_object_new_string(o->calib));
+    json_object_object_add(cal, "sha256", json_object_new_string(sha));
+    json_object_object_add(cal, "samples", json_object_new_int(samples));
+    json_object_object_add(cal, "tokens", json_object_new_int64(tokens));
+    json_object_object_add(j, "calibration", cal);
+    json_object_object_add(j, "source_model", json_object_new_string(m->dir));
     for (int32_t l = 0; l < m->cfg.layers; l++) {
-        cJSON *ly = cJSON_CreateObject();
-        for (int k = 0; k < AKE_LINEAR_KINDS; k++)
-            cJSON_AddStringToObject(ly, KIND_NAMES[k], plan->linear[l * AKE_LINEAR_KINDS + k].q8
-                                                           ? (o->qdt == AKE_DT_I8 ? "int8" : "fp8_e4m3")
-                                                           : "float");
-        cJSON_AddItemToArray(layers, ly);
+        json_object *ly = json_object_new_object();
+        for (int k = 0; ly && k < AKE_LINEAR_KINDS; k++)
+            json_object_object_add(ly, KIND_NAMES[k],
+                                   json_object_new_string(plan->linear[l * AKE_LINEAR_KINDS + k].q8 ? q8 : "float"));
+        json_object_array_add(layers, ly);
     }
-    cJSON_AddNumberToObject(j, "gemm_flops_8bit_share", ake_quant_8bit_share(m, plan));
+    json_object_object_add(j, "layers", layers);
+    json_object_object_add(j, "gemm_flops_8bit_share", ake_json_new_number(ake_quant_8bit_share(m, plan)));
     if (!a) {
-        cJSON_AddStringToObject(j, "accuracy", why);
-        cJSON_AddBoolToObject(j, "gate_forced", true);
-        goto print;
+        json_object_object_add(j, "accuracy", json_object_new_string(why));
+        json_object_object_add(j, "gate_forced", json_object_new_boolean(true));
+    } else {
+        json_object_object_add(acc, "against", json_object_new_string("the source model in fp32 on the CPU"));
+        json_object_object_add(acc, "texts", json_object_new_string("the held-back end of the calibration file "
+                                                                    "(recall searched among all its texts)"));
+        json_object_object_add(acc, "count", json_object_new_int(a->n));
+        json_object_object_add(acc, "mean_cosine", ake_json_new_number(a->mean_cos));
+        json_object_object_add(acc, "min_cosine", ake_json_new_number(a->min_cos));
+        json_object_object_add(acc, "recall_at_10", ake_json_new_number(a->recall));
+        json_object_object_add(g, "mean_cosine", ake_json_new_number(o->gate.mean_cos));
+        json_object_object_add(g, "min_cosine", ake_json_new_number(o->gate.min_cos));
+        json_object_object_add(g, "recall_at_10", ake_json_new_number(o->gate.recall));
+        json_object_object_add(acc, "gate", g);
+        json_object_object_add(acc, "pass", json_object_new_boolean(pass));
+        if (!pass) json_object_object_add(acc, "failed", json_object_new_string(why));
+        json_object_object_add(j, "accuracy", acc);
+        json_object_object_add(j, "gate_forced", json_object_new_boolean(!pass && o->no_gate));
     }
-    cJSON *acc = cJSON_AddObjectToObject(j, "accuracy");
-    cJSON_AddStringToObject(acc, "against", "the source model in fp32 on the CPU");
-    cJSON_AddStringToObject(acc, "texts", "the held-back end of the calibration file (recall searched among all its texts)");
-    cJSON_AddNumberToObject(acc, "count", a->n);
-    cJSON_AddNumberToObject(acc, "mean_cosine", a->mean_cos);
-    cJSON_AddNumberToObject(acc, "min_cosine", a->min_cos);
-    cJSON_AddNumberToObject(acc, "recall_at_10", a->recall);
-    cJSON *g = cJSON_AddObjectToObject(acc, "gate");
-    cJSON_AddNumberToObject(g, "mean_cosine", o->gate.mean_cos);
-    cJSON_AddNumberToObject(g, "min_cosine", o->gate.min_cos);
-    cJSON_AddNumberToObject(g, "recall_at_10", o->gate.recall);
-    cJSON_AddBoolToObject(acc, "pass", pass);
-    if (!pass) cJSON_AddStringToObject(acc, "failed", why);
-    cJSON_AddBoolToObject(j, "gate_forced", !pass && o->no_gate);
-print:;
-    char *s = cJSON_Print(j), *path = ake_path_join(tmp, "quantization_config.json");
-    cJSON_Delete(j);
+    const char *s =
+        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *path = ake_path_join(tmp, "quantization_config.json");
     FILE *f = s && path ? fopen(path, "w") : NULL;
     int rc = !(f && fputs(s, f) >= 0 && fputc('\n', f) != EOF);
     if (f && fclose(f) != 0) rc = 1;
     if (rc) ake_cli_error("quantize", "cannot write %s", path ? path : "quantization_config.json");
-    free(s);
+    json_object_put(j);
     free(path);
     return rc;
 }

@@ -1,13 +1,15 @@
 /* `akidb-embed validate`: a model's embeddings against a reference model's on a corpus —
  * cosine per text, recall@10 of the reference's neighbours, file size and speed — and the
  * accuracy gate (src/quant/accuracy.h) as the exit status. */
-#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <json-c/json.h>
+
 #include "base/fs.h"
+#include "base/json.h"
 #include "cli/cli.h"
 #include "cli/device.h"
 #include "cli/progress.h"
@@ -164,39 +166,45 @@ static int parse(int argc, char **argv, validate_opts *o) {
 
 static int write_json(const char *path, const validate_opts *o, const side *m, const side *r, const ake_accuracy *a,
                       bool pass, const char *why) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "model", o->model);
-    cJSON_AddStringToObject(j, "reference", o->reference);
-    cJSON_AddStringToObject(j, "corpus", o->corpus);
-    cJSON_AddNumberToObject(j, "texts", a->n);
-    cJSON_AddNumberToObject(j, "queries", a->queries);
-    cJSON_AddStringToObject(j, "device", ake_engine_device(m->e));
-    cJSON_AddStringToObject(j, "dtype", ake_precision_name(ake_engine_precision(m->e)));
-    cJSON_AddStringToObject(j, "hardware", ake_engine_hardware(m->e));
-    cJSON_AddStringToObject(j, "reference_device", ake_engine_device(r->e));
-    cJSON_AddStringToObject(j, "reference_dtype", ake_precision_name(ake_engine_precision(r->e)));
-    cJSON_AddNumberToObject(j, "mean_cosine", a->mean_cos);
-    cJSON_AddNumberToObject(j, "min_cosine", a->min_cos);
-    cJSON_AddNumberToObject(j, "min_cosine_text", a->min_index + 1);
-    cJSON_AddNumberToObject(j, "recall_at_10", a->recall);
-    cJSON_AddNumberToObject(j, "file_bytes", (double)m->bytes);
-    cJSON_AddNumberToObject(j, "reference_file_bytes", (double)r->bytes);
-    cJSON_AddNumberToObject(j, "file_size_ratio", r->bytes > 0 ? (double)m->bytes / r->bytes : 0.0);
-    cJSON_AddNumberToObject(j, "seconds", m->seconds);
-    cJSON_AddNumberToObject(j, "reference_seconds", r->seconds);
-    cJSON_AddNumberToObject(j, "speedup", m->seconds > 0 ? r->seconds / m->seconds : 0.0);
-    cJSON *g = cJSON_AddObjectToObject(j, "gate");
-    cJSON_AddNumberToObject(g, "mean_cosine", o->gate.mean_cos);
-    cJSON_AddNumberToObject(g, "min_cosine", o->gate.min_cos);
-    cJSON_AddNumberToObject(g, "recall_at_10", o->gate.recall);
-    cJSON_AddBoolToObject(j, "pass", pass);
-    cJSON_AddStringToObject(j, "failed", why);
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
+    json_object *j = json_object_new_object(), *g = json_object_new_object();
+    if (!j || !g) {
+        json_object_put(j);
+        json_object_put(g);
+        ake_cli_error("validate", "out of memory writing '%s'", path);
+        return 1;
+    }
+    json_object_object_add(j, "model", json_object_new_string(o->model));
+    json_object_object_add(j, "reference", json_object_new_string(o->reference));
+    json_object_object_add(j, "corpus", json_object_new_string(o->corpus));
+    json_object_object_add(j, "texts", json_object_new_int(a->n));
+    json_object_object_add(j, "queries", json_object_new_int(a->queries));
+    json_object_object_add(j, "device", json_object_new_string(ake_engine_device(m->e)));
+    json_object_object_add(j, "dtype", json_object_new_string(ake_precision_name(ake_engine_precision(m->e))));
+    json_object_object_add(j, "hardware", json_object_new_string(ake_engine_hardware(m->e)));
+    json_object_object_add(j, "reference_device", json_object_new_string(ake_engine_device(r->e)));
+    json_object_object_add(j, "reference_dtype", json_object_new_string(ake_precision_name(ake_engine_precision(r->e))));
+    json_object_object_add(j, "mean_cosine", ake_json_new_number(a->mean_cos));
+    json_object_object_add(j, "min_cosine", ake_json_new_number(a->min_cos));
+    json_object_object_add(j, "min_cosine_text", json_object_new_int(a->min_index + 1));
+    json_object_object_add(j, "recall_at_10", ake_json_new_number(a->recall));
+    json_object_object_add(j, "file_bytes", json_object_new_int64((int64_t)m->bytes));
+    json_object_object_add(j, "reference_file_bytes", json_object_new_int64((int64_t)r->bytes));
+    json_object_object_add(j, "file_size_ratio", ake_json_new_number(r->bytes > 0 ? (double)m->bytes / r->bytes : 0.0));
+    json_object_object_add(j, "seconds", ake_json_new_number(m->seconds));
+    json_object_object_add(j, "reference_seconds", ake_json_new_number(r->seconds));
+    json_object_object_add(j, "speedup", ake_json_new_number(m->seconds > 0 ? r->seconds / m->seconds : 0.0));
+    json_object_object_add(g, "mean_cosine", ake_json_new_number(o->gate.mean_cos));
+    json_object_object_add(g, "min_cosine", ake_json_new_number(o->gate.min_cos));
+    json_object_object_add(g, "recall_at_10", ake_json_new_number(o->gate.recall));
+    json_object_object_add(j, "gate", g);
+    json_object_object_add(j, "pass", json_object_new_boolean(pass));
+    json_object_object_add(j, "failed", json_object_new_string(why));
+    const char *s =
+        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
     FILE *f = s ? fopen(path, "w") : NULL;
     int rc = f && fputs(s, f) >= 0 && fputc('\n', f) != EOF ? 0 : 1;
     if (f && fclose(f) != 0) rc = 1;
-    free(s);
+    json_object_put(j);
     if (rc) ake_cli_error("validate", "cannot write '%s'", path);
     return rc;
 }

@@ -2,8 +2,8 @@
 #include "model/folder.h"
 
 #include "base/fs.h"
+#include "base/json.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+
+#include <json-c/json.h>
 
 static const char *const TOKENIZER_FILES[] = {"tokenizer.json", "vocab.txt", "tokenizer_config.json",
                                               "special_tokens_map.json"};
@@ -67,13 +69,15 @@ static ake_status write_text(const char *dir, const char *rel, const char *text,
     return rc;
 }
 
-/* Prints a cJSON tree into dir/rel and frees the tree (NULL: out of memory building it). */
-static ake_status write_json(const char *dir, const char *rel, cJSON *root, char *err, size_t errlen) {
-    char *text = root ? cJSON_Print(root) : NULL;
-    cJSON_Delete(root);
-    if (!text) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s/%s.", dir, rel);
-    ake_status rc = write_text(dir, rel, text, err, errlen);
-    cJSON_free(text);
+/* Prints a json-c tree into dir/rel, indented as transformers writes its files, and frees the
+ * tree (NULL: out of memory building it). */
+static ake_status write_json(const char *dir, const char *rel, json_object *root, char *err, size_t errlen) {
+    const char *text = root ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                       JSON_C_TO_STRING_NOSLASHESCAPE)
+                            : NULL;
+    ake_status rc = text ? write_text(dir, rel, text, err, errlen)
+                         : ake_errf(err, errlen, AKE_ENOMEM, "out of memory writing %s/%s.", dir, rel);
+    json_object_put(root);
     return rc;
 }
 
@@ -122,62 +126,74 @@ static double shortest_float(float v) {
     return strtod(buf, NULL);
 }
 
-static cJSON *config_json(const ake_model_config *c, const char *name_or_path) {
-    cJSON *j = cJSON_CreateObject();
-    cJSON *archs_arr = cJSON_AddArrayToObject(j, "architectures");
-    cJSON_AddItemToArray(archs_arr, cJSON_CreateString("BertModel"));
-    cJSON_AddStringToObject(j, "model_type", "bert");
-    cJSON_AddStringToObject(j, "_name_or_path", name_or_path ? name_or_path : "");
-    cJSON_AddNumberToObject(j, "attention_probs_dropout_prob", 0.1);
-    cJSON_AddStringToObject(j, "hidden_act", "gelu");
-    cJSON_AddNumberToObject(j, "hidden_dropout_prob", 0.1);
-    cJSON_AddNumberToObject(j, "hidden_size", c->hidden);
-    cJSON_AddNumberToObject(j, "initializer_range", 0.02);
-    cJSON_AddNumberToObject(j, "intermediate_size", c->intermediate);
-    cJSON_AddNumberToObject(j, "layer_norm_eps", shortest_float(c->layer_norm_eps));
-    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_position);
-    cJSON_AddNumberToObject(j, "num_attention_heads", c->heads);
-    cJSON_AddNumberToObject(j, "num_hidden_layers", c->layers);
-    cJSON_AddNumberToObject(j, "pad_token_id", 0);
-    cJSON_AddStringToObject(j, "position_embedding_type", "absolute");
-    cJSON_AddNumberToObject(j, "type_vocab_size", c->type_vocab_size);
-    cJSON_AddNumberToObject(j, "vocab_size", c->vocab_size);
+/* The builders return NULL when out of memory. A value json-c could not make is written null. */
+static json_object *config_json(const ake_model_config *c, const char *name_or_path) {
+    json_object *j = json_object_new_object(), *archs = json_object_new_array();
+    if (!j || !archs) {
+        json_object_put(j);
+        json_object_put(archs);
+        return NULL;
+    }
+    json_object_array_add(archs, json_object_new_string("BertModel"));
+    json_object_object_add(j, "architectures", archs);
+    json_object_object_add(j, "model_type", json_object_new_string("bert"));
+    json_object_object_add(j, "_name_or_path", json_object_new_string(name_or_path ? name_or_path : ""));
+    json_object_object_add(j, "attention_probs_dropout_prob", ake_json_new_number(0.1));
+    json_object_object_add(j, "hidden_act", json_object_new_string("gelu"));
+    json_object_object_add(j, "hidden_dropout_prob", ake_json_new_number(0.1));
+    json_object_object_add(j, "hidden_size", json_object_new_int(c->hidden));
+    json_object_object_add(j, "initializer_range", ake_json_new_number(0.02));
+    json_object_object_add(j, "intermediate_size", json_object_new_int(c->intermediate));
+    json_object_object_add(j, "layer_norm_eps", ake_json_new_number(shortest_float(c->layer_norm_eps)));
+    json_object_object_add(j, "max_position_embeddings", json_object_new_int(c->max_position));
+    json_object_object_add(j, "num_attention_heads", json_object_new_int(c->heads));
+    json_object_object_add(j, "num_hidden_layers", json_object_new_int(c->layers));
+    json_object_object_add(j, "pad_token_id", json_object_new_int(0));
+    json_object_object_add(j, "position_embedding_type", json_object_new_string("absolute"));
+    json_object_object_add(j, "type_vocab_size", json_object_new_int(c->type_vocab_size));
+    json_object_object_add(j, "vocab_size", json_object_new_int(c->vocab_size));
     return j;
 }
 
-static cJSON *modules_json(const ake_model_config *c) {
+static json_object *modules_json(const ake_model_config *c) {
     static const char *const types[] = {"sentence_transformers.models.Transformer",
                                         "sentence_transformers.models.Pooling",
                                         "sentence_transformers.models.Normalize"};
     static const char *const paths[] = {"", "1_Pooling", "2_Normalize"};
-    cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < (c->normalize ? 3 : 2); i++) {
-        cJSON *m = cJSON_CreateObject();
+    json_object *arr = json_object_new_array();
+    for (int i = 0; arr && i < (c->normalize ? 3 : 2); i++) {
+        json_object *m = json_object_new_object();
+        if (!m) {
+            json_object_put(arr);
+            return NULL;
+        }
         char nm[16];
         snprintf(nm, sizeof nm, "%d", i);
-        cJSON_AddNumberToObject(m, "idx", i);
-        cJSON_AddStringToObject(m, "name", nm);
-        cJSON_AddStringToObject(m, "path", paths[i]);
-        cJSON_AddStringToObject(m, "type", types[i]);
-        cJSON_AddItemToArray(arr, m);
+        json_object_object_add(m, "idx", json_object_new_int(i));
+        json_object_object_add(m, "name", json_object_new_string(nm));
+        json_object_object_add(m, "path", json_object_new_string(paths[i]));
+        json_object_object_add(m, "type", json_object_new_string(types[i]));
+        json_object_array_add(arr, m);
     }
     return arr;
 }
 
-static cJSON *pooling_json(const ake_model_config *c) {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddNumberToObject(p, "word_embedding_dimension", c->hidden);
-    cJSON_AddBoolToObject(p, "pooling_mode_cls_token", c->pooling == AKE_POOL_CLS);
-    cJSON_AddBoolToObject(p, "pooling_mode_mean_tokens", c->pooling == AKE_POOL_MEAN);
-    cJSON_AddBoolToObject(p, "pooling_mode_max_tokens", c->pooling == AKE_POOL_MAX);
-    cJSON_AddBoolToObject(p, "pooling_mode_mean_sqrt_len_tokens", 0);
+static json_object *pooling_json(const ake_model_config *c) {
+    json_object *p = json_object_new_object();
+    if (!p) return NULL;
+    json_object_object_add(p, "word_embedding_dimension", json_object_new_int(c->hidden));
+    json_object_object_add(p, "pooling_mode_cls_token", json_object_new_boolean(c->pooling == AKE_POOL_CLS));
+    json_object_object_add(p, "pooling_mode_mean_tokens", json_object_new_boolean(c->pooling == AKE_POOL_MEAN));
+    json_object_object_add(p, "pooling_mode_max_tokens", json_object_new_boolean(c->pooling == AKE_POOL_MAX));
+    json_object_object_add(p, "pooling_mode_mean_sqrt_len_tokens", json_object_new_boolean(0));
     return p;
 }
 
-static cJSON *sbert_json(const ake_model_config *c) {
-    cJSON *s = cJSON_CreateObject();
-    cJSON_AddNumberToObject(s, "max_seq_length", c->max_seq_length);
-    cJSON_AddBoolToObject(s, "do_lower_case", 0);
+static json_object *sbert_json(const ake_model_config *c) {
+    json_object *s = json_object_new_object();
+    if (!s) return NULL;
+    json_object_object_add(s, "max_seq_length", json_object_new_int(c->max_seq_length));
+    json_object_object_add(s, "do_lower_case", json_object_new_boolean(0));
     return s;
 }
 

@@ -26,7 +26,6 @@
  */
 #include "model/model.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -35,8 +34,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <json-c/json.h>
+
 #include "base/fs.h"
 #include "base/half.h"
+#include "base/json.h"
 
 #define CFG_MAX_FILE ((size_t)16 << 20) /* a JSON config bigger than this is not a config */
 
@@ -58,48 +60,38 @@ const char *ake_pooling_name(ake_pooling p) {
     return "?";
 }
 
-/* Parses a JSON file. AKE_ENOTFOUND (message filled) when the file is absent, so
- * callers decide whether that is an error. Free *out with cJSON_Delete. */
-static ake_status load_json(const char *path, cJSON **out, char *err, size_t errlen) {
+/* Parses a JSON file (ake_json_parse: a NUL byte, bad UTF-8 or trailing data is an error too).
+ * AKE_ENOTFOUND (message filled) when the file is absent, so callers decide whether that is an
+ * error. *out is NULL for the JSON null; free it with json_object_put. */
+static ake_status load_json(const char *path, json_object **out, char *err, size_t errlen) {
     *out = NULL;
     char *buf = NULL;
     size_t len = 0;
     ake_status rc = ake_read_file(path, CFG_MAX_FILE, &buf, &len, err, errlen);
     if (rc != AKE_OK) return rc;
-    if (strlen(buf) != len) {
-        free(buf);
-        return ake_errf(err, errlen, AKE_EFORMAT, "%s is not valid JSON (it contains a NUL byte).", path);
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(buf, &end, 1);
-    if (!root) {
-        size_t at = end && end >= buf && end <= buf + len ? (size_t)(end - buf) : len;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < at; i++) {
-            if (buf[i] == '\n') { line++; col = 1; }
-            else col++;
-        }
-        free(buf);
-        return ake_errf(err, errlen, AKE_EFORMAT, "%s is not valid JSON (error at line %d, column %d).", path, line,
-                        col);
+    size_t at, line, col;
+    const char *why;
+    if (ake_json_parse(buf, len, out, &at, &why)) {
+        ake_json_line_col(buf, at, &line, &col);
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is not valid JSON (error at line %zu, column %zu: %s).", path, line,
+                      col, why);
     }
     free(buf);
-    *out = root;
-    return AKE_OK;
+    return rc;
 }
 
-/* An integer field in [lo, hi]. Absent: AKE_ENOTFOUND when required, else *out = def. */
-static ake_status get_int(const cJSON *root, const char *path, const char *key, bool required, int32_t def, int64_t lo,
-                          int64_t hi, int32_t *out, char *err, size_t errlen) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) {
+/* An integer field in [lo, hi]. Absent or null: AKE_ENOTFOUND when required, else *out = def. */
+static ake_status get_int(const json_object *root, const char *path, const char *key, bool required, int32_t def,
+                          int64_t lo, int64_t hi, int32_t *out, char *err, size_t errlen) {
+    const json_object *it = json_object_object_get(root, key);
+    if (!it) {
         if (required) return ake_errf(err, errlen, AKE_ENOTFOUND, "%s has no \"%s\".", path, key);
         *out = def;
         return AKE_OK;
     }
-    if (!cJSON_IsNumber(it))
+    double v;
+    if (!ake_json_number(it, &v))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not a number.", path, key);
-    double v = it->valuedouble;
     if (!isfinite(v) || v != floor(v) || v < (double)lo || v > (double)hi)
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is %g; expected an integer from %lld to %lld.", path,
                         key, v, (long long)lo, (long long)hi);
@@ -108,26 +100,26 @@ static ake_status get_int(const cJSON *root, const char *path, const char *key, 
 }
 
 /* A string field that, when present, must equal one of the allowed values. */
-static ake_status check_str(const cJSON *root, const char *path, const char *key, const char *allowed,
+static ake_status check_str(const json_object *root, const char *path, const char *key, const char *allowed,
                             const char *why, char *err, size_t errlen) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
-    if (!it || cJSON_IsNull(it)) return AKE_OK;
-    if (!cJSON_IsString(it) || !it->valuestring)
+    const json_object *it = json_object_object_get(root, key);
+    if (!it) return AKE_OK;
+    if (!json_object_is_type(it, json_type_string))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not a string.", path, key);
-    if (strcmp(it->valuestring, allowed) != 0)
+    if (strcmp(json_object_get_string((json_object *)it), allowed) != 0)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s: %s '%s' is not supported; %s.", path, key,
-                        it->valuestring, why);
+                        json_object_get_string((json_object *)it), why);
     return AKE_OK;
 }
 
 static ake_status parse_config(const char *dir, ake_model_config *c, char *err, size_t errlen) {
     char *path = ake_path_join(dir, "config.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     if (rc == AKE_ENOTFOUND) rc = ake_errf(err, errlen, AKE_ENOTFOUND, "model folder %s has no config.json.", dir);
     if (rc != AKE_OK) goto out;
-    if (!cJSON_IsObject(root)) {
+    if (!json_object_is_type(root, json_type_object)) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
         goto out;
     }
@@ -152,19 +144,21 @@ static ake_status parse_config(const char *dir, ake_model_config *c, char *err, 
                       c->hidden, c->heads);
         goto out;
     }
-    const cJSON *origin = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
-    c->synthetic = cJSON_IsString(origin) && !strcmp(origin->valuestring, "akidb-embed synth");
-    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_eps");
+    json_object *origin = json_object_object_get(root, "_name_or_path");
+    c->synthetic = json_object_is_type(origin, json_type_string) &&
+                   !strcmp(json_object_get_string(origin), "akidb-embed synth");
+    const json_object *eps = json_object_object_get(root, "layer_norm_eps");
     c->layer_norm_eps = 1e-12f;
-    if (eps && !cJSON_IsNull(eps)) {
-        if (!cJSON_IsNumber(eps) || !isfinite(eps->valuedouble) || eps->valuedouble <= 0 || eps->valuedouble >= 1) {
+    if (eps) {
+        double v;
+        if (!ake_json_number(eps, &v) || !isfinite(v) || v <= 0 || v >= 1) {
             rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"layer_norm_eps\" must be a number between 0 and 1.", path);
             goto out;
         }
-        c->layer_norm_eps = (float)eps->valuedouble;
+        c->layer_norm_eps = (float)v;
     }
 out:
-    cJSON_Delete(root);
+    json_object_put(root);
     free(path);
     return rc;
 }
@@ -189,22 +183,22 @@ static ake_status parse_modules(const char *dir, char **pool_rel, bool *normaliz
     *normalize = false;
     char *path = ake_path_join(dir, "modules.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     if (rc != AKE_OK) goto out;
-    if (!cJSON_IsArray(root)) {
+    if (!json_object_is_type(root, json_type_array)) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is not a JSON array of modules.", path);
         goto out;
     }
-    int i = 0;
-    for (const cJSON *m = root->child; m; m = m->next, i++) {
-        const cJSON *type = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "type") : NULL;
-        const cJSON *mp = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "path") : NULL;
-        if (!cJSON_IsString(type) || !type->valuestring) {
-            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: module #%d has no string \"type\".", path, i);
+    const size_t n_modules = json_object_array_length(root);
+    for (size_t i = 0; i < n_modules; i++) {
+        json_object *m = json_object_array_get_idx(root, i);
+        json_object *type = json_object_object_get(m, "type"), *mp = json_object_object_get(m, "path");
+        if (!json_object_is_type(type, json_type_string)) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: module #%zu has no string \"type\".", path, i);
             goto out;
         }
-        const char *t = type->valuestring;
+        const char *t = json_object_get_string(type);
         if (strcmp(t, "sentence_transformers.models.Transformer") == 0) {
             continue;
         } else if (strcmp(t, "sentence_transformers.models.Pooling") == 0) {
@@ -212,12 +206,12 @@ static ake_status parse_modules(const char *dir, char **pool_rel, bool *normaliz
                 rc = ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s lists more than one Pooling module.", path);
                 goto out;
             }
-            if (!cJSON_IsString(mp) || !mp->valuestring || !safe_rel_path(mp->valuestring)) {
+            if (!json_object_is_type(mp, json_type_string) || !safe_rel_path(json_object_get_string(mp))) {
                 rc = ake_errf(err, errlen, AKE_EFORMAT,
                               "%s: the Pooling module's \"path\" is missing or leaves the model folder.", path);
                 goto out;
             }
-            if (!(*pool_rel = strdup(mp->valuestring))) {
+            if (!(*pool_rel = strdup(json_object_get_string(mp)))) {
                 rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %s.", path);
                 goto out;
             }
@@ -245,7 +239,7 @@ out:
         free(*pool_rel);
         *pool_rel = NULL;
     }
-    cJSON_Delete(root);
+    json_object_put(root);
     free(path);
     return rc;
 }
@@ -257,7 +251,7 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
     char *path = folder ? ake_path_join(folder, "config.json") : NULL;
     free(folder);
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     if (rc == AKE_ENOTFOUND && !required) {
         rc = AKE_OK;
@@ -267,7 +261,7 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
         rc = ake_errf(err, errlen, AKE_ENOTFOUND, "%s/modules.json lists a Pooling module in '%s', but %s does not exist.",
                       dir, rel, path);
     if (rc != AKE_OK) goto out;
-    if (!cJSON_IsObject(root)) {
+    if (!json_object_is_type(root, json_type_object)) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
         goto out;
     }
@@ -285,13 +279,13 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
     int n_on = 0, chosen = -1;
     char on[256] = "";
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, modes[i].key);
-        if (!it || cJSON_IsNull(it)) continue;
-        if (!cJSON_IsBool(it)) {
+        json_object *it = json_object_object_get(root, modes[i].key);
+        if (!it) continue;
+        if (!json_object_is_type(it, json_type_boolean)) {
             rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"%s\" is not true or false.", path, modes[i].key);
             goto out;
         }
-        if (!cJSON_IsTrue(it)) continue;
+        if (!json_object_get_boolean(it)) continue;
         if (modes[i].mode < 0) {
             rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
                           "%s sets %s, which is not implemented (only cls, mean or max pooling).", path, modes[i].key);
@@ -311,16 +305,16 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
                       "%s sets several pooling modes (%s); only one pooling mode at a time is implemented.", path, on);
         goto out;
     }
-    const cJSON *wd = cJSON_GetObjectItemCaseSensitive(root, "word_embedding_dimension");
-    if (wd && cJSON_IsNumber(wd) && wd->valuedouble != (double)c->hidden) {
+    double wd;
+    if (ake_json_number(json_object_object_get(root, "word_embedding_dimension"), &wd) && wd != (double)c->hidden) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: word_embedding_dimension %g does not match hidden_size %d.", path,
-                      wd->valuedouble, c->hidden);
+                      wd, c->hidden);
         goto out;
     }
     /* include_prompt false (INSTRUCTOR-style) leaves the prompt's tokens out of the pooling;
      * our pooling covers every token, so such a model would give other vectors */
-    const cJSON *ip = cJSON_GetObjectItemCaseSensitive(root, "include_prompt");
-    if (ip && cJSON_IsFalse(ip)) {
+    json_object *ip = json_object_object_get(root, "include_prompt");
+    if (json_object_is_type(ip, json_type_boolean) && !json_object_get_boolean(ip)) {
         rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
                       "%s sets include_prompt false (prompt tokens left out of the pooling), which is not implemented.",
                       path);
@@ -328,7 +322,7 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
     }
     c->pooling = (ake_pooling)chosen;
 out:
-    cJSON_Delete(root);
+    json_object_put(root);
     free(path);
     return rc;
 }
@@ -336,7 +330,7 @@ out:
 static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, size_t errlen) {
     char *path = ake_path_join(dir, "sentence_bert_config.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     c->max_seq_length = 0;
     if (rc == AKE_ENOTFOUND) {
@@ -344,7 +338,7 @@ static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, s
         goto out;
     }
     if (rc != AKE_OK) goto out;
-    if (!cJSON_IsObject(root)) {
+    if (!json_object_is_type(root, json_type_object)) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
         goto out;
     }
@@ -352,7 +346,7 @@ static ake_status parse_sbert(const char *dir, ake_model_config *c, char *err, s
     if ((rc = get_int(root, path, "max_seq_length", false, 0, 1, INT32_MAX, &msl, err, errlen)) != AKE_OK) goto out;
     c->max_seq_length = msl > c->max_position ? c->max_position : msl;
 out:
-    cJSON_Delete(root);
+    json_object_put(root);
     free(path);
     return rc;
 }
@@ -362,7 +356,7 @@ out:
 static ake_status parse_prompts(ake_model *m, char *err, size_t errlen) {
     char *path = ake_path_join(m->dir, "config_sentence_transformers.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     m->default_prompt = -1;
     if (rc == AKE_ENOTFOUND) {
@@ -370,39 +364,41 @@ static ake_status parse_prompts(ake_model *m, char *err, size_t errlen) {
         goto out;
     }
     if (rc != AKE_OK) goto out;
-    const cJSON *prompts = cJSON_GetObjectItemCaseSensitive(root, "prompts");
-    const cJSON *def = cJSON_GetObjectItemCaseSensitive(root, "default_prompt_name");
-    if (!cJSON_IsObject(root) || (prompts && !cJSON_IsNull(prompts) && !cJSON_IsObject(prompts))) {
+    json_object *prompts = json_object_object_get(root, "prompts");
+    json_object *def = json_object_object_get(root, "default_prompt_name");
+    if (!json_object_is_type(root, json_type_object) || (prompts && !json_object_is_type(prompts, json_type_object))) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"prompts\" is not an object of strings.", path);
         goto out;
     }
-    const int32_t n = cJSON_IsObject(prompts) ? cJSON_GetArraySize(prompts) : 0;
+    const int32_t n = prompts ? json_object_object_length(prompts) : 0;
     if (n > 0 && (!(m->prompt_name = calloc((size_t)n, sizeof *m->prompt_name)) ||
                   !(m->prompt_text = calloc((size_t)n, sizeof *m->prompt_text)))) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
         goto out;
     }
-    for (const cJSON *it = n > 0 ? prompts->child : NULL; it; it = it->next) {
-        if (!cJSON_IsString(it)) {
-            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: prompt \"%.64s\" is not a string.", path, it->string);
-            goto out;
-        }
-        const int32_t i = m->n_prompts++;
-        if (!(m->prompt_name[i] = strdup(it->string)) || !(m->prompt_text[i] = strdup(it->valuestring))) {
-            rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
-            goto out;
+    if (n > 0) {
+        json_object_object_foreach(prompts, name, text) {
+            if (!json_object_is_type(text, json_type_string)) {
+                rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: prompt \"%.64s\" is not a string.", path, name);
+                goto out;
+            }
+            const int32_t i = m->n_prompts++;
+            if (!(m->prompt_name[i] = strdup(name)) || !(m->prompt_text[i] = strdup(json_object_get_string(text)))) {
+                rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
+                goto out;
+            }
         }
     }
-    if (def && !cJSON_IsNull(def)) {
-        for (int32_t i = 0; i < m->n_prompts && cJSON_IsString(def); i++)
-            if (!strcmp(m->prompt_name[i], def->valuestring)) m->default_prompt = i;
+    if (def) {
+        for (int32_t i = 0; i < m->n_prompts && json_object_is_type(def, json_type_string); i++)
+            if (!strcmp(m->prompt_name[i], json_object_get_string(def))) m->default_prompt = i;
         if (m->default_prompt < 0) {
             rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"default_prompt_name\" is not one of its \"prompts\".", path);
             goto out;
         }
     }
 out:
-    cJSON_Delete(root);
+    json_object_put(root);
     free(path);
     return rc;
 }
@@ -676,14 +672,17 @@ static char *folder_name(const char *dir) {
 static ake_status read_quant_config(ake_model *m, char *err, size_t errlen) {
     char *path = ake_path_join(m->dir, "quantization_config.json");
     if (!path) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", m->dir);
-    cJSON *root = NULL;
+    json_object *root = NULL;
     ake_status rc = load_json(path, &root, err, errlen);
     if (rc == AKE_ENOTFOUND) rc = AKE_OK;
-    else if (rc == AKE_OK && !cJSON_IsObject(root))
+    else if (rc == AKE_OK && !json_object_is_type(root, json_type_object))
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s is JSON but not an object.", path);
-    else if (rc == AKE_OK && !(m->quant_config = cJSON_PrintUnformatted(root)))
-        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
-    cJSON_Delete(root);
+    else if (rc == AKE_OK) {
+        const char *text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (!text || !(m->quant_config = strdup(text)))
+            rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory loading %s.", path);
+    }
+    json_object_put(root);
     free(path);
     return rc;
 }

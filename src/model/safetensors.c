@@ -14,18 +14,20 @@
  * Every field below is checked as hostile input; the guards and why:
  *   - N == 0, N > 100 MiB, 8 + N > file size: truncated or forged length.
  *   - header bytes must be UTF-8 without NUL (the format says UTF-8; a NUL would
- *     let cJSON stop early and hide the rest of the header).
- *   - numbers arrive as doubles: non-finite, negative, fractional or >= 2^53
- *     values are rejected before any cast to an integer type.
+ *     let a C-string reader stop early and hide the rest of the header).
+ *   - numbers are read as doubles (json-c's integers too, rounded past 2^53):
+ *     non-finite, negative, fractional or >= 2^53 values are rejected before any
+ *     cast to an integer type; 1.0 is the integer 1.
  *   - product(shape) * dtype size is computed with overflow checks and must equal
  *     end - begin; end must not pass the data buffer.
  *   - sorted by offset, tensors must tile the data buffer exactly: no overlap
  *     (two tensors aliasing the same bytes) and no gap (bytes nobody owns).
- *   - duplicate names (JSON allows them, cJSON keeps both) are rejected.
+ *   - a key twice in one object (JSON allows it; json-c keeps the last, other
+ *     readers the first, so two readers would see two different files) is rejected:
+ *     tensor names, "__metadata__", metadata keys and tensor fields alike.
  */
 #include "model/safetensors.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -36,6 +38,10 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "base/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "akidb-embed reads safetensors data in place and needs a little-endian host"
@@ -109,9 +115,9 @@ static size_t utf8_invalid_at(const unsigned char *s, size_t n) {
 
 /* Checks a JSON number is an exact non-negative integer below 2^53. Returns NULL
  * and sets *out when it is; otherwise a phrase describing what is wrong. */
-static const char *json_uint(const cJSON *it, uint64_t *out) {
-    if (!cJSON_IsNumber(it)) return "is not a number";
-    double v = it->valuedouble;
+static const char *json_uint(const json_object *it, uint64_t *out) {
+    double v;
+    if (!ake_json_number(it, &v)) return "is not a number";
     if (!isfinite(v)) return "is not a finite number";
     if (v < 0) return "is negative";
     if (v != floor(v)) return "is not an integer";
@@ -158,66 +164,149 @@ static int cmp_meta(const void *a, const void *b) {
     return strcmp(((const st_meta *)a)->key, ((const st_meta *)b)->key);
 }
 
-/* Copies "__metadata__" (string -> string) into st->meta, sorted by key, no duplicates. */
-static ake_status parse_metadata(ake_safetensors *st, const cJSON *meta, char *err, size_t errlen) {
+static int cmp_cstr_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The key whose JSON string literal is s[0..n), as json-c's tree holds it: a C string, which an
+ * escaped U+0000 ends. NULL when out of memory. */
+static char *key_text(const char *s, size_t n) {
+    if (!memchr(s, '\\', n)) return strndup(s + 1, n - 2);
+    json_object *v;
+    size_t off;
+    const char *why;
+    if (ake_json_parse(s, n, &v, &off, &why)) return NULL; /* s was read once already: only memory can fail */
+    char *k = strdup(json_object_get_string(v));
+    json_object_put(v);
+    return k;
+}
+
+/* json-c keeps the last of two equal keys of an object and leaves no trace of the first, so the
+ * header text itself is searched for them, the keys compared as json-c decodes them. s[0..n) is
+ * JSON that ake_json_parse accepted (strings closed, nesting within json-c's depth) whose top
+ * level is an object. The error names the key: a tensor, "__metadata__", a metadata key, or a
+ * field of a tensor. */
+static ake_status dup_key(const char *L, const char *s, size_t n, char *err, size_t errlen) {
+    struct {
+        bool obj;
+        size_t first; /* the object's keys so far are keys[first..nk) */
+    } fr[JSON_TOKENER_DEFAULT_DEPTH + 1];
+    int depth = 0;
+    char **keys = NULL;
+    size_t nk = 0, cap = 0;
+    bool want_key = false; /* just after '{', or after ',' in an object: the next string is a key */
+    ake_status rc = AKE_OK;
+    for (size_t i = 0; i < n && rc == AKE_OK; i++) {
+        const char c = s[i];
+        if (c == '"') {
+            const size_t b = i;
+            for (i++; s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+            if (!want_key) continue;
+            want_key = false;
+            if (nk == cap) {
+                char **k = realloc(keys, (cap = cap ? 2 * cap : 64) * sizeof *k);
+                if (!k) {
+                    rc = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header's keys.", L);
+                    break;
+                }
+                keys = k;
+            }
+            if (!(keys[nk] = key_text(s + b, i + 1 - b))) {
+                rc = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header's keys.", L);
+                break;
+            }
+            nk++;
+        } else if (c == '{' || c == '[') {
+            if (depth == (int)(sizeof fr / sizeof fr[0])) {
+                rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header nests deeper than %d levels.", L, depth);
+                break;
+            }
+            fr[depth].obj = c == '{';
+            fr[depth++].first = nk;
+            want_key = c == '{';
+        } else if (c == ',') {
+            want_key = fr[depth - 1].obj;
+        } else if (c == '}' || c == ']') {
+            const size_t first = fr[--depth].first;
+            if (nk - first > 1) qsort(keys + first, nk - first, sizeof *keys, cmp_cstr_ptr);
+            for (size_t k = first + 1; k < nk && rc == AKE_OK; k++) {
+                if (strcmp(keys[k - 1], keys[k]) != 0) continue;
+                const char *key = keys[k], *outer = depth > 0 ? keys[fr[1].first - 1] : NULL;
+                if (!outer && !strcmp(key, "__metadata__"))
+                    rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header has \"__metadata__\" twice.", L);
+                else if (!outer)
+                    rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header names tensor '%s' twice.", L, key);
+                else if (!strcmp(outer, "__metadata__"))
+                    rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" has the key '%s' twice.", L, key);
+                else
+                    rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has the key '%s' twice.", L, outer, key);
+            }
+            while (nk > first) free(keys[--nk]);
+            want_key = false;
+        }
+    }
+    while (nk > 0) free(keys[--nk]);
+    free(keys);
+    return rc;
+}
+
+/* Copies "__metadata__" (string -> string) into st->meta, sorted by key (no key is there twice:
+ * dup_key has checked). */
+static ake_status parse_metadata(ake_safetensors *st, json_object *meta, char *err, size_t errlen) {
     const char *L = st->label;
-    if (!cJSON_IsObject(meta))
+    if (!json_object_is_type(meta, json_type_object))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" in the header is not a JSON object.", L);
-    int n = cJSON_GetArraySize(meta);
+    int n = json_object_object_length(meta);
     if (n == 0) return AKE_OK;
     st->meta = calloc((size_t)n, sizeof *st->meta);
     if (!st->meta) return ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header metadata.", L);
-    for (const cJSON *kv = meta->child; kv; kv = kv->next) {
-        if (!cJSON_IsString(kv) || !kv->valuestring)
-            return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" entry '%s' is not a string.", L,
-                            kv->string ? kv->string : "");
+    json_object_object_foreach(meta, key, val) {
+        if (!json_object_is_type(val, json_type_string))
+            return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" entry '%s' is not a string.", L, key);
         st_meta *m = &st->meta[st->n_meta++];
-        m->key = strdup(kv->string ? kv->string : "");
-        m->value = strdup(kv->valuestring);
+        m->key = strdup(key);
+        m->value = strdup(json_object_get_string(val));
         if (!m->key || !m->value)
             return ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory reading the header metadata.", L);
     }
     qsort(st->meta, (size_t)st->n_meta, sizeof *st->meta, cmp_meta);
-    for (int i = 1; i < st->n_meta; i++)
-        if (strcmp(st->meta[i - 1].key, st->meta[i].key) == 0)
-            return ake_errf(err, errlen, AKE_EFORMAT, "%s: \"__metadata__\" has the key '%s' twice.", L,
-                            st->meta[i].key);
     return AKE_OK;
 }
 
 /* Fills t from one header entry. begin/end are returned for the coverage check. */
-static ake_status parse_entry(const char *L, const cJSON *e, uint64_t data_len, ake_tensor *t, uint64_t *begin_out,
-                              uint64_t *end_out, char *err, size_t errlen) {
-    const char *name = e->string;
-    if (!cJSON_IsObject(e))
+static ake_status parse_entry(const char *L, const char *name, json_object *e, uint64_t data_len, ake_tensor *t,
+                              uint64_t *begin_out, uint64_t *end_out, char *err, size_t errlen) {
+    if (!json_object_is_type(e, json_type_object))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' is not described by a JSON object.", L, name);
 
-    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-    if (!dt) return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"dtype\".", L, name);
-    if (!cJSON_IsString(dt) || !dt->valuestring)
+    json_object *dt, *sh, *off;
+    if (!json_object_object_get_ex(e, "dtype", &dt))
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"dtype\".", L, name);
+    if (!json_object_is_type(dt, json_type_string))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has a \"dtype\" that is not a string.", L, name);
-    if (dtype_from_header(dt->valuestring, &t->dtype) != 0)
+    /* the whole string must name the dtype: "F32\u0000x" is not F32 */
+    const char *dts = json_object_get_string(dt);
+    if (strlen(dts) != (size_t)json_object_get_string_len(dt) || dtype_from_header(dts, &t->dtype) != 0)
         return ake_errf(err, errlen, AKE_EUNSUPPORTED,
                         "%s: tensor '%s' has dtype '%s', which is not one of F32 F16 BF16 I8 U8 F8_E4M3 F8_E5M2 "
                         "I16 I32 I64 F64 BOOL.",
-                        L, name, dt->valuestring);
+                        L, name, dts);
 
-    if (!sh) return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"shape\".", L, name);
-    if (!cJSON_IsArray(sh))
+    if (!json_object_object_get_ex(e, "shape", &sh))
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"shape\".", L, name);
+    if (!json_object_is_type(sh, json_type_array))
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has a \"shape\" that is not an array.", L, name);
-    int ndim = cJSON_GetArraySize(sh);
+    size_t ndim = json_object_array_length(sh);
     if (ndim > AKE_MAX_DIMS)
-        return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has %d dimensions, more than the %d supported.", L,
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has %zu dimensions, more than the %d supported.", L,
                         name, ndim, AKE_MAX_DIMS);
-    t->ndim = ndim;
+    t->ndim = (int)ndim;
     uint64_t numel = 1;
     bool overflow = false;
-    int k = 0;
-    for (const cJSON *d = sh->child; d; d = d->next, k++) {
+    for (int k = 0; k < t->ndim; k++) {
         uint64_t v = 0;
-        const char *why = json_uint(d, &v);
+        const char *why = json_uint(json_object_array_get_idx(sh, (size_t)k), &v);
         if (why)
             return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has shape dimension %d that %s.", L, name, k,
                             why);
@@ -229,18 +318,19 @@ static ake_status parse_entry(const char *L, const cJSON *e, uint64_t data_len, 
     if (overflow || numel > (uint64_t)INT64_MAX || __builtin_mul_overflow(numel, (uint64_t)esz, &nbytes)) {
         char sb[256];
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has shape %s whose size overflows 64 bits.", L,
-                        name, shape_str(sb, sizeof sb, ndim, t->shape));
+                        name, shape_str(sb, sizeof sb, t->ndim, t->shape));
     }
     t->numel = (int64_t)numel;
 
-    if (!off) return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"data_offsets\".", L, name);
-    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2)
+    if (!json_object_object_get_ex(e, "data_offsets", &off))
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has no \"data_offsets\".", L, name);
+    if (!json_object_is_type(off, json_type_array) || json_object_array_length(off) != 2)
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has \"data_offsets\" that is not a [begin, end] pair.",
                         L, name);
     uint64_t b = 0, en = 0;
-    const char *why = json_uint(off->child, &b);
+    const char *why = json_uint(json_object_array_get_idx(off, 0), &b);
     if (why) return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has a begin offset that %s.", L, name, why);
-    why = json_uint(off->child->next, &en);
+    why = json_uint(json_object_array_get_idx(off, 1), &en);
     if (why) return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has an end offset that %s.", L, name, why);
     if (b > en)
         return ake_errf(err, errlen, AKE_EFORMAT, "%s: tensor '%s' has data_offsets [%llu, %llu] with begin after end.",
@@ -255,7 +345,7 @@ static ake_status parse_entry(const char *L, const cJSON *e, uint64_t data_len, 
                         "%s: tensor '%s' has data_offsets [%llu, %llu] spanning %llu bytes, but dtype %s and shape %s "
                         "need %llu bytes.",
                         L, name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)(en - b),
-                        ake_dtype_name(t->dtype), shape_str(sb, sizeof sb, ndim, t->shape), (unsigned long long)nbytes);
+                        ake_dtype_name(t->dtype), shape_str(sb, sizeof sb, t->ndim, t->shape), (unsigned long long)nbytes);
     }
     t->nbytes = (size_t)nbytes;
     *begin_out = b;
@@ -291,49 +381,37 @@ static ake_status parse_into(ake_safetensors *st, const unsigned char *buf, size
     const unsigned char *data = hdr + hn;
     uint64_t data_len = (uint64_t)(len - 8 - hn);
 
-    /* A NUL-terminated copy: cJSON then never reads past the header, whatever it contains. */
-    char *text = malloc(hn + 1);
-    if (!text) return ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory copying a %zu-byte header.", L, hn);
-    memcpy(text, hdr, hn);
-    text[hn] = 0;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + hn ? (size_t)(end - text) : hn;
-        free(text);
-        return ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header is not valid JSON (error near byte %zu).", L,
-                        at);
-    }
+    const char *text = (const char *)hdr, *why;
+    json_object *root;
+    size_t at;
+    if (ake_json_parse(text, hn, &root, &at, &why))
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header is not valid JSON (error near byte %zu: %s).",
+                        L, at, why);
     ake_status rc = AKE_OK;
     st_span *spans = NULL;
     const ake_tensor **sorted = NULL;
-    if (!cJSON_IsObject(root)) {
+    if (!json_object_is_type(root, json_type_object)) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header is JSON but not an object.", L);
         goto done;
     }
+    if ((rc = dup_key(L, text, hn, err, errlen)) != AKE_OK) goto done;
 
-    int total = cJSON_GetArraySize(root);
+    int total = json_object_object_length(root);
     st->t = calloc(total ? (size_t)total : 1, sizeof *st->t);
     spans = calloc(total ? (size_t)total : 1, sizeof *spans);
     if (!st->t || !spans) {
         rc = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory for %d header entries.", L, total);
         goto done;
     }
-    bool have_meta = false;
-    for (const cJSON *e = root->child; e; e = e->next) {
-        if (strcmp(e->string, "__metadata__") == 0) {
-            if (have_meta) {
-                rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header has \"__metadata__\" twice.", L);
-                goto done;
-            }
-            have_meta = true;
+    json_object_object_foreach(root, name, e) {
+        if (strcmp(name, "__metadata__") == 0) {
             if ((rc = parse_metadata(st, e, err, errlen)) != AKE_OK) goto done;
             continue;
         }
         ake_tensor *t = &st->t[st->n];
         uint64_t b = 0, en = 0;
-        if ((rc = parse_entry(L, e, data_len, t, &b, &en, err, errlen)) != AKE_OK) goto done;
-        t->name = strdup(e->string);
+        if ((rc = parse_entry(L, name, e, data_len, t, &b, &en, err, errlen)) != AKE_OK) goto done;
+        t->name = strdup(name);
         if (!t->name) {
             rc = ake_errf(err, errlen, AKE_ENOMEM, "%s: out of memory copying tensor names.", L);
             goto done;
@@ -343,7 +421,7 @@ static ake_status parse_into(ake_safetensors *st, const unsigned char *buf, size
         st->n++;
     }
 
-    /* Unique names; the sorted order doubles as the index for find(). */
+    /* The names are unique (dup_key); sorted, they are the index for find(). */
     sorted = malloc((st->n ? (size_t)st->n : 1) * sizeof *sorted);
     st->by_name = malloc((st->n ? (size_t)st->n : 1) * sizeof *st->by_name);
     if (!sorted || !st->by_name) {
@@ -352,14 +430,7 @@ static ake_status parse_into(ake_safetensors *st, const unsigned char *buf, size
     }
     for (int i = 0; i < st->n; i++) sorted[i] = &st->t[i];
     qsort(sorted, (size_t)st->n, sizeof *sorted, cmp_name_ptr);
-    for (int i = 0; i < st->n; i++) {
-        st->by_name[i] = (int)(sorted[i] - st->t);
-        if (i > 0 && strcmp(sorted[i - 1]->name, sorted[i]->name) == 0) {
-            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: safetensors header names tensor '%s' twice.", L,
-                          sorted[i]->name);
-            goto done;
-        }
-    }
+    for (int i = 0; i < st->n; i++) st->by_name[i] = (int)(sorted[i] - st->t);
 
     /* The tensors must tile [0, data_len) exactly. */
     qsort(spans, (size_t)st->n, sizeof *spans, cmp_span);
@@ -392,8 +463,7 @@ static ake_status parse_into(ake_safetensors *st, const unsigned char *buf, size
 done:
     free(sorted);
     free(spans);
-    cJSON_Delete(root);
-    free(text);
+    json_object_put(root);
     return rc;
 }
 
@@ -642,10 +712,6 @@ static ake_status check_write_tensor(const char *path, const ake_tensor *t, int 
                         t->name, t->nbytes, (unsigned long long)n);
     *nbytes = n;
     return AKE_OK;
-}
-
-static int cmp_cstr_ptr(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 static ake_status write_impl(const char *path, const ake_tensor *tensors, int n, ake_safetensors_fill_fn fill,

@@ -18,8 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
+#include <json-c/json.h>
 
+#include "base/json.h"
 #include "base/log.h"
 
 #define MAX_SKIP 64
@@ -182,14 +183,14 @@ typedef struct {
     bool has_policy;
 } settings;
 
-static int json_int(const cJSON *v, const char *key, int64_t lo, int64_t hi, int32_t *out, const char *path, char *err,
-                    size_t errlen) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble || v->valuedouble < (double)lo ||
-        v->valuedouble > (double)hi) {
+static int json_int(const json_object *v, const char *key, int64_t lo, int64_t hi, int32_t *out, const char *path,
+                    char *err, size_t errlen) {
+    double d;
+    if (!ake_json_number(v, &d) || !(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d) {
         snprintf(err, errlen, "%s: \"%s\" must be an integer in %lld..%lld", path, key, (long long)lo, (long long)hi);
         return -1;
     }
-    *out = (int32_t)v->valuedouble;
+    *out = (int32_t)d;
     return 0;
 }
 
@@ -203,29 +204,37 @@ static ake_status read_settings(const char *path, bool model_level, settings *s,
     fclose(f);
     if (too_long) return ake_errf(err, errlen, AKE_EFORMAT, "%s is longer than %zu bytes", path, sizeof buf - 1);
     buf[n] = 0;
-    cJSON *root = cJSON_ParseWithLength(buf, n);
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    json_object *root;
+    size_t at, line, col;
+    const char *why;
+    if (ake_json_parse(buf, n, &root, &at, &why)) {
+        ake_json_line_col(buf, at, &line, &col);
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s is not a JSON object (invalid JSON at line %zu, column %zu: %s)",
+                        path, line, col, why);
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
         return ake_errf(err, errlen, AKE_EFORMAT, "%s is not a JSON object", path);
     }
     ake_status st = AKE_OK;
     int32_t replicas = 1;
     const char *device = NULL;
-    for (const cJSON *it = root->child; it && st == AKE_OK; it = it->next) {
-        const char *k = it->string;
+    json_object_object_foreach(root, k, it) {
+        if (st != AKE_OK) break;
         if (!strcmp(k, "device")) {
-            if (!cJSON_IsString(it) || !*it->valuestring || strlen(it->valuestring) >= 128)
+            if (!json_object_is_type(it, json_type_string) || !*json_object_get_string(it) ||
+                strlen(json_object_get_string(it)) >= 128)
                 st = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"device\" must be a device list such as \"cuda:0,cuda:1\"",
                               path);
-            else device = it->valuestring;
+            else device = json_object_get_string(it);
         } else if (!strcmp(k, "replicas")) {
             if (json_int(it, k, 1, 16, &replicas, path, err, errlen)) st = AKE_EFORMAT;
         } else if (!strcmp(k, "dtype")) {
-            if (!cJSON_IsString(it) || (strcmp(it->valuestring, "default") &&
-                                        ake_precision_parse(it->valuestring, &s->engine.precision)))
+            const char *v = json_object_is_type(it, json_type_string) ? json_object_get_string(it) : NULL;
+            if (!v || (strcmp(v, "default") && ake_precision_parse(v, &s->engine.precision)))
                 st = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"dtype\" must be fp32, fp16, bf16, int8, fp8 or default",
                               path);
-            else if (!strcmp(it->valuestring, "default")) s->engine.precision = AKE_PREC_DEFAULT;
+            else if (!strcmp(v, "default")) s->engine.precision = AKE_PREC_DEFAULT;
         } else if (!strcmp(k, "threads")) {
             if (json_int(it, k, 0, 1024, &s->engine.threads, path, err, errlen)) st = AKE_EFORMAT;
         } else if (!strcmp(k, "max_batch_tokens")) {
@@ -235,27 +244,32 @@ static ake_status read_settings(const char *path, bool model_level, settings *s,
         } else if (!strcmp(k, "max_wait_ms")) {
             if (json_int(it, k, 0, 60000, &s->engine.max_wait_ms, path, err, errlen)) st = AKE_EFORMAT;
         } else if (!strcmp(k, "version_policy") && model_level) {
-            const cJSON *latest = cJSON_GetObjectItemCaseSensitive(it, "latest");
-            const cJSON *spec = cJSON_GetObjectItemCaseSensitive(it, "specific");
+            json_object *latest, *spec;
+            const bool has_latest = json_object_object_get_ex(it, "latest", &latest);
+            const bool has_spec = json_object_object_get_ex(it, "specific", &spec);
             memset(&s->policy, 0, sizeof s->policy);
             s->has_policy = true;
-            if (!cJSON_IsObject(it) || cJSON_GetArraySize(it) != 1 || (!latest && !spec)) {
+            if (!json_object_is_type(it, json_type_object) || json_object_object_length(it) != 1 ||
+                (!has_latest && !has_spec)) {
                 st = ake_errf(err, errlen, AKE_EFORMAT,
                               "%s: \"version_policy\" must be {\"latest\": N} or {\"specific\": [\"1\", ...]}", path);
-            } else if (latest) {
+            } else if (has_latest) {
                 if (json_int(latest, "version_policy.latest", 1, 64, &s->policy.latest, path, err, errlen))
                     st = AKE_EFORMAT;
-            } else if (!cJSON_IsArray(spec) || cJSON_GetArraySize(spec) < 1 ||
-                       cJSON_GetArraySize(spec) > MAX_SPECIFIC) {
+            } else if (!json_object_is_type(spec, json_type_array) || json_object_array_length(spec) < 1 ||
+                       json_object_array_length(spec) > MAX_SPECIFIC) {
                 st = ake_errf(err, errlen, AKE_EFORMAT, "%s: \"version_policy.specific\" must list 1..%d versions",
                               path, MAX_SPECIFIC);
             } else {
-                for (const cJSON *v = spec->child; v && st == AKE_OK; v = v->next) {
-                    if (!cJSON_IsString(v) || !valid_version(v->valuestring))
+                for (size_t i = 0; i < json_object_array_length(spec) && st == AKE_OK; i++) {
+                    json_object *v = json_object_array_get_idx(spec, i);
+                    if (!json_object_is_type(v, json_type_string) || !valid_version(json_object_get_string(v)))
                         st = ake_errf(err, errlen, AKE_EFORMAT,
                                       "%s: \"version_policy.specific\" holds version numbers as strings, like \"3\"",
                                       path);
-                    else snprintf(s->policy.specific[s->policy.n_specific++], AKE_VERSION_MAX, "%s", v->valuestring);
+                    else
+                        snprintf(s->policy.specific[s->policy.n_specific++], AKE_VERSION_MAX, "%s",
+                                 json_object_get_string(v));
                 }
             }
         } else {
@@ -278,7 +292,7 @@ static ake_status read_settings(const char *path, bool model_level, settings *s,
             }
         }
     }
-    cJSON_Delete(root);
+    json_object_put(root);
     return st;
 }
 
@@ -374,22 +388,32 @@ static void unload_all(ake_registry *r, ake_model_entry *m) {
 
 static void save_state(ake_registry *r) {
     if (!r->state_file[0]) return;
-    cJSON *root = cJSON_CreateObject(), *models = cJSON_AddObjectToObject(root, "models");
+    json_object *root = json_object_new_object(), *models = json_object_new_object();
+    bool built = root && models && !json_object_object_add(root, "models", models); /* else nothing is written */
+    if (!built) json_object_put(models);
     pthread_mutex_lock(&r->mu);
-    for (ake_model_entry *m = r->models; m; m = m->next) {
+    for (ake_model_entry *m = r->models; m && built; m = m->next) {
         if (!m->in_repository || m->removed) continue;
-        cJSON *o = cJSON_AddObjectToObject(models, m->name);
-        if (m->serving) cJSON_AddStringToObject(o, "serving", m->serving->version);
-        else cJSON_AddNullToObject(o, "serving");
-        cJSON_AddBoolToObject(o, "unloaded", m->unloaded);
-        cJSON *sk = cJSON_AddArrayToObject(o, "skip");
-        for (int32_t i = 0; i < m->nskip; i++) cJSON_AddItemToArray(sk, cJSON_CreateString(m->skip[i]));
+        json_object *o = json_object_new_object(), *sk = json_object_new_array();
+        if (!(built = o && sk && !json_object_object_add(models, m->name, o))) {
+            json_object_put(o);
+            json_object_put(sk);
+            break;
+        }
+        json_object_object_add(o, "serving", m->serving ? json_object_new_string(m->serving->version) : NULL);
+        json_object_object_add(o, "unloaded", json_object_new_boolean(m->unloaded));
+        for (int32_t i = 0; i < m->nskip; i++) json_object_array_add(sk, json_object_new_string(m->skip[i]));
+        json_object_object_add(o, "skip", sk);
     }
     pthread_mutex_unlock(&r->mu);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
+    const char *text = built ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                                        JSON_C_TO_STRING_NOSLASHESCAPE)
+                             : NULL;
     char tmp[PATH_MAX + 32];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", r->state_file, (int)getpid()) >= (int)sizeof tmp) return;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", r->state_file, (int)getpid()) >= (int)sizeof tmp) {
+        json_object_put(root);
+        return;
+    }
     int fd = text ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
     bool ok = fd >= 0;
     if (ok) {
@@ -406,22 +430,27 @@ static void save_state(ake_registry *r) {
         if (!ok) unlink(tmp);
     }
     if (!ok) ake_log(AKE_LOG_ERROR, "cannot write the state file %s: %s", r->state_file, strerror(errno));
-    free(text);
+    json_object_put(root);
 }
 
 /* Applies the state file's record of m (if any): skip list and unloaded flag; the version
  * that served, when it is still on disk, into want (else ""). */
-static void read_state(ake_registry *r, ake_model_entry *m, const cJSON *state, char *want) {
+static void read_state(ake_registry *r, ake_model_entry *m, const json_object *state, char *want) {
     want[0] = 0;
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(state, "models"), m->name);
-    if (!cJSON_IsObject(o)) return;
-    const cJSON *sk = cJSON_GetObjectItemCaseSensitive(o, "skip");
-    for (const cJSON *v = cJSON_IsArray(sk) ? sk->child : NULL; v; v = v->next)
-        if (cJSON_IsString(v) && valid_version(v->valuestring)) skip_add(m, v->valuestring);
-    m->unloaded = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "unloaded"));
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "serving");
-    if (cJSON_IsString(s) && valid_version(s->valuestring) && on_disk(m, s->valuestring))
-        snprintf(want, AKE_VERSION_MAX, "%s", s->valuestring);
+    const json_object *o = json_object_object_get(json_object_object_get(state, "models"), m->name);
+    if (!json_object_is_type(o, json_type_object)) return;
+    const json_object *sk = json_object_object_get(o, "skip");
+    for (size_t i = 0; json_object_is_type(sk, json_type_array) && i < json_object_array_length(sk); i++) {
+        json_object *v = json_object_array_get_idx(sk, i);
+        if (json_object_is_type(v, json_type_string) && valid_version(json_object_get_string(v)))
+            skip_add(m, json_object_get_string(v));
+    }
+    const json_object *u = json_object_object_get(o, "unloaded");
+    m->unloaded = json_object_is_type(u, json_type_boolean) && json_object_get_boolean(u);
+    json_object *s = json_object_object_get(o, "serving");
+    if (json_object_is_type(s, json_type_string) && valid_version(json_object_get_string(s)) &&
+        on_disk(m, json_object_get_string(s)))
+        snprintf(want, AKE_VERSION_MAX, "%s", json_object_get_string(s));
     (void)r;
 }
 
@@ -749,7 +778,7 @@ static void warn_ignored(const char *dir, bool models) {
 ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
     pthread_mutex_lock(&r->ops_mu);
     ake_status st = AKE_OK;
-    cJSON *state = NULL;
+    json_object *state = NULL;
     if (r->repository[0]) {
         warn_ignored(r->repository, true);
         char names[MAX_REPO_MODELS][AKE_MODEL_NAME_MAX];
@@ -769,9 +798,10 @@ ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
             char *buf = malloc(1 << 20);
             size_t len = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
             fclose(f);
-            if (buf) state = cJSON_ParseWithLength(buf, len);
-            if (!state) ake_log(AKE_LOG_WARN, "state file %s is not JSON; starting from the version policies",
-                                r->state_file);
+            size_t at;
+            const char *why;
+            if (!buf || ake_json_parse(buf, len, &state, &at, &why))
+                ake_log(AKE_LOG_WARN, "state file %s is not JSON; starting from the version policies", r->state_file);
             free(buf);
         }
     }
@@ -810,7 +840,7 @@ ake_status ake_registry_start(ake_registry *r, char *err, size_t errlen) {
         ake_log(AKE_LOG_WARN, "no model serves: every model of the repository is unloaded or failed to load");
         if (!default_given) snprintf(r->default_name, sizeof r->default_name, "%s", r->models->name);
     }
-    cJSON_Delete(state);
+    json_object_put(state);
     if (st == AKE_OK) {
         r->started = true;
         save_state(r);

@@ -2,14 +2,16 @@
  * or, when it is absent, vocab.txt with tokenizer_config.json / special_tokens_map.json as
  * transformers' BertTokenizerFast would convert them. Every file is treated as hostile: each
  * field is type-checked and every failure names the file and the field. */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <json-c/json.h>
+
 #include "base/fs.h"
+#include "base/json.h"
 #include "text/tokenizer_impl.h"
 
 #define MAX_FILE_BYTES (1u << 30)         /* refuse tokenizer files over 1 GiB */
@@ -24,19 +26,21 @@ typedef struct {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static ake_status read_json(const char *path, cJSON **out, char *err, size_t errlen) {
+/* The JSON object in file `path` (ake_json_parse: strict, as every JSON the project reads). */
+static ake_status read_json(const char *path, json_object **out, char *err, size_t errlen) {
     char *buf;
-    size_t len = 0;
+    size_t len = 0, at, line, col;
+    const char *why;
     *out = NULL;
     ake_status st = ake_read_file(path, MAX_FILE_BYTES, &buf, &len, err, errlen);
     if (st) return st;
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-    if (!j) {
-        size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
-        st = ake_errf(err, errlen, AKE_EFORMAT, "%s: not valid JSON (parse error near byte %zu)", path, at);
-    } else if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
+    json_object *j;
+    if (ake_json_parse(buf, len, &j, &at, &why)) {
+        ake_json_line_col(buf, at, &line, &col);
+        st = ake_errf(err, errlen, AKE_EFORMAT, "%s: not valid JSON (parse error near byte %zu, line %zu, column %zu: %s)",
+                      path, at, line, col, why);
+    } else if (!json_object_is_type(j, json_type_object)) {
+        json_object_put(j);
         j = NULL;
         st = ake_errf(err, errlen, AKE_EFORMAT, "%s: top level is not a JSON object", path);
     }
@@ -45,35 +49,33 @@ static ake_status read_json(const char *path, cJSON **out, char *err, size_t err
     return st;
 }
 
-/* Field `key` of object o: NULL when absent or JSON null. */
-static const cJSON *field(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return v && !cJSON_IsNull(v) ? v : NULL;
-}
+/* Field `key` of object o: NULL when absent or JSON null, or when o is not an object. */
+static json_object *field(const json_object *o, const char *key) { return json_object_object_get(o, key); }
 
-static ake_status get_bool(ctx *c, const cJSON *o, const char *where, const char *key, bool dflt, bool *out) {
-    const cJSON *v = field(o, key);
+static ake_status get_bool(ctx *c, const json_object *o, const char *where, const char *key, bool dflt, bool *out) {
+    const json_object *v = field(o, key);
     if (!v) {
         *out = dflt;
         return AKE_OK;
     }
-    if (!cJSON_IsBool(v)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not true or false", c->path, where, key);
-    *out = cJSON_IsTrue(v);
+    if (!json_object_is_type(v, json_type_boolean))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not true or false", c->path, where, key);
+    *out = json_object_get_boolean(v);
     return AKE_OK;
 }
 
 /* A JSON number that is an integer in [lo, hi]. */
-static bool as_int(const cJSON *v, double lo, double hi, int32_t *out) {
-    if (!cJSON_IsNumber(v)) return false;
-    double d = v->valuedouble;
+static bool as_int(const json_object *v, double lo, double hi, int32_t *out) {
+    double d;
+    if (!ake_json_number(v, &d)) return false;
     if (!(d >= lo && d <= hi) || d != (double)(int64_t)d) return false;
     *out = (int32_t)d;
     return true;
 }
 
-static ake_status get_int(ctx *c, const cJSON *o, const char *where, const char *key, int32_t lo, int32_t hi,
+static ake_status get_int(ctx *c, const json_object *o, const char *where, const char *key, int32_t lo, int32_t hi,
                           int32_t dflt, int32_t *out) {
-    const cJSON *v = field(o, key);
+    const json_object *v = field(o, key);
     if (!v) {
         *out = dflt;
         return AKE_OK;
@@ -84,16 +86,17 @@ static ake_status get_int(ctx *c, const cJSON *o, const char *where, const char 
     return AKE_OK;
 }
 
-static ake_status get_str(ctx *c, const cJSON *o, const char *where, const char *key, const char *dflt,
+static ake_status get_str(ctx *c, const json_object *o, const char *where, const char *key, const char *dflt,
                           const char **out) {
-    const cJSON *v = field(o, key);
+    json_object *v = field(o, key);
     if (!v) {
         *out = dflt;
         if (!dflt) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is missing", c->path, where, key);
         return AKE_OK;
     }
-    if (!cJSON_IsString(v)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not a string", c->path, where, key);
-    *out = v->valuestring;
+    if (!json_object_is_type(v, json_type_string))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s.%s is not a string", c->path, where, key);
+    *out = json_object_get_string(v);
     return AKE_OK;
 }
 
@@ -207,9 +210,9 @@ static ake_status finish(ctx *c, ake_tokenizer *t) {
 
 /* ---- tokenizer.json ---------------------------------------------------------------------- */
 
-static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
-    const cJSON *m = field(root, "model");
-    if (!cJSON_IsObject(m)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"model\" is missing or not an object", c->path);
+static ake_status parse_model(ctx *c, ake_tokenizer *t, const json_object *root) {
+    const json_object *m = field(root, "model");
+    if (!json_object_is_type(m, json_type_object)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"model\" is missing or not an object", c->path);
     const char *type = NULL, *unk = NULL, *prefix = NULL;
     ake_status st;
     if ((st = get_str(c, m, "model", "type", "WordPiece", &type))) return st;
@@ -224,16 +227,16 @@ static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
     if (!(t->cont_prefix = dup_str(prefix))) return nomem(c);
     t->cont_prefix_len = strlen(prefix);
 
-    const cJSON *vocab = field(m, "vocab");
-    if (!cJSON_IsObject(vocab)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab is missing or not an object", c->path);
+    const json_object *vocab = field(m, "vocab");
+    if (!json_object_is_type(vocab, json_type_object))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab is missing or not an object", c->path);
     size_t k = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, vocab) {
+    json_object_object_foreach(vocab, token, e) {
         int32_t id = -1;
-        if (!e->string || !as_int(e, 0, INT32_MAX - 1, &id))
+        if (!as_int(e, 0, INT32_MAX - 1, &id))
             return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: model.vocab entry %zu (\"%s\") is not an id in [0, 2^31-2]",
-                            c->path, k, e->string ? e->string : "");
-        if ((st = ake_vocab_put(&t->vocab, e->string, strlen(e->string), id)))
+                            c->path, k, token);
+        if ((st = ake_vocab_put(&t->vocab, token, strlen(token), id)))
             return ake_errf(c->err, c->errlen, st, "%s: model.vocab: %s", c->path, ake_status_str(st));
         if (id >= t->vocab_size) t->vocab_size = id + 1;
         k++;
@@ -244,10 +247,10 @@ static ake_status parse_model(ctx *c, ake_tokenizer *t, const cJSON *root) {
     return AKE_OK;
 }
 
-static ake_status parse_normalizer(ctx *c, ake_tokenizer *t, const cJSON *root) {
-    const cJSON *n = field(root, "normalizer");
+static ake_status parse_normalizer(ctx *c, ake_tokenizer *t, const json_object *root) {
+    const json_object *n = field(root, "normalizer");
     if (!n) return AKE_OK; /* no normalizer: text goes to the pre-tokenizer as it is */
-    if (!cJSON_IsObject(n)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"normalizer\" is not an object", c->path);
+    if (!json_object_is_type(n, json_type_object)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"normalizer\" is not an object", c->path);
     const char *type = NULL;
     ake_status st;
     if ((st = get_str(c, n, "normalizer", "type", NULL, &type))) return st;
@@ -261,11 +264,11 @@ static ake_status parse_normalizer(ctx *c, ake_tokenizer *t, const cJSON *root) 
     return get_bool(c, n, "normalizer", "strip_accents", t->lowercase, &t->strip_accents);
 }
 
-static ake_status parse_pre_tokenizer(ctx *c, const cJSON *root) {
-    const cJSON *p = field(root, "pre_tokenizer");
+static ake_status parse_pre_tokenizer(ctx *c, const json_object *root) {
+    const json_object *p = field(root, "pre_tokenizer");
     const char *type = "null";
     if (p) {
-        if (!cJSON_IsObject(p)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"pre_tokenizer\" is not an object", c->path);
+        if (!json_object_is_type(p, json_type_object)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: \"pre_tokenizer\" is not an object", c->path);
         ake_status st = get_str(c, p, "pre_tokenizer", "type", NULL, &type);
         if (st) return st;
         if (strcmp(type, "BertPreTokenizer") == 0) return AKE_OK;
@@ -284,9 +287,9 @@ static ake_status push_id(ctx *c, ake_tokenizer *t, bool before, int32_t id) {
     return AKE_OK;
 }
 
-static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *root) {
-    const cJSON *p = field(root, "post_processor");
-    if (!cJSON_IsObject(p))
+static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const json_object *root) {
+    const json_object *p = field(root, "post_processor");
+    if (!json_object_is_type(p, json_type_object))
         return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
                         "%s: post_processor is missing; a BERT tokenizer needs its [CLS] ... [SEP] template", c->path);
     const char *type = NULL;
@@ -295,9 +298,10 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
     if (strcmp(type, "BertProcessing") == 0) {
         const char *keys[2] = {"cls", "sep"};
         for (int i = 0; i < 2; i++) {
-            const cJSON *pair = field(p, keys[i]);
+            const json_object *pair = field(p, keys[i]);
             int32_t id = -1;
-            if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !as_int(cJSON_GetArrayItem(pair, 1), 0, INT32_MAX - 1, &id))
+            if (!json_object_is_type(pair, json_type_array) || json_object_array_length(pair) != 2 ||
+                !as_int(json_object_array_get_idx(pair, 1), 0, INT32_MAX - 1, &id))
                 return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.%s is not [token, id]", c->path, keys[i]);
             if ((st = push_id(c, t, i == 0, id))) return st;
         }
@@ -307,13 +311,14 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
         return ake_errf(c->err, c->errlen, AKE_EUNSUPPORTED,
                         "%s: post_processor type \"%s\" is not supported (TemplateProcessing, BertProcessing)", c->path,
                         type);
-    const cJSON *single = field(p, "single"), *specials = field(p, "special_tokens");
-    if (!cJSON_IsArray(single))
+    const json_object *single = field(p, "single"), *specials = field(p, "special_tokens");
+    if (!json_object_is_type(single, json_type_array))
         return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single is not an array", c->path);
     bool seen_a = false;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, single) {
-        const cJSON *sp = field(item, "SpecialToken"), *seq = field(item, "Sequence");
+    const size_t n_single = json_object_array_length(single);
+    for (size_t i = 0; i < n_single; i++) {
+        const json_object *item = json_object_array_get_idx(single, i);
+        const json_object *sp = field(item, "SpecialToken"), *seq = field(item, "Sequence");
         if (seq) {
             const char *id = NULL;
             if ((st = get_str(c, seq, "post_processor.single[].Sequence", "id", NULL, &id))) return st;
@@ -326,15 +331,14 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
         const char *name = NULL;
         if (!sp) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.single has an item that is neither SpecialToken nor Sequence", c->path);
         if ((st = get_str(c, sp, "post_processor.single[].SpecialToken", "id", NULL, &name))) return st;
-        const cJSON *def = specials ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
-        const cJSON *ids = def ? field(def, "ids") : NULL;
-        if (!cJSON_IsArray(ids))
+        const json_object *ids = field(field(specials, name), "ids");
+        if (!json_object_is_type(ids, json_type_array))
             return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.special_tokens has no ids for \"%s\"",
                             c->path, name);
-        const cJSON *idv;
-        cJSON_ArrayForEach(idv, ids) {
+        const size_t n_ids = json_object_array_length(ids);
+        for (size_t k = 0; k < n_ids; k++) {
             int32_t id = -1;
-            if (!as_int(idv, 0, INT32_MAX - 1, &id))
+            if (!as_int(json_object_array_get_idx(ids, k), 0, INT32_MAX - 1, &id))
                 return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: post_processor.special_tokens.%s.ids has a bad id",
                                 c->path, name);
             if ((st = push_id(c, t, !seen_a, id))) return st;
@@ -344,16 +348,17 @@ static ake_status parse_post_processor(ctx *c, ake_tokenizer *t, const cJSON *ro
     return AKE_OK;
 }
 
-static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root) {
-    const cJSON *arr = field(root, "added_tokens");
+static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const json_object *root) {
+    const json_object *arr = field(root, "added_tokens");
     if (!arr) return AKE_OK;
-    if (!cJSON_IsArray(arr)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: added_tokens is not an array", c->path);
-    const cJSON *a;
-    int i = 0;
-    cJSON_ArrayForEach(a, arr) {
+    if (!json_object_is_type(arr, json_type_array))
+        return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: added_tokens is not an array", c->path);
+    const size_t n = json_object_array_length(arr);
+    for (size_t i = 0; i < n; i++) {
+        const json_object *a = json_object_array_get_idx(arr, i);
         char where[48];
-        snprintf(where, sizeof where, "added_tokens[%d]", i++);
-        if (!cJSON_IsObject(a)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s is not an object", c->path, where);
+        snprintf(where, sizeof where, "added_tokens[%zu]", i);
+        if (!json_object_is_type(a, json_type_object)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: %s is not an object", c->path, where);
         const char *content = NULL;
         int32_t id = -1;
         bool sw = false, ls = false, rs = false, norm = false, special = false;
@@ -371,13 +376,13 @@ static ake_status parse_added_tokens(ctx *c, ake_tokenizer *t, const cJSON *root
 
 /* "decoder": only ake_tokenizer_decode reads it, so an unknown type is remembered, not refused:
  * encoding (all the server needs to embed) does not depend on it. */
-static ake_status parse_decoder(ctx *c, ake_tokenizer *t, const cJSON *root) {
-    const cJSON *d = field(root, "decoder");
+static ake_status parse_decoder(ctx *c, ake_tokenizer *t, const json_object *root) {
+    const json_object *d = field(root, "decoder");
     if (!d) {
         t->decoder = AKE_DECODER_NONE;
         return AKE_OK;
     }
-    if (!cJSON_IsObject(d)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: decoder is not an object", c->path);
+    if (!json_object_is_type(d, json_type_object)) return ake_errf(c->err, c->errlen, AKE_EFORMAT, "%s: decoder is not an object", c->path);
     const char *type = NULL, *prefix = NULL;
     ake_status st;
     if ((st = get_str(c, d, "decoder", "type", NULL, &type))) return st;
@@ -399,14 +404,14 @@ static ake_status parse_decoder(ctx *c, ake_tokenizer *t, const cJSON *root) {
 /* Optional tokenizer_config.json next to tokenizer.json: only model_max_length and pad_token are used. */
 static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
     ctx c = {.path = path, .err = err, .errlen = errlen};
-    cJSON *root;
+    json_object *root;
     ake_status st = read_json(path, &root, err, errlen);
     if (st) return st;
     if ((st = parse_model(&c, t, root)) || (st = parse_normalizer(&c, t, root)) || (st = parse_pre_tokenizer(&c, root)) ||
         (st = parse_post_processor(&c, t, root)) || (st = parse_added_tokens(&c, t, root)) ||
         (st = parse_decoder(&c, t, root)))
         goto out;
-    const cJSON *trunc = field(root, "truncation"), *pad = field(root, "padding");
+    const json_object *trunc = field(root, "truncation"), *pad = field(root, "padding");
     if (trunc && (st = get_int(&c, trunc, "truncation", "max_length", 0, INT32_MAX, 0, &t->max_length))) goto out;
     if (pad && (st = get_int(&c, pad, "padding", "pad_id", 0, INT32_MAX - 1, -1, &t->pad_id))) goto out;
     if ((st = finish(&c, t))) goto out;
@@ -418,20 +423,21 @@ static ake_status load_json(const char *dir, const char *path, ake_tokenizer *t,
         goto out;
     }
     if ((t->max_length == 0 || t->pad_id < 0) && ake_file_exists(cfg_path)) {
-        cJSON *cfg;
+        json_object *cfg;
         if (!(st = read_json(cfg_path, &cfg, err, errlen))) {
-            const cJSON *ml = field(cfg, "model_max_length");
+            const json_object *ml = field(cfg, "model_max_length");
             int32_t v = 0;
             if (t->max_length == 0 && ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
-            const cJSON *pt = field(cfg, "pad_token");
-            if (pt && cJSON_IsObject(pt)) pt = field(pt, "content");
-            if (t->pad_id < 0 && cJSON_IsString(pt)) t->pad_id = ake_vocab_get(&t->vocab, pt->valuestring, strlen(pt->valuestring));
-            cJSON_Delete(cfg);
+            json_object *pt = field(cfg, "pad_token");
+            if (json_object_is_type(pt, json_type_object)) pt = field(pt, "content");
+            if (t->pad_id < 0 && json_object_is_type(pt, json_type_string))
+                t->pad_id = ake_vocab_get(&t->vocab, json_object_get_string(pt), strlen(json_object_get_string(pt)));
+            json_object_put(cfg);
         }
     }
     free(cfg_path);
 out:
-    cJSON_Delete(root);
+    json_object_put(root);
     return st;
 }
 
@@ -439,10 +445,10 @@ out:
 
 /* Token name from tokenizer_config.json / special_tokens_map.json: a string, or an AddedToken
  * object with "content". NULL if absent. */
-static const char *special_name(const cJSON *cfg, const char *key) {
-    const cJSON *v = cfg ? field(cfg, key) : NULL;
-    if (v && cJSON_IsObject(v)) v = field(v, "content");
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+static const char *special_name(const json_object *cfg, const char *key) {
+    json_object *v = field(cfg, key);
+    if (json_object_is_type(v, json_type_object)) v = field(v, "content");
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
 /* Length of line s[0..n) without trailing White_Space (Rust str::trim_end). */
@@ -466,7 +472,7 @@ static size_t trim_end(const char *s, size_t n) {
 static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenizer *t, char *err, size_t errlen) {
     ctx c = {.path = path, .err = err, .errlen = errlen};
     char *buf = NULL, *cfg_path = ake_path_join(dir, "tokenizer_config.json"), *map_path = ake_path_join(dir, "special_tokens_map.json");
-    cJSON *cfg = NULL, *map = NULL;
+    json_object *cfg = NULL, *map = NULL;
     size_t len = 0;
     ake_status st = AKE_OK;
     if (!cfg_path || !map_path) {
@@ -531,7 +537,7 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
             if ((st = get_bool(&cc, cfg, "tokenizer_config", "strip_accents", false, &t->strip_accents))) goto out;
             strip_set = true;
         }
-        const cJSON *ml = field(cfg, "model_max_length");
+        const json_object *ml = field(cfg, "model_max_length");
         int32_t v = 0;
         if (ml && as_int(ml, 1, MAX_SANE_MODEL_LENGTH, &v)) t->max_length = v;
     }
@@ -563,16 +569,15 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
         }
         if ((st = add_token(&c, t, name, false, false, false, false, true))) goto out;
     }
-    const cJSON *extra = cfg ? field(cfg, "additional_special_tokens") : NULL;
+    const json_object *extra = cfg ? field(cfg, "additional_special_tokens") : NULL;
     if (!extra && map) extra = field(map, "additional_special_tokens");
-    const cJSON *x;
-    if (cJSON_IsArray(extra)) {
-        cJSON_ArrayForEach(x, extra) {
-            const char *name = cJSON_IsString(x) ? x->valuestring : NULL;
-            if (!name && cJSON_IsObject(x)) name = special_name(x, "content");
-            if (!name) continue;
-            if ((st = add_token(&c, t, name, false, false, false, false, true))) goto out;
-        }
+    const size_t n_extra = json_object_is_type(extra, json_type_array) ? json_object_array_length(extra) : 0;
+    for (size_t i = 0; i < n_extra; i++) {
+        json_object *x = json_object_array_get_idx(extra, i);
+        const char *name = json_object_is_type(x, json_type_string) ? json_object_get_string(x) : NULL;
+        if (!name && json_object_is_type(x, json_type_object)) name = special_name(x, "content");
+        if (!name) continue;
+        if ((st = add_token(&c, t, name, false, false, false, false, true))) goto out;
     }
     t->unk_id = ids[0];
     t->pad_id = ids[2];
@@ -584,8 +589,8 @@ static ake_status load_vocab_txt(const char *dir, const char *path, ake_tokenize
     t->suffix_ids[t->n_suffix++] = ids[1];
     st = finish(&c, t);
 out:
-    cJSON_Delete(cfg);
-    cJSON_Delete(map);
+    json_object_put(cfg);
+    json_object_put(map);
     free(buf);
     free(cfg_path);
     free(map_path);

@@ -3,7 +3,8 @@
  * models/all-MiniLM-L6-v2 (run from the repository root).
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
- *     tests/fuzz/fuzz_tokenizer.c src/base/status.c src/text/[a-z]*.c -lcjson -lutf8proc -lm -o /tmp/ft
+ *     tests/fuzz/fuzz_tokenizer.c src/base/status.c src/base/fs.c src/base/json.c src/text/[a-z]*.c \
+ *     -ljson-c -lutf8proc -lm -o /tmp/ft
  *   /tmp/ft -max_total_time=30 tests/fuzz/fuzz_tokenizer.seed
  *
  * Checks, beyond "no crash, no sanitizer report": invalid UTF-8 is refused with an error

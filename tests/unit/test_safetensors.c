@@ -122,6 +122,15 @@ static void test_parse_small_valid(void **state) {
     ake_safetensors_close(st);
     free(b);
 
+    /* Numbers are values: 2.0 and 2e0 are the integer 2 (json-c reads them as doubles). An
+     * escaped name is its decoded text. */
+    b = make_ok("{\"\\u0077\\\"\":{\"dtype\":\"U8\",\"shape\":[2.0],\"data_offsets\":[0,2e0]}}", 2, &len);
+    rc = ake_safetensors_parse(b, len, "doubles", &st, err, sizeof err);
+    if (rc != AKE_OK) fail_msg("%s", err);
+    assert_int_equal(ake_safetensors_find(st, "w\"")->numel, 2);
+    ake_safetensors_close(st);
+    free(b);
+
     /* No tensors at all, no data: valid. */
     b = make_ok("{}", 0, &len);
     assert_int_equal(ake_safetensors_parse(b, len, "empty", &st, err, sizeof err), AKE_OK);
@@ -198,6 +207,14 @@ static const bad_case bad_headers[] = {
      "not a string"},
     {"metadata key twice", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, AKE_EFORMAT, "'k'", "twice"},
     {"metadata twice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, AKE_EFORMAT, "__metadata__", "twice"},
+    /* json-c keeps the last of two equal keys: the text itself is checked, keys decoded */
+    {"duplicate names, one escaped", "{" T("w", "F32", "[1]", "[0,4]") "," T("\\u0077", "F32", "[1]", "[0,4]") "}", 4,
+     AKE_EFORMAT, "'w'", "twice"},
+    {"names equal up to an escaped NUL", "{" T("w\\u0000a", "U8", "[1]", "[0,1]") "," T("w\\u0000b", "U8", "[1]", "[1,2]")
+     "}", 2, AKE_EFORMAT, "'w'", "twice"},
+    {"tensor field twice", "{\"w\":{\"dtype\":\"F32\",\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4,
+     AKE_EFORMAT, "'w'", "'dtype' twice"},
+    {"dtype with an escaped NUL", "{" T("w", "F32\\u0000x", "[1]", "[0,4]") "}", 4, AKE_EUNSUPPORTED, "'w'", "dtype"},
 };
 
 static void test_bad_headers(void **state) {

@@ -146,6 +146,11 @@ static void test_request_parsing(void **state) {
 
     ake_api_request r;
     ake_api_error e = {0};
+    /* U+1D800 and U+2D800 as escaped pairs: json-c 0.16 alone would read U+FFFD (base/json.c) */
+    assert_int_equal(parse_bind(ake_api_parse_tei_embed, "{\"inputs\":\"a\\ud836\\udc00\\ud876\\udc00\\\\ud836b\"}", &r, &e), 0);
+    assert_int_equal(r.in[0].len, 16);
+    assert_memory_equal(r.in[0].text, "a\xf0\x9d\xa0\x80\xf0\xad\xa0\x80\\ud836b", 16);
+    ake_api_request_release(&r);
     const char *body = "{\"model\":\"m\",\"input\":[101,2000,102],\"encoding_format\":\"base64\"}";
     assert_int_equal(parse_bind(ake_api_parse_openai, body, &r, &e), 0);
     assert_string_equal(r.model, "m");

@@ -3,12 +3,13 @@
  * files, the vocab.txt fallback, and concurrent use of one tokenizer. */
 #include "test_util.h"
 
-#include <cjson/cJSON.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utf8proc.h>
 
+#include "base/json.h"
 #include "text/tokenizer.h"
 #include "text/tokenizer_impl.h"
 
@@ -23,52 +24,13 @@ static char *model_file(const char *name) {
     return path;
 }
 
-/* Decodes the JSON string literal at *p (which points at its opening quote) into a malloc'd
- * buffer with its length: unlike cJSON it keeps an escaped U+0000. Returns NULL on bad input. */
-static char *json_string(const char *p, size_t *len) {
-    if (*p != '"') return NULL;
-    char *out = malloc(strlen(p) + 1), *o = out;
-    for (p++; *p && *p != '"'; p++) {
-        if (*p != '\\') {
-            *o++ = *p;
-            continue;
-        }
-        p++;
-        switch (*p) {
-        case 'n': *o++ = '\n'; break;
-        case 't': *o++ = '\t'; break;
-        case 'r': *o++ = '\r'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case '"': case '\\': case '/': *o++ = *p; break;
-        case 'u': {
-            unsigned cp = 0, lo = 0;
-            if (sscanf(p + 1, "%4x", &cp) != 1) goto bad;
-            p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (p[1] != '\\' || p[2] != 'u' || sscanf(p + 3, "%4x", &lo) != 1) goto bad;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                p += 6;
-            }
-            if (cp < 0x80) *o++ = (char)cp;
-            else if (cp < 0x800) { *o++ = (char)(0xC0 | cp >> 6); *o++ = (char)(0x80 | (cp & 0x3F)); }
-            else if (cp < 0x10000) {
-                *o++ = (char)(0xE0 | cp >> 12); *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *o++ = (char)(0x80 | (cp & 0x3F));
-            } else {
-                *o++ = (char)(0xF0 | cp >> 18); *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
-                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F)); *o++ = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default: goto bad;
-        }
-    }
-    if (*p != '"') goto bad;
-    *len = (size_t)(o - out);
-    return out;
-bad:
-    free(out);
-    return NULL;
+/* The JSON value of NUL-terminated text (fails the test if it is not JSON). */
+static json_object *parse_json(const char *text) {
+    json_object *v;
+    size_t at;
+    const char *why;
+    if (ake_json_parse(text, strlen(text), &v, &at, &why)) fail_msg("bad JSON at byte %zu: %s", at, why);
+    return v;
 }
 
 typedef struct {
@@ -83,7 +45,7 @@ typedef struct {
 typedef struct {
     golden_case *c;
     size_t n;
-    cJSON *head; /* first line of the added-tokens file */
+    json_object *head; /* first line of the added-tokens file */
 } golden_set;
 
 static void golden_free(golden_set *g) {
@@ -93,12 +55,12 @@ static void golden_free(golden_set *g) {
         free(g->c[i].ids);
     }
     free(g->c);
-    cJSON_Delete(g->head);
+    json_object_put(g->head);
     memset(g, 0, sizeof *g);
 }
 
 /* Reads a golden file: lines {"text": "...", "max_tokens": N, "ids": [...]}, the first line
- * kept apart as `head` when it has no "text". */
+ * kept apart as `head` when it has no "text". json-c keeps an escaped U+0000 in a text. */
 static void golden_load(const char *path, golden_set *g) {
     memset(g, 0, sizeof *g);
     size_t size = 0;
@@ -108,9 +70,11 @@ static void golden_load(const char *path, golden_set *g) {
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
-        cJSON *j = cJSON_Parse(line);
-        if (!j) fail_msg("%s: bad JSON line: %.80s", path, line);
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+        json_object *j;
+        size_t at;
+        const char *why;
+        if (ake_json_parse(line, strlen(line), &j, &at, &why)) fail_msg("%s: bad JSON line (%s): %.80s", path, why, line);
+        json_object *t = json_object_object_get(j, "text");
         if (!t) {
             assert_null(g->head);
             g->head = j;
@@ -125,16 +89,18 @@ static void golden_load(const char *path, golden_set *g) {
         }
         golden_case *c = &g->c[g->n++];
         memset(c, 0, sizeof *c);
-        c->text = json_string(lit, &c->len);
-        if (!c->text) fail_msg("%s: cannot decode %.80s", path, lit);
+        c->len = (size_t)json_object_get_string_len(t);
+        c->text = malloc(c->len + 1);
+        memcpy(c->text, json_object_get_string(t), c->len + 1);
         const char *end = lit + 1;
         while (*end && !(*end == '"' && end[-1] != '\\')) end++; /* good enough for messages */
         c->literal = strndup(lit, (size_t)(end - lit + 1));
-        c->max_tokens = cJSON_GetObjectItemCaseSensitive(j, "max_tokens")->valueint;
-        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "ids"), *id;
-        c->ids = malloc(((size_t)cJSON_GetArraySize(ids) + 1) * sizeof *c->ids);
-        cJSON_ArrayForEach(id, ids) c->ids[c->n++] = id->valueint;
-        cJSON_Delete(j);
+        c->max_tokens = json_object_get_int(json_object_object_get(j, "max_tokens"));
+        const json_object *ids = json_object_object_get(j, "ids");
+        const size_t n_ids = json_object_array_length(ids);
+        c->ids = malloc((n_ids + 1) * sizeof *c->ids);
+        for (size_t k = 0; k < n_ids; k++) c->ids[c->n++] = json_object_get_int(json_object_array_get_idx(ids, k));
+        json_object_put(j);
     }
     free(buf);
 }
@@ -213,12 +179,13 @@ static void test_golden_added_tokens(void **state) {
     assert_non_null(g.head);
     char *json = test_read_file(model_file("tokenizer.json"), NULL);
     assert_non_null(json);
-    cJSON *spec = cJSON_Parse(json);
+    json_object *spec = parse_json(json);
     free(json);
-    cJSON *added = cJSON_GetObjectItemCaseSensitive(spec, "added_tokens"), *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(g.head, "added_tokens"))
-        cJSON_AddItemToArray(added, cJSON_Duplicate(a, true));
-    char *text = cJSON_PrintUnformatted(spec);
+    json_object *added = json_object_object_get(spec, "added_tokens");
+    const json_object *more = json_object_object_get(g.head, "added_tokens");
+    for (size_t i = 0; i < json_object_array_length(more); i++)
+        json_object_array_add(added, json_object_get(json_object_array_get_idx(more, i)));
+    const char *text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     char *dir = test_tmp_dir();
     test_write_file(dir, "tokenizer.json", text, strlen(text));
     ake_tokenizer *tok = load_ok(dir);
@@ -226,8 +193,7 @@ static void test_golden_added_tokens(void **state) {
     ake_tokenizer_free(tok);
     test_rm_rf(dir);
     free(dir);
-    free(text);
-    cJSON_Delete(spec);
+    json_object_put(spec);
     golden_free(&g);
 }
 
@@ -343,21 +309,22 @@ static void test_accessors(void **state) {
     (void)state;
     char *json = test_read_file(model_file("tokenizer.json"), NULL);
     assert_non_null(json);
-    cJSON *spec = cJSON_Parse(json);
+    json_object *spec = parse_json(json);
     free(json);
     int32_t cls = -1, sep = -1, pad = -1, unk = -1;
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(spec, "added_tokens")) {
-        const char *c = cJSON_GetObjectItemCaseSensitive(a, "content")->valuestring;
-        int id = cJSON_GetObjectItemCaseSensitive(a, "id")->valueint;
+    const json_object *added = json_object_object_get(spec, "added_tokens");
+    for (size_t i = 0; i < json_object_array_length(added); i++) {
+        const json_object *a = json_object_array_get_idx(added, i);
+        const char *c = json_object_get_string(json_object_object_get(a, "content"));
+        int id = json_object_get_int(json_object_object_get(a, "id"));
         if (!strcmp(c, "[CLS]")) cls = id;
         if (!strcmp(c, "[SEP]")) sep = id;
         if (!strcmp(c, "[PAD]")) pad = id;
         if (!strcmp(c, "[UNK]")) unk = id;
     }
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
-    int vocab = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(model, "vocab"));
-    int max_len = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "truncation"), "max_length")->valueint;
+    const json_object *model = json_object_object_get(spec, "model");
+    int vocab = json_object_object_length(json_object_object_get(model, "vocab"));
+    int max_len = json_object_get_int(json_object_object_get(json_object_object_get(spec, "truncation"), "max_length"));
     ake_tokenizer *tok = load_ok(test_model_dir());
     assert_int_equal(ake_tokenizer_cls_id(tok), cls);
     assert_int_equal(ake_tokenizer_sep_id(tok), sep);
@@ -367,7 +334,7 @@ static void test_accessors(void **state) {
     assert_int_equal(ake_tokenizer_max_length(tok), max_len);
     ake_tokenizer_free(tok);
     ake_tokenizer_free(NULL);
-    cJSON_Delete(spec);
+    json_object_put(spec);
 }
 
 /* Normalizer details the ids of this vocabulary cannot show (values from HF normalize_str). */
