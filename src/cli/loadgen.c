@@ -111,6 +111,12 @@ typedef struct {
     int32_t max_conn; /* this worker's share of --max-connections */
     CURLM *m;
     int ep, tfd;
+    double armed;     /* when tfd fires, s since t0; NAN: disarmed or already fired */
+    /* per socket fd: the events it is registered for in ep (0: none), and whether curl
+     * still watches it; grown as curl hands over higher fds */
+    uint32_t *fd_events;
+    bool *fd_watched;
+    int n_fds;
     double t0;
     double curl_due;  /* when curl wants socket_action(CURL_SOCKET_TIMEOUT), s since t0; < 0: never */
     req *free_reqs, *all_reqs;
@@ -175,20 +181,43 @@ static char *make_body(bool openai, const char *model, int32_t k, int32_t l, uin
     return b.oom ? (ake_buf_release(&b), NULL) : ake_buf_take(&b, len);
 }
 
-/* curl's CURLMOPT_SOCKETFUNCTION: mirrors the sockets curl waits on into the worker's epoll. */
+/* curl's CURLMOPT_SOCKETFUNCTION: mirrors the sockets curl waits on into the worker's epoll.
+ * curl lets go of a kept-alive socket after every response and takes it up again with the
+ * next request; leaving it registered meanwhile saves two of the four epoll_ctl calls that
+ * each request otherwise costs. An event on a socket curl does not watch (the server closed
+ * an idle connection) unregisters it (see worker_run); a socket that curl closed leaves the
+ * epoll by itself, and a new one that gets its number is added when MOD finds it absent. */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
     (void)e;
     (void)socketp;
     worker *w = userp;
+    if (s < 0) return -1;
+    if (s >= w->n_fds) {
+        const int n = s + 64;
+        uint32_t *ev = realloc(w->fd_events, (size_t)n * sizeof *ev);
+        if (ev) w->fd_events = ev;
+        bool *wa = realloc(w->fd_watched, (size_t)n * sizeof *wa);
+        if (wa) w->fd_watched = wa;
+        if (!ev || !wa) return -1;
+        memset(ev + w->n_fds, 0, (size_t)(n - w->n_fds) * sizeof *ev);
+        memset(wa + w->n_fds, 0, (size_t)(n - w->n_fds) * sizeof *wa);
+        w->n_fds = n;
+    }
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(w->ep, EPOLL_CTL_DEL, s, NULL);
+        w->fd_watched[s] = false;
         return 0;
     }
     struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
                              .data.fd = s};
-    /* A kept-alive socket is usually known already; a new one is added. */
-    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) && errno == ENOENT && epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev))
+    /* the same events on a socket curl watched all along are registered already */
+    if (w->fd_watched[s] && w->fd_events[s] == ev.events) return 0;
+    if (w->fd_events[s] ? epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) && (errno != ENOENT || epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev))
+                        : epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) && (errno != EEXIST || epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev))) {
+        w->fd_events[s] = 0;
         return -1;
+    }
+    w->fd_events[s] = ev.events;
+    w->fd_watched[s] = true;
     return 0;
 }
 
@@ -213,6 +242,9 @@ static req *new_req(worker *w) {
     curl_easy_setopt(r->e, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(r->e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
     curl_easy_setopt(r->e, CURLOPT_NOSIGNAL, 1L);
+    /* no proxy, from the environment or otherwise: the server is what is measured, and curl
+     * would read the proxy variables again for every request */
+    curl_easy_setopt(r->e, CURLOPT_PROXY, "");
     curl_easy_setopt(r->e, CURLOPT_PRIVATE, (void *)r);
     r->all = w->all_reqs;
     w->all_reqs = r;
@@ -309,8 +341,11 @@ static void sleep_until(const worker *w, double due) {
 }
 
 /* Arms the worker's timerfd to fire at `at` (s since t0), or disarms it when `at` is infinite.
- * Either clears an expiry already pending, which would otherwise wake every epoll_wait. */
-static void arm(const worker *w, double at) {
+ * Either clears an expiry already pending, which would otherwise wake every epoll_wait; a
+ * timer still pending for that very time is left as it is. */
+static void arm(worker *w, double at) {
+    if (at == w->armed) return;
+    w->armed = isfinite(at) ? at : NAN;
     struct itimerspec its = {0};
     if (isfinite(at)) {
         const double abs_t = w->t0 + at;
@@ -326,6 +361,7 @@ static bool worker_open(worker *w) {
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     w->m = curl_multi_init();
     w->curl_due = -1;
+    w->armed = NAN;
     if (w->ep < 0 || w->tfd < 0 || !w->m) {
         snprintf(w->err, sizeof w->err, "cannot create epoll, timerfd or curl multi handle");
         return false;
@@ -355,6 +391,8 @@ static void worker_close(worker *w) {
     if (w->m) curl_multi_cleanup(w->m);
     if (w->ep >= 0) close(w->ep);
     if (w->tfd >= 0) close(w->tfd);
+    free(w->fd_events);
+    free(w->fd_watched);
 }
 
 /* The open loop of one worker over requests id, id+N, id+2N, ... */
@@ -407,9 +445,18 @@ static void *worker_run(void *arg) {
         /* curl keeps a timer while transfers run, so the 1 s bound is only a safety net */
         const int n = epoll_wait(w->ep, evs, 64, isfinite(wake) ? -1 : 1000);
         for (int k = 0; k < n; k++) {
-            if (evs[k].data.fd == w->tfd) continue;
+            const int fd = evs[k].data.fd;
+            if (fd == w->tfd) {
+                w->armed = NAN; /* fired: the next arm() re-arms or disarms, which clears it */
+                continue;
+            }
+            if (!w->fd_watched[fd]) {
+                epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
+                w->fd_events[fd] = 0;
+                continue;
+            }
             const uint32_t e = evs[k].events;
-            kick(w, evs[k].data.fd,
+            kick(w, fd,
                  (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                      (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0));
         }
