@@ -40,7 +40,7 @@
 static const char loadgen_help[] =
     "usage: akidb-embed loadgen --url URL --rate R --duration S [options]\n"
     "  Sends requests at a fixed rate (open loop) and prints achieved QPS (successful responses per second\n"
-    "  from the end of the warm-up to the last response), P50/P95/P99/max latency of the measured requests,\n"
+    "  answered within the measured seconds), P50/P95/P99/max latency of the requests due in them,\n"
     "  errors and how late requests left against their due times (send lag, mean and P99). When half the requests\n"
     "  due in the last tenth of the run left more than 1 ms late, the generator could not keep up: it says\n"
     "  so, and the numbers are loadgen's, not the server's (give it more --threads).\n"
@@ -89,7 +89,7 @@ typedef struct {
     int32_t rate, threads, timeout_ms;
     int64_t total;      /* requests in the schedule, warm-up included */
     int64_t first_measured; /* index of the first request due after the warm-up */
-    double warm;        /* s: the warm-up, at whose end the measured window opens */
+    double warm, dur;   /* s: the measured window is [warm, warm + dur) */
     int64_t tail_from;  /* index of the first request of the last tenth of the measured part */
     /* the start gate: workers report ready, then wait for go (t0 set) or abort */
     pthread_mutex_t mu;
@@ -128,8 +128,7 @@ typedef struct {
     int64_t cap, n_lat, n_lag;
     int64_t ok, http_err, net_err, status_count[6];
     int64_t tail_n;      /* how many of the lag samples, the last ones, are of plan.tail_from on */
-    int64_t ok_window;   /* successes answered in the measured window, warm-up requests included */
-    double last_done;    /* s since t0 of the last success */
+    int64_t ok_window;   /* successes answered in the measured window, whichever request */
     char err[200];       /* why the worker stopped early; empty when it did not */
 } worker;
 
@@ -305,10 +304,7 @@ static void harvest(worker *w) {
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
         const double done = mono() - w->t0;
-        if (res == CURLE_OK && code == 200 && done >= p->warm) {
-            w->ok_window++;
-            w->last_done = done;
-        }
+        w->ok_window += res == CURLE_OK && code == 200 && done >= p->warm && done < p->warm + p->dur;
         if (r->i >= p->first_measured) {
             if (res != CURLE_OK) {
                 w->net_err++;
@@ -580,6 +576,7 @@ int ake_cmd_loadgen(int argc, char **argv) {
     p->total = (int64_t)rate * (warm + dur);
     p->first_measured = (int64_t)rate * warm;
     p->warm = warm;
+    p->dur = dur;
     p->tail_from = p->total - (p->total - p->first_measured) / 10;
     for (int32_t t = 0; t < threads; t++) {
         worker *w = &ws[t];
@@ -607,11 +604,9 @@ int ake_cmd_loadgen(int argc, char **argv) {
         ake_cli_error("loadgen", "cannot start thread %d of %d", started + 1, threads);
         goto done;
     }
-    const double elapsed = mono() - p->t0;
 
     /* Merge the workers: counts add up, samples are pooled, so percentiles are exact. */
     int64_t n_lat = 0, n_lag = 0, sent = 0, ok = 0, ok_window = 0, http_err = 0, net_err = 0, status_count[6] = {0}, tail_n = 0;
-    double last_done = 0;
     for (int32_t t = 0; t < threads; t++) {
         n_lat += ws[t].n_lat;
         n_lag += ws[t].n_lag;
@@ -637,17 +632,17 @@ int ake_cmd_loadgen(int argc, char **argv) {
         net_err += w->net_err;
         for (int i = 0; i < 6; i++) status_count[i] += w->status_count[i];
         tail_n += w->tail_n;
-        if (w->last_done > last_done) last_done = w->last_done;
     }
-    const double wall = (last_done > warm ? last_done : elapsed) - warm;
     qsort(lat, (size_t)n_lat, sizeof *lat, cmp_double);
     qsort(lag, (size_t)n_lag, sizeof *lag, cmp_double);
     qsort(tail, (size_t)tail_n, sizeof *tail, cmp_double);
     const int64_t measured = sent - (sent < p->first_measured ? sent : p->first_measured);
-    /* The server's rate of successes over the window, as wrk counts it: where the server is
-     * saturated, requests of the warm-up are still answered after it, and counting only the
-     * measured ones would charge the server that time without its work. */
-    const double qps = wall > 0 ? (double)ok_window / wall : 0;
+    /* The server's rate of successes within the measured window, whichever request they
+     * answer, as wrk counts its run. Behind a saturated server, counting the measured requests
+     * instead, up to the last answer, charged the server the backlog of the warm-up (answered
+     * inside the window, not counted) and the drain after the window, when fewer and fewer
+     * requests are left to batch. */
+    const double qps = (double)ok_window / dur;
     const double p50 = pct(lat, n_lat, 50), p95 = pct(lat, n_lat, 95), p99 = pct(lat, n_lat, 99),
                  pmax = n_lat ? lat[n_lat - 1] : NAN;
     double lag_sum = 0;
