@@ -1,6 +1,6 @@
 # Sourced by bench/gpu.sh on a GPU machine: makes the build's Debian libraries (oneDNN, json-c,
-# utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto, protobuf-c), make and protoc-c
-# (the ONNX importer's generated parser) available where the
+# utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto, protobuf-c), make, protoc-c
+# (the ONNX importer's generated parser) and wrk with its LuaJIT (bench/loadgen_vs_wrk.sh) available where the
 # machine's image lacks them, from .deb files carried in $AKE_DEBS (default .carry/debs, made
 # here by `bash bench/gpu_carry.sh`), unpacked under /tmp/akedeps, never over /. The libraries
 # are Debian 12's (glibc 2.36), which run on newer glibc.
@@ -11,6 +11,7 @@ for lib in libdnnl.so libjson-c.so libutf8proc.so libmicrohttpd.so libcurl.so li
 done
 command -v make >/dev/null || need=1
 command -v protoc-c >/dev/null || need=1
+command -v wrk >/dev/null || need=1
 if [ "$need" = 1 ]; then
     if [ -d "$AKE_DEBS" ]; then
         mkdir -p /tmp/akedeps
@@ -21,5 +22,6 @@ if [ "$need" = 1 ]; then
     export CPATH=/tmp/akedeps/usr/include:/tmp/akedeps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
     export LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}
     export LD_LIBRARY_PATH=/tmp/akedeps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-    command -v make >/dev/null && command -v protoc-c >/dev/null || export PATH=$PATH:/tmp/akedeps/usr/bin
+    command -v make >/dev/null && command -v protoc-c >/dev/null && command -v wrk >/dev/null ||
+        export PATH=$PATH:/tmp/akedeps/usr/bin
 fi
