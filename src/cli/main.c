@@ -1,6 +1,8 @@
 /* akidb-embed: one binary, one subcommand per file in src/cli/. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -27,6 +29,16 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "serve") && !getenv("OMP_WAIT_POLICY")) {
+        /* The CPU engine's OpenMP threads must not spin between parallel regions against the HTTP
+         * threads on the same cores: passive waiting answers more requests sooner on the 2-core
+         * box (README, "OpenMP waiting"). libgomp reads OMP_WAIT_POLICY once, when it is loaded,
+         * before main: so set it and start again, the same process (pid) with the same arguments.
+         * A policy set by the user is kept. */
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+        perror("akidb-embed serve: re-exec with OMP_WAIT_POLICY=passive failed; continuing with the default");
+    }
     if (!strcmp(cmd, "serve")) return ake_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "loadgen")) return ake_cmd_loadgen(argc - 1, argv + 1);
     if (!strcmp(cmd, "embed")) return ake_cmd_embed(argc - 1, argv + 1);

@@ -187,11 +187,12 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     ake_log(AKE_LOG_INFO,
             "serving the models above on http://%s:%d; default model %s%s; %d http threads; batches up to %d sequences / %d tokens, "
             "wait up to %d ms, policy %s; limits: %d in flight, %d inputs per request, %lld-byte bodies, "
-            "%d ms queue timeout%s",
+            "%d ms queue timeout%s; CPU engine threads wait %s (OMP_WAIT_POLICY)",
             s->o.host, s->port, models, admin, s->o.http_threads, s->o.max_batch_size,
             s->o.max_batch_tokens, s->o.max_wait_ms, s->o.batch_policy, s->o.max_concurrent_requests,
             s->o.max_client_batch_size, (long long)s->o.max_payload_bytes, s->o.request_timeout_ms,
-            s->o.api_key && *s->o.api_key ? "; API key required" : "");
+            s->o.api_key && *s->o.api_key ? "; API key required" : "",
+            getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "as libgomp's default (spin, then sleep)");
     *out = s;
     return AKE_OK;
 fail:

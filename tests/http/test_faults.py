@@ -12,6 +12,7 @@
 """
 import concurrent.futures as cf
 import json
+import os
 import re
 import subprocess
 import time
@@ -215,3 +216,15 @@ def test_failed_request_log_lines_are_rate_limited(make_server):
     held = sum(int(n) for n in re.findall(r"(\d+) failed-request log lines suppressed", log))
     assert lines + held == 300, (lines, held)
     assert held > 0 and lines <= 20 * 10, (lines, held)  # 300 requests take well under 10 s
+
+
+def test_engine_threads_wait_passively(make_server):
+    """serve sets OMP_WAIT_POLICY=passive unless the user chose (README, "OpenMP waiting")."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        pytest.skip("OMP_WAIT_POLICY is set in this environment; the servers started here inherit it")
+    s = make_server()
+    assert "CPU engine threads wait passive (OMP_WAIT_POLICY)" in s.log()
+    with open(f"/proc/{s.pid}/environ", "rb") as f:
+        assert b"OMP_WAIT_POLICY=passive" in f.read().split(b"\0")
+    s2 = make_server(env={"OMP_WAIT_POLICY": "active"})
+    assert "CPU engine threads wait active (OMP_WAIT_POLICY)" in s2.log()
