@@ -625,16 +625,20 @@ static void *worker_run(void *arg) {
     while (send_next < total || w->in_flight > 0) {
         const double now = mono() - w->t0;
         for (; due_next < total && (double)due_next / p->rate <= now; due_next += step) note_due(w, due_next, now);
-        for (; send_next < due_next && w->in_flight < w->max_conn; send_next += step) start(w, send_next, now);
+        /* before the sends: the connections it frees take the requests waiting for one */
         expire(w, now);
+        for (; send_next < due_next && w->in_flight < w->max_conn; send_next += step) start(w, send_next, now);
         if (send_next >= total && w->in_flight == 0) break;
         const double due = due_next < total ? (double)due_next / p->rate : INFINITY;
         if (spin && w->in_flight == 0 && due - (mono() - w->t0) < 0.05) {
             sleep_until(w, due);
             continue;
         }
-        /* finite: with nothing in flight a request is still due, and one in flight has a deadline */
-        arm(w, due < w->next_deadline ? due : w->next_deadline);
+        /* finite: with nothing in flight no request waits (all connections are free), so one is
+         * still due; and one in flight has a deadline */
+        const double wake = due < w->next_deadline ? due : w->next_deadline;
+        AKE_ASSERT(isfinite(wake));
+        arm(w, wake);
         const int n = epoll_wait(w->ep, evs, 64, -1);
         for (int k = 0; k < n; k++) {
             conn *c = evs[k].data.ptr;
