@@ -23,7 +23,7 @@ endif
 # -ffp-contract=fast: ISO C mode would otherwise keep a*b+c as two roundings, not one FMA
 CFLAGS   += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra $(WERROR) $(OPT) -ffp-contract=fast -fopenmp -Isrc
 LDFLAGS  += $(if $(SANITIZE),-fsanitize=$(SANITIZE),) -fopenmp
-LDLIBS   += -ldnnl -ljson-c -lutf8proc -lmicrohttpd -lcurl -lcrypto -lprotobuf-c -lm -lpthread
+LDLIBS   += -ldnnl -ljson-c -lutf8proc -lmicrohttpd -lcrypto -lprotobuf-c -lm -lpthread
 
 LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/serve/*.c src/onnx/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)

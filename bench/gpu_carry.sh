@@ -3,9 +3,9 @@
 # GPU-machine call needs beyond the working tree. The copy limit is 64 MiB, so two sets:
 #   .carry/ake.tar.gz             the committed tree (HEAD): others' uncommitted work in a shared
 #                                 checkout cannot break the build there, and results name a commit
-#   .carry/debs/*.deb             oneDNN, json-c, utf8proc, libmicrohttpd, libcurl (+ -dev, and the
-#                                 libraries libcurl links), protobuf-c with protoc-c, make, and wrk
-#                                 with LuaJIT (bench/loadgen_vs_wrk.sh), for images without them (21 MB)
+#   .carry/debs/*.deb             oneDNN, json-c, utf8proc, libmicrohttpd (+ -dev, and GnuTLS with the
+#                                 libraries it links), OpenSSL, protobuf-c with protoc-c, make, and wrk
+#                                 with LuaJIT (bench/loadgen_vs_wrk.sh), for images without them
 #   .carry/tok/                   all-MiniLM-L6-v2's tokenizer files (for synthesized models)
 #   .carry/all-MiniLM-L6-v2-f16/  the real model with F32 weights rounded to F16 (87 -> 45 MB)
 # First call, carry [".carry/ake.tar.gz", ".carry/debs", ".carry/tok"] (build, tests on synthesized
@@ -18,10 +18,8 @@ mkdir -p .carry/debs .carry/tok
 git archive --format=tar HEAD | gzip -9 >.carry/ake.tar.gz
 (cd .carry/debs && [ -n "$(ls ./wrk_*.deb 2>/dev/null)" ] ||
     apt-get download libdnnl2 libdnnl-dev libjson-c5 libjson-c-dev libutf8proc2 libutf8proc-dev libmicrohttpd12 \
-        libmicrohttpd-dev libcurl4 libcurl4-openssl-dev libssl-dev libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 \
-        libgssapi-krb5-2 libldap-2.5-0 libzstd1 libbrotli1 libp11-kit0 libunistring2 libtasn1-6 libnettle8 \
-        libhogweed6 libgmp10 libkrb5-3 libk5crypto3 libkrb5support0 libsasl2-2 libffi8 libgnutls30 libkeyutils1 \
-        libcom-err2 ocl-icd-libopencl1 make libprotobuf-c1 libprotobuf-c-dev protobuf-c-compiler libprotoc32 libprotobuf32 \
+        libmicrohttpd-dev libssl-dev libssl3 libidn2-0 libp11-kit0 libunistring2 libtasn1-6 libnettle8 libhogweed6 \
+        libgmp10 libffi8 libgnutls30 ocl-icd-libopencl1 make libprotobuf-c1 libprotobuf-c-dev protobuf-c-compiler libprotoc32 libprotobuf32 \
         wrk libluajit-5.1-2 libluajit-5.1-common)
 src=models/all-MiniLM-L6-v2 dst=.carry/all-MiniLM-L6-v2-f16
 for f in tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do cp "$src/$f" .carry/tok/; done

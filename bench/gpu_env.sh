@@ -1,12 +1,12 @@
 # Sourced by bench/gpu.sh on a GPU machine: makes the build's Debian libraries (oneDNN, json-c,
-# utf8proc, libmicrohttpd, libcurl and what libcurl links, libcrypto, protobuf-c), make, protoc-c
+# utf8proc, libmicrohttpd and what it links, libcrypto, protobuf-c), make, protoc-c
 # (the ONNX importer's generated parser) and wrk with its LuaJIT (bench/loadgen_vs_wrk.sh) available where the
 # machine's image lacks them, from .deb files carried in $AKE_DEBS (default .carry/debs, made
 # here by `bash bench/gpu_carry.sh`), unpacked under /tmp/akedeps, never over /. The libraries
 # are Debian 12's (glibc 2.36), which run on newer glibc.
 AKE_DEBS=${AKE_DEBS:-.carry/debs}
 need=0
-for lib in libdnnl.so libjson-c.so libutf8proc.so libmicrohttpd.so libcurl.so libcrypto.so libprotobuf-c.so; do
+for lib in libdnnl.so libjson-c.so libutf8proc.so libmicrohttpd.so libcrypto.so libprotobuf-c.so; do
     ldconfig -p 2>/dev/null | grep -q "$lib " || need=1
 done
 command -v make >/dev/null || need=1

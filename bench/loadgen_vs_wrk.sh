@@ -98,7 +98,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-# curl the command breaks under the GPU machine's LD_LIBRARY_PATH (the carried libcurl): python's urllib does not.
+# curl the command breaks under the GPU machine's LD_LIBRARY_PATH (the carried libraries): python's urllib does not.
 healthy() { python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" "$1" 2>/dev/null; }
 if [ -z "$url" ]; then
     port=$((20000 + RANDOM % 20000))

@@ -6,34 +6,40 @@
  * of its response, so a server that falls behind shows it in the percentiles instead
  * of slowing the generator down (no coordinated omission).
  *
- * One process has to offer more than one thread of libcurl can send (one thread fell
- * to 12,700 of 20,000 requests/s on a 16-core machine), so --threads N workers split the
- * schedule: request i belongs to worker i mod N and keeps its global due time i/rate.
- * Each worker owns a curl multi handle driven by its own epoll (curl_multi_socket_action:
- * work per wake-up follows the sockets that are ready, not the number of transfers in
- * flight), a timerfd that wakes it at the next due time to the nanosecond, its share of
- * --max-connections and its easy handles, which are kept with their options set and
- * only given the next prebuilt body. A worker hands curl no more requests than it has
- * connections: the ones due while all are busy wait in the worker, in order (their
- * latency still runs from their due times), because curl's own queue of pending
- * transfers makes every removal cost as much as that queue is long, and a generator
- * behind a saturated server then spent its time there and collapsed. Latency and
- * send-lag samples stay per worker and are merged at the end, so the percentiles are
- * exact. Send lag is how late the worker noticed a request fell due: its own delay,
- * not the wait for a connection, which is the server's and shows in the latency. */
+ * One process has to offer more than one thread can send, so --threads N workers split the
+ * schedule: request i belongs to worker i mod N and keeps its global due time i/rate. Each
+ * worker owns an epoll, a timerfd that wakes it at the next due time to the nanosecond, and
+ * its share of --max-connections: plain HTTP/1.1 keep-alive connections of its own client,
+ * opened when a request finds no idle one. A request is one prebuilt byte string written with
+ * send(); the response is read with recv() into one buffer and run through an incremental
+ * parser (base/http_response.h) that skips the body. A connection stays registered for input
+ * from its opening to its closing, and for output only while connecting or after a send that
+ * did not take the whole request, so a request costs a send, a recv and its share of an
+ * epoll_wait: libcurl, which this replaced, cost about four times wrk's CPU per request, and a
+ * generator that shares the machine with the server takes that CPU from the server.
+ * A worker sends no more requests than it has connections: the ones due while all are busy
+ * wait in the worker, in order (their latency still runs from their due times). Latency and
+ * send-lag samples stay per worker and are merged at the end, so the percentiles are exact.
+ * Send lag is how late the worker noticed a request fell due: its own delay, not the wait for
+ * a connection, which is the server's and shows in the latency. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
+#include "base/http_response.h"
 #include "cli/cli.h"
 #include "serve/jsonw.h"
 
@@ -45,7 +51,7 @@ static const char loadgen_help[] =
     "  due in the last tenth of the run left more than 1 ms late, the generator could not keep up: it says\n"
     "  so, and the numbers are loadgen's, not the server's (give it more --threads).\n"
     "  --url URL                server base URL or endpoint (default http://127.0.0.1:8080; a bare base URL\n"
-    "                           gets /embed or /v1/embeddings by --api)\n"
+    "                           gets /embed or /v1/embeddings by --api); http only, HTTP/1.1 keep-alive\n"
     "  --rate R                 requests per second (default 50)\n"
     "  --duration S             measured seconds (default 10)\n"
     "  --warmup S               seconds sent first at the same rate and not measured (default 1)\n"
@@ -79,13 +85,19 @@ enum { N_BODIES = 512 };
  * (a shared machine) makes a few requests late and is no reason to distrust the rest. */
 static const double BEHIND_MS = 1.0;
 
-/* What the workers share and only read once they run: the schedule and the prebuilt
- * requests. */
+/* Bytes one recv() takes: a response of the server (one short text's vector, ~5 KB) or a
+ * few, whole. */
+enum { RECV_BYTES = 64 * 1024 };
+
+/* What the workers share and only read once they run: the server's address, the schedule and
+ * the prebuilt requests. */
 typedef struct {
-    const char *url; /* full endpoint */
-    struct curl_slist *headers;
-    char *bodies[N_BODIES];
+    struct sockaddr_storage addr; /* the server, resolved and tried once */
+    socklen_t addr_len;
+    char *bodies[N_BODIES];    /* the JSON bodies alone */
     size_t body_len[N_BODIES];
+    char *reqs[N_BODIES];      /* whole requests: request line, headers, body */
+    size_t req_len[N_BODIES];
     int32_t rate, threads, timeout_ms;
     int64_t total;      /* requests in the schedule, warm-up included */
     int64_t first_measured; /* index of the first request due after the warm-up */
@@ -99,29 +111,34 @@ typedef struct {
     double t0; /* CLOCK_MONOTONIC seconds at which request 0 is due */
 } plan;
 
-/* One request slot: an easy handle that keeps its options between transfers. */
-typedef struct req {
-    CURL *e;
-    int64_t i;        /* index in the schedule of the request it carries */
-    struct req *next; /* next free slot */
-    struct req *all;  /* next slot owned by the worker (for freeing) */
-} req;
+/* One connection slot of a worker: closed, idle (open, no request) or carrying one request. */
+typedef struct {
+    int fd;             /* -1: closed */
+    bool connecting;    /* connect() under way: the next EPOLLOUT says how it went */
+    bool out_watched;   /* registered for EPOLLOUT as well as EPOLLIN */
+    bool reused;        /* it has answered a request: see fail() */
+    bool got_bytes;     /* bytes of the current response have arrived */
+    int32_t slot;       /* its place in the worker's idle or closed stack */
+    int64_t i;          /* index in the schedule of the request it carries; -1: none */
+    const char *out;    /* what of that request is still to send */
+    size_t out_left;
+    double deadline;    /* s since t0 when that request times out */
+    ake_http_response resp;
+} conn;
 
 typedef struct {
     plan *p;
     int32_t id;
     int32_t max_conn; /* this worker's share of --max-connections */
-    CURLM *m;
     int ep, tfd;
     double armed;     /* when tfd fires, s since t0; NAN: disarmed or already fired */
-    /* per socket fd: the events it is registered for in ep (0: none), and whether curl
-     * still watches it; grown as curl hands over higher fds */
-    uint32_t *fd_events;
-    bool *fd_watched;
-    int n_fds;
     double t0;
-    double curl_due;  /* when curl wants socket_action(CURL_SOCKET_TIMEOUT), s since t0; < 0: never */
-    req *free_reqs, *all_reqs;
+    conn *conns;      /* [max_conn] */
+    conn **idle;      /* [max_conn] stack of idle connections, the last used on top */
+    conn **closed;    /* [max_conn] stack of closed slots */
+    int32_t n_idle, n_closed;
+    char *rbuf;       /* [RECV_BYTES] */
+    double next_deadline; /* no request in flight times out before this (s since t0) */
     int64_t in_flight, sent;
     double *lat;      /* [cap] ms from due time to the end of the response, measured successes */
     double *lag;      /* [cap] ms from due time to the moment the worker took it up, measured requests */
@@ -130,18 +147,13 @@ typedef struct {
     int64_t tail_n;      /* how many of the lag samples, the last ones, are of plan.tail_from on */
     int64_t ok_window;   /* successes answered in the measured window, whichever request */
     char err[200];       /* why the worker stopped early; empty when it did not */
+    char net_why[200];   /* why its first measured request that failed on the network failed */
 } worker;
 
 static double mono(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static size_t discard(char *p, size_t size, size_t n, void *u) {
-    (void)p;
-    (void)u;
-    return size * n;
 }
 
 static uint64_t rng(uint64_t *s) {
@@ -183,74 +195,102 @@ static char *make_body(bool openai, const char *model, int32_t k, int32_t l, uin
     return b.oom ? (ake_buf_release(&b), NULL) : ake_buf_take(&b, len);
 }
 
-/* curl's CURLMOPT_SOCKETFUNCTION: mirrors the sockets curl waits on into the worker's epoll.
- * curl lets go of a kept-alive socket after every response and takes it up again with the
- * next request; leaving it registered meanwhile saves two of the four epoll_ctl calls that
- * each request otherwise costs. An event on a socket curl does not watch (the server closed
- * an idle connection) unregisters it (see worker_run); a socket that curl closed leaves the
- * epoll by itself, and a new one that gets its number is added when MOD finds it absent. */
-static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
-    (void)e;
-    (void)socketp;
-    worker *w = userp;
-    if (s < 0) return -1;
-    if (s >= w->n_fds) {
-        const int n = s + 64;
-        uint32_t *ev = realloc(w->fd_events, (size_t)n * sizeof *ev);
-        if (ev) w->fd_events = ev;
-        bool *wa = realloc(w->fd_watched, (size_t)n * sizeof *wa);
-        if (wa) w->fd_watched = wa;
-        if (!ev || !wa) return -1;
-        memset(ev + w->n_fds, 0, (size_t)(n - w->n_fds) * sizeof *ev);
-        memset(wa + w->n_fds, 0, (size_t)(n - w->n_fds) * sizeof *wa);
-        w->n_fds = n;
+
+/* Splits an http:// URL (the scheme may be left out) into the host as getaddrinfo takes it, its
+ * port (80 when none), the authority for the Host header and the path. Returns false with one
+ * sentence in err when loadgen cannot use it: https or another scheme (its client speaks plain
+ * HTTP/1.1 only), no host, a bad port, or bytes that cannot go into a request line. */
+static bool split_url(const char *url, char *host, size_t host_n, char *port, size_t port_n, char *authority,
+                      size_t authority_n, const char **path, char *err, size_t errlen) {
+    const char *s = strstr(url, "://");
+    if (s) {
+        if (s - url == 5 && !strncasecmp(url, "https", 5)) {
+            snprintf(err, errlen, "'%.200s': https is not supported, loadgen's client speaks plain HTTP/1.1 (measure "
+                     "the server on http, or load a TLS terminator's http side)", url);
+            return false;
+        }
+        if (s - url != 4 || strncasecmp(url, "http", 4)) {
+            snprintf(err, errlen, "'%.200s': the URL's scheme is not http", url);
+            return false;
+        }
+        s += 3;
+    } else {
+        s = url;
     }
-    if (what == CURL_POLL_REMOVE) {
-        w->fd_watched[s] = false;
-        return 0;
+    const char *slash = strchr(s, '/');
+    const size_t an = slash ? (size_t)(slash - s) : strlen(s);
+    *path = slash ? slash : "/";
+    const char *h = s, *hend, *colon;
+    if (*s == '[') { /* [IPv6]:port */
+        h = s + 1;
+        hend = memchr(h, ']', an ? an - 1 : 0);
+        colon = hend && hend + 1 < s + an && hend[1] == ':' ? hend + 1 : NULL;
+        if (!hend || (hend + 1 < s + an && !colon)) hend = NULL;
+    } else {
+        colon = memchr(s, ':', an);
+        hend = colon ? colon : s + an;
     }
-    struct epoll_event ev = {.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u),
-                             .data.fd = s};
-    /* the same events on a socket curl watched all along are registered already */
-    if (w->fd_watched[s] && w->fd_events[s] == ev.events) return 0;
-    if (w->fd_events[s] ? epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev) && (errno != ENOENT || epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev))
-                        : epoll_ctl(w->ep, EPOLL_CTL_ADD, s, &ev) && (errno != EEXIST || epoll_ctl(w->ep, EPOLL_CTL_MOD, s, &ev))) {
-        w->fd_events[s] = 0;
-        return -1;
+    const size_t pn = colon ? (size_t)(s + an - colon - 1) : 0;
+    bool ok = hend && hend > h && (size_t)(hend - h) < host_n && an < authority_n && pn < port_n && (!colon || pn);
+    for (size_t i = 0; ok && i < pn; i++) ok = colon[1 + i] >= '0' && colon[1 + i] <= '9';
+    if (ok && colon) ok = atol(colon + 1) >= 1 && atol(colon + 1) <= 65535;
+    for (const char *c = s; ok && *c; c++) ok = (unsigned char)*c > ' ' && *c != 0x7f;
+    if (!ok) {
+        snprintf(err, errlen, "'%.200s' is not a URL loadgen can use (http://HOST[:PORT][/PATH])", url);
+        return false;
     }
-    w->fd_events[s] = ev.events;
-    w->fd_watched[s] = true;
-    return 0;
+    snprintf(host, host_n, "%.*s", (int)(hend - h), h);
+    snprintf(port, port_n, "%.*s", colon ? (int)pn : 2, colon ? colon + 1 : "80");
+    snprintf(authority, authority_n, "%.*s", (int)an, s);
+    return true;
 }
 
-/* curl's CURLMOPT_TIMERFUNCTION: when curl next wants socket_action(CURL_SOCKET_TIMEOUT). */
-static int on_timer(CURLM *m, long timeout_ms, void *userp) {
-    (void)m;
-    worker *w = userp;
-    w->curl_due = timeout_ms < 0 ? -1 : mono() - w->t0 + (double)timeout_ms * 1e-3;
-    return 0;
+/* Resolves host:port once, for every connection of the run, and keeps the first address that
+ * takes a connection within timeout_ms: "localhost" may name ::1 first where the server
+ * listens on 127.0.0.1 alone. Returns false with one sentence in err when none does. */
+static bool resolve(plan *p, const char *host, const char *port, int32_t timeout_ms, char *err, size_t errlen) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+    const int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return false;
+    }
+    int e = 0;
+    for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            e = errno;
+            continue;
+        }
+        e = connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS ? errno : 0;
+        struct pollfd pf = {.fd = fd, .events = POLLOUT};
+        socklen_t n = sizeof e;
+        if (!e && poll(&pf, 1, timeout_ms) != 1) e = ETIMEDOUT;
+        if (!e && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &n)) e = errno;
+        close(fd);
+        if (!e && ai->ai_addrlen <= sizeof p->addr) {
+            memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+            p->addr_len = ai->ai_addrlen;
+            freeaddrinfo(res);
+            return true;
+        }
+    }
+    freeaddrinfo(res);
+    snprintf(err, errlen, "cannot connect to %s port %s: %s", host, port, strerror(e ? e : EAFNOSUPPORT));
+    return false;
 }
 
-/* A new slot with its easy handle configured once. Returns NULL when out of memory. */
-static req *new_req(worker *w) {
-    req *r = calloc(1, sizeof *r);
-    if (!r || !(r->e = curl_easy_init())) {
-        free(r);
-        return NULL;
-    }
-    const plan *p = w->p;
-    curl_easy_setopt(r->e, CURLOPT_URL, p->url);
-    curl_easy_setopt(r->e, CURLOPT_HTTPHEADER, p->headers);
-    curl_easy_setopt(r->e, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(r->e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-    curl_easy_setopt(r->e, CURLOPT_NOSIGNAL, 1L);
-    /* no proxy, from the environment or otherwise: the server is what is measured, and curl
-     * would read the proxy variables again for every request */
-    curl_easy_setopt(r->e, CURLOPT_PROXY, "");
-    curl_easy_setopt(r->e, CURLOPT_PRIVATE, (void *)r);
-    r->all = w->all_reqs;
-    w->all_reqs = r;
-    return r;
+/* Request b of the run, whole: request line, headers and body, written with one send(). NULL
+ * when out of memory; the caller frees. */
+static char *make_request(const char *path, const char *authority, const char *key, const char *body, size_t body_len,
+                          size_t *len) {
+    ake_buf b = {0};
+    ake_buf_printf(&b, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+                   path, authority, body_len);
+    if (key) ake_buf_printf(&b, "Authorization: Bearer %s\r\n", key);
+    ake_buf_puts(&b, "\r\n");
+    ake_buf_put(&b, body, body_len);
+    return b.oom ? (ake_buf_release(&b), NULL) : ake_buf_take(&b, len);
 }
 
 /* Request i fell due and the worker sees it at `now` (s since t0): records how late. */
@@ -262,70 +302,234 @@ static void note_due(worker *w, int64_t i, double now) {
     w->tail_n += i >= p->tail_from;
 }
 
-/* Hands request i to curl. Returns false when no slot can be had (out of memory) or curl
- * refuses it; w->err says which. */
-static bool send_one(worker *w, int64_t i) {
+/* Counts the end of the request c carries: `status` is its response's, 0 when it failed on the
+ * network (`why` says how). c carries none afterwards. */
+static void finish(worker *w, conn *c, int32_t status, const char *why) {
     const plan *p = w->p;
-    req *r = w->free_reqs;
-    if (r) {
-        w->free_reqs = r->next;
-    } else if (!(r = new_req(w))) {
-        snprintf(w->err, sizeof w->err, "out of memory for request slots");
-        return false;
+    const bool ok = status >= 200 && status < 300;
+    const double done = mono() - w->t0;
+    w->ok_window += ok && done >= p->warm && done < p->warm + p->dur;
+    if (c->i >= p->first_measured) {
+        if (!status) {
+            if (!w->net_err++) snprintf(w->net_why, sizeof w->net_why, "%s", why);
+        } else if (!ok) {
+            w->http_err++;
+            w->status_count[status / 100]++; /* the parser takes 100-599 only */
+        } else {
+            w->ok++;
+            w->lat[w->n_lat++] = (done - (double)c->i / p->rate) * 1e3;
+        }
     }
-    const int b = (int)(i % N_BODIES);
-    /* the size first: set after the body, curl would take it as a reason to forget the body */
-    curl_easy_setopt(r->e, CURLOPT_POSTFIELDSIZE, (long)p->body_len[b]);
-    curl_easy_setopt(r->e, CURLOPT_POSTFIELDS, p->bodies[b]);
-    r->i = i;
-    if (curl_multi_add_handle(w->m, r->e) != CURLM_OK) {
-        r->next = w->free_reqs;
-        w->free_reqs = r;
-        snprintf(w->err, sizeof w->err, "curl_multi_add_handle failed");
-        return false;
-    }
-    w->in_flight++;
-    w->sent++;
+    c->i = -1;
+    w->in_flight--;
+}
+
+/* Closes c's connection, if open, and puts the slot on the closed stack; c carries no request. */
+static void conn_close(worker *w, conn *c) {
+    if (c->fd >= 0) close(c->fd); /* the socket's only descriptor: closing it takes it out of the epoll */
+    c->fd = -1;
+    c->connecting = c->out_watched = c->reused = false;
+    c->slot = w->n_closed;
+    w->closed[w->n_closed++] = c;
+}
+
+/* Takes idle c off the idle stack (the server closed it). */
+static void idle_remove(worker *w, conn *c) {
+    conn *last = w->idle[--w->n_idle];
+    w->idle[c->slot] = last;
+    last->slot = c->slot;
+}
+
+/* Registers c for EPOLLOUT as well (on) or EPOLLIN alone. Returns false (errno set) when epoll
+ * refuses. */
+static bool watch_out(worker *w, conn *c, bool on) {
+    if (c->out_watched == on) return true;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0u), .data.ptr = c};
+    if (epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev)) return false;
+    c->out_watched = on;
     return true;
 }
 
-/* Collects finished transfers: counts them, keeps the latency of measured successes and
- * frees their slots. */
-static void harvest(worker *w) {
+/* Opens a connection in closed slot c (still on no stack), non-blocking; the connect completes
+ * (or fails) by the first EPOLLOUT unless it did at once. Returns false with the reason in why. */
+static bool conn_open(worker *w, conn *c, char *why, size_t why_n) {
     const plan *p = w->p;
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(w->m, &left))) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        CURL *e = msg->easy_handle;
-        const CURLcode res = msg->data.result; /* msg is gone once the handle is removed */
-        req *r;
-        long code = 0;
-        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-        const double done = mono() - w->t0;
-        w->ok_window += res == CURLE_OK && code == 200 && done >= p->warm && done < p->warm + p->dur;
-        if (r->i >= p->first_measured) {
-            if (res != CURLE_OK) {
-                w->net_err++;
-            } else if (code != 200) {
-                w->http_err++;
-                w->status_count[code / 100 < 6 ? code / 100 : 0]++;
-            } else {
-                w->ok++;
-                w->lat[w->n_lat++] = (done - (double)r->i / p->rate) * 1e3;
-            }
+    c->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) goto err;
+    /* a request leaves at once, not held back until the last response's segment is ACKed */
+    const int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const int rc = connect(c->fd, (const struct sockaddr *)&p->addr, p->addr_len);
+    if (rc && errno != EINPROGRESS) goto err;
+    c->connecting = rc != 0;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev)) goto err;
+    c->out_watched = true;
+    return true;
+err:
+    snprintf(why, why_n, "cannot connect: %s", strerror(errno));
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->connecting = false;
+    return false;
+}
+
+static void conn_send(worker *w, conn *c);
+
+/* The request c carries failed on the network (why). A connection that has answered before and
+ * fails before any byte of the next response most likely was closed by the server while idle
+ * (its keep-alive timeout) just as the request left: as curl does, the request goes again, once,
+ * on a fresh connection, keeping its due time and deadline. Otherwise it counts as a network
+ * error and the slot closes. */
+static void fail(worker *w, conn *c, const char *why) {
+    char why2[160];
+    if (c->reused && !c->got_bytes) {
+        close(c->fd);
+        c->fd = -1;
+        c->reused = c->out_watched = false;
+        if (conn_open(w, c, why2, sizeof why2)) {
+            const int b = (int)(c->i % N_BODIES);
+            c->out = w->p->reqs[b];
+            c->out_left = w->p->req_len[b];
+            ake_http_response_init(&c->resp);
+            if (!c->connecting) conn_send(w, c);
+            return;
         }
-        curl_multi_remove_handle(w->m, e);
-        r->next = w->free_reqs;
-        w->free_reqs = r;
-        w->in_flight--;
+        why = why2;
+    }
+    finish(w, c, 0, why);
+    conn_close(w, c);
+}
+
+/* Writes what is left of c's request; when the socket takes only part, waits for EPOLLOUT. */
+static void conn_send(worker *w, conn *c) {
+    char why[160];
+    while (c->out_left) {
+        const ssize_t n = send(c->fd, c->out, c->out_left, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out += n;
+            c->out_left -= (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (watch_out(w, c, true)) return;
+            break;
+        } else {
+            break;
+        }
+    }
+    if (!c->out_left && watch_out(w, c, false)) return;
+    snprintf(why, sizeof why, "%s: %s", c->out_left ? "send" : "epoll_ctl", strerror(errno));
+    fail(w, c, why);
+}
+
+/* Gives request i, due now or earlier, to a connection: the idle one used last (its socket is
+ * likeliest still warm in the server), else a closed slot opened anew. The caller makes sure
+ * one is free (in_flight < max_conn). */
+static void start(worker *w, int64_t i, double now) {
+    const plan *p = w->p;
+    AKE_ASSERT(w->n_idle + w->n_closed > 0);
+    const bool fresh = w->n_idle == 0;
+    conn *c = fresh ? w->closed[--w->n_closed] : w->idle[--w->n_idle];
+    const int b = (int)(i % N_BODIES);
+    c->i = i;
+    c->out = p->reqs[b];
+    c->out_left = p->req_len[b];
+    c->deadline = now + p->timeout_ms * 1e-3;
+    c->got_bytes = false;
+    ake_http_response_init(&c->resp);
+    if (c->deadline < w->next_deadline) w->next_deadline = c->deadline;
+    w->in_flight++;
+    w->sent++;
+    if (fresh) {
+        char why[160];
+        if (!conn_open(w, c, why, sizeof why)) {
+            finish(w, c, 0, why);
+            conn_close(w, c);
+            return;
+        }
+        if (c->connecting) return;
+    }
+    conn_send(w, c);
+}
+
+/* c's connect() completed, or failed. */
+static void on_connected(worker *w, conn *c) {
+    int e = 0;
+    socklen_t n = sizeof e;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &n)) e = errno;
+    if (e) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot connect: %s", strerror(e));
+        fail(w, c, why);
+        return;
+    }
+    c->connecting = false;
+    conn_send(w, c);
+}
+
+/* Reads what c's connection has: (part of) the response to its request, or the end of an idle
+ * connection. */
+static void on_readable(worker *w, conn *c) {
+    char why[200];
+    for (;;) {
+        const ssize_t n = recv(c->fd, w->rbuf, RECV_BYTES, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (c->i < 0) { /* idle: the server closed it, or sent what no request asked for; either way it goes */
+            idle_remove(w, c);
+            conn_close(w, c);
+            return;
+        }
+        if (n <= 0) {
+            snprintf(why, sizeof why, "%s", n ? strerror(errno) : "the server closed the connection");
+            fail(w, c, why);
+            return;
+        }
+        c->got_bytes = true;
+        size_t used;
+        if (ake_http_response_feed(&c->resp, w->rbuf, (size_t)n, &used, why, sizeof why) != AKE_OK) {
+            finish(w, c, 0, why);
+            conn_close(w, c);
+            return;
+        }
+        if (c->resp.done) {
+            finish(w, c, c->resp.status, "");
+            /* bytes past the response answer nothing we asked, and a response before the whole
+             * request left (the server refused it early) leaves the rest of it unsent: neither
+             * connection can carry another request */
+            if (!c->resp.keep_alive || used < (size_t)n || c->out_left) {
+                conn_close(w, c);
+            } else {
+                c->reused = true;
+                c->slot = w->n_idle;
+                w->idle[w->n_idle++] = c;
+            }
+            return;
+        }
+        if (n < RECV_BYTES) return;
     }
 }
 
-static void kick(worker *w, curl_socket_t s, int flags) {
-    int running;
-    curl_multi_socket_action(w->m, s, flags, &running);
+/* Ends the requests whose --timeout-ms ran out by `now`, closing their connections (a late
+ * response must not be taken for the next request's), and finds the next deadline. Scans the
+ * slots only once the earliest deadline it knows of has passed. */
+static void expire(worker *w, double now) {
+    if (now < w->next_deadline) return;
+    double next = INFINITY;
+    for (int32_t k = 0; k < w->max_conn; k++) {
+        conn *c = &w->conns[k];
+        if (c->i < 0) continue;
+        if (c->deadline <= now) {
+            char why[64];
+            snprintf(why, sizeof why, "no response within %d ms", w->p->timeout_ms);
+            finish(w, c, 0, why);
+            conn_close(w, c);
+        } else if (c->deadline < next) {
+            next = c->deadline;
+        }
+    }
+    w->next_deadline = next;
 }
 
 /* Sleeps until `due` (s since t0) with nothing in flight. Sleeping alone overshoots by about
@@ -356,45 +560,45 @@ static void arm(worker *w, double at) {
     timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-/* Sets up the worker's curl multi handle, epoll and timerfd. Returns false (w->err set)
- * on failure. */
+/* Sets up the worker's epoll, timerfd, connection slots (all closed) and receive buffer.
+ * Returns false (w->err set) on failure. */
 static bool worker_open(worker *w) {
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    w->m = curl_multi_init();
-    w->curl_due = -1;
     w->armed = NAN;
-    if (w->ep < 0 || w->tfd < 0 || !w->m) {
-        snprintf(w->err, sizeof w->err, "cannot create epoll, timerfd or curl multi handle");
+    w->next_deadline = INFINITY;
+    w->conns = calloc((size_t)w->max_conn, sizeof *w->conns);
+    w->idle = malloc((size_t)w->max_conn * sizeof *w->idle);
+    w->closed = malloc((size_t)w->max_conn * sizeof *w->closed);
+    w->rbuf = malloc(RECV_BYTES);
+    if (w->ep < 0 || w->tfd < 0 || !w->conns || !w->idle || !w->closed || !w->rbuf) {
+        snprintf(w->err, sizeof w->err, "cannot create epoll or timerfd, or out of memory");
         return false;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = w->tfd};
+    for (int32_t k = w->max_conn - 1; k >= 0; k--) { /* slot 0 on top */
+        w->conns[k].fd = -1;
+        w->conns[k].i = -1;
+        conn_close(w, &w->conns[k]);
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL}; /* NULL: the timer, not a connection */
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->tfd, &ev)) {
         snprintf(w->err, sizeof w->err, "epoll_ctl: %s", strerror(errno));
         return false;
     }
-    curl_multi_setopt(w->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)w->max_conn);
-    curl_multi_setopt(w->m, CURLMOPT_MAXCONNECTS, (long)w->max_conn);
-    curl_multi_setopt(w->m, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(w->m, CURLMOPT_SOCKETDATA, (void *)w);
-    curl_multi_setopt(w->m, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(w->m, CURLMOPT_TIMERDATA, (void *)w);
     return true;
 }
 
-/* Releases what worker_open and the run allocated (not the sample arrays); the run ends with
- * no transfer in flight, so no easy handle is still in the multi handle. */
+/* Releases what worker_open and the run allocated (not the sample arrays). */
 static void worker_close(worker *w) {
-    for (req *r = w->all_reqs, *nx; r; r = nx) {
-        nx = r->all;
-        curl_easy_cleanup(r->e);
-        free(r);
-    }
-    if (w->m) curl_multi_cleanup(w->m);
+    if (w->conns)
+        for (int32_t k = 0; k < w->max_conn; k++)
+            if (w->conns[k].fd >= 0) close(w->conns[k].fd);
     if (w->ep >= 0) close(w->ep);
     if (w->tfd >= 0) close(w->tfd);
-    free(w->fd_events);
-    free(w->fd_watched);
+    free(w->conns);
+    free(w->idle);
+    free(w->closed);
+    free(w->rbuf);
 }
 
 /* The open loop of one worker over requests id, id+N, id+2N, ... */
@@ -413,7 +617,7 @@ static void *worker_run(void *arg) {
 
     const int64_t total = p->total, step = p->threads;
     int64_t due_next = w->id;  /* this worker's first request not yet due */
-    int64_t send_next = w->id; /* its first request not yet handed to curl (<= due_next) */
+    int64_t send_next = w->id; /* its first request not yet sent (<= due_next) */
     /* Spinning before lone requests costs up to SPIN_S of every gap between this worker's
      * requests; it is done only where that is at most a fifth of a core. */
     const bool spin = (double)step / p->rate >= 5 * SPIN_S;
@@ -421,48 +625,34 @@ static void *worker_run(void *arg) {
     while (send_next < total || w->in_flight > 0) {
         const double now = mono() - w->t0;
         for (; due_next < total && (double)due_next / p->rate <= now; due_next += step) note_due(w, due_next, now);
-        bool added = false;
-        for (; send_next < due_next && w->in_flight < w->max_conn; send_next += step) {
-            if (!send_one(w, send_next)) {
-                due_next = send_next = total; /* give up the rest of the schedule; finish what is in flight */
-                break;
-            }
-            added = true;
-        }
-        if (added || (w->curl_due >= 0 && w->curl_due <= mono() - w->t0)) {
-            w->curl_due = -1; /* the call may set a new timer */
-            kick(w, CURL_SOCKET_TIMEOUT, 0);
-            harvest(w);
-        }
+        /* before the sends: the connections it frees take the requests waiting for one */
+        expire(w, now);
+        for (; send_next < due_next && w->in_flight < w->max_conn; send_next += step) start(w, send_next, now);
         if (send_next >= total && w->in_flight == 0) break;
-        if (send_next < due_next && w->in_flight < w->max_conn) continue; /* harvest freed connections */
         const double due = due_next < total ? (double)due_next / p->rate : INFINITY;
         if (spin && w->in_flight == 0 && due - (mono() - w->t0) < 0.05) {
             sleep_until(w, due);
             continue;
         }
-        double wake = due;
-        if (w->curl_due >= 0 && w->curl_due < wake) wake = w->curl_due;
+        /* finite: with nothing in flight no request waits (all connections are free), so one is
+         * still due; and one in flight has a deadline */
+        const double wake = due < w->next_deadline ? due : w->next_deadline;
+        AKE_ASSERT(isfinite(wake));
         arm(w, wake);
-        /* curl keeps a timer while transfers run, so the 1 s bound is only a safety net */
-        const int n = epoll_wait(w->ep, evs, 64, isfinite(wake) ? -1 : 1000);
+        const int n = epoll_wait(w->ep, evs, 64, -1);
         for (int k = 0; k < n; k++) {
-            const int fd = evs[k].data.fd;
-            if (fd == w->tfd) {
-                w->armed = NAN; /* fired: the next arm() re-arms or disarms, which clears it */
-                continue;
-            }
-            if (!w->fd_watched[fd]) {
-                epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
-                w->fd_events[fd] = 0;
-                continue;
-            }
+            conn *c = evs[k].data.ptr;
             const uint32_t e = evs[k].events;
-            kick(w, fd,
-                 (e & EPOLLIN ? CURL_CSELECT_IN : 0) | (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-                     (e & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0));
+            if (!c) {
+                w->armed = NAN; /* fired: the next arm() re-arms or disarms, which clears it */
+            } else if (c->connecting) {
+                on_connected(w, c);
+            } else {
+                if ((e & EPOLLOUT) && c->out_left) conn_send(w, c);
+                /* the send may have closed the connection, or opened a fresh one (see fail) */
+                if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->fd >= 0 && !c->connecting) on_readable(w, c);
+            }
         }
-        if (n > 0) harvest(w);
     }
     return NULL;
 }
@@ -531,12 +721,23 @@ int ake_cmd_loadgen(int argc, char **argv) {
     /* A base URL (no path, or "/") gets the endpoint of --api. */
     char full[2048];
     const char *scheme = strstr(url, "://");
-    const char *path = scheme ? strchr(scheme + 3, '/') : NULL;
-    if (!path || !strcmp(path, "/"))
-        snprintf(full, sizeof full, "%.*s%s", (int)(path ? (size_t)(path - url) : strlen(url)), url,
+    const char *given = strchr(scheme ? scheme + 3 : url, '/');
+    if (!given || !strcmp(given, "/"))
+        snprintf(full, sizeof full, "%.*s%s", (int)(given ? (size_t)(given - url) : strlen(url)), url,
                  openai ? "/v1/embeddings" : "/embed");
     else
         snprintf(full, sizeof full, "%s", url);
+    char host[256], port[8], authority[300], err[512];
+    const char *path;
+    if (!split_url(full, host, sizeof host, port, sizeof port, authority, sizeof authority, &path, err, sizeof err)) {
+        ake_cli_error("loadgen", "%s", err);
+        return 2;
+    }
+    for (const char *c = key; c && *c; c++)
+        if ((unsigned char)*c < ' ' || *c == 0x7f) {
+            ake_cli_error("loadgen", "--api-key holds a control character, which cannot go into a header");
+            return 2;
+        }
 
     int rc = 1;
     plan *p = calloc(1, sizeof *p);
@@ -544,7 +745,6 @@ int ake_cmd_loadgen(int argc, char **argv) {
     pthread_t *tids = calloc((size_t)threads, sizeof *tids);
     double *lat = NULL, *lag = NULL, *tail = NULL;
     int32_t started = 0;
-    bool curl_up = false;
     if (!p || !ws || !tids) goto oom;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -556,20 +756,12 @@ int ake_cmd_loadgen(int argc, char **argv) {
         rc = 0;
         goto done;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        ake_cli_error("loadgen", "libcurl failed to initialize");
+    for (int i = 0; i < N_BODIES; i++)
+        if (!(p->reqs[i] = make_request(path, authority, key, p->bodies[i], p->body_len[i], &p->req_len[i]))) goto oom;
+    if (!resolve(p, host, port, timeout_ms, err, sizeof err)) {
+        ake_cli_error("loadgen", "%s", err);
         goto done;
     }
-    curl_up = true;
-    p->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (p->headers) p->headers = curl_slist_append(p->headers, "Expect:"); /* no 100-continue round trip */
-    char auth[1024];
-    if (key && p->headers) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
-        p->headers = curl_slist_append(p->headers, auth);
-    }
-    if (!p->headers) goto oom;
-    p->url = full;
     p->rate = rate;
     p->threads = threads;
     p->timeout_ms = timeout_ms;
@@ -591,7 +783,7 @@ int ake_cmd_loadgen(int argc, char **argv) {
     }
     for (; started < threads; started++)
         if (pthread_create(&tids[started], NULL, worker_run, &ws[started])) break;
-    /* Request 0 is due once every worker has its curl handle and epoll: creating them is not
+    /* Request 0 is due once every worker has its epoll and connection slots: creating them is not
      * the server's time. */
     pthread_mutex_lock(&p->mu);
     while (p->n_ready < started) pthread_cond_wait(&p->cv, &p->mu);
@@ -656,6 +848,14 @@ int ake_cmd_loadgen(int argc, char **argv) {
            (long long)measured, (long long)ok, (long long)http_err, (long long)net_err, qps, p50, p95, p99, pmax,
            lag_mean, lag_p99);
     fflush(stdout);
+    /* the counts say how many; the first one's reason says why, which a run that failed on the
+     * network otherwise leaves to guessing */
+    for (int32_t t = 0; t < threads && net_err; t++)
+        if (ws[t].net_err) {
+            fprintf(stderr, "loadgen: %lld requests failed on the network; the first of thread %d: %s\n",
+                    (long long)net_err, t, ws[t].net_why);
+            break;
+        }
     if (behind)
         fprintf(stderr,
                 "loadgen: the generator fell behind its schedule: half the requests due in the last tenth of the run "
@@ -700,12 +900,13 @@ done:
             free(ws[t].lag);
         }
     if (p) {
-        curl_slist_free_all(p->headers);
-        for (int i = 0; i < N_BODIES; i++) free(p->bodies[i]);
+        for (int i = 0; i < N_BODIES; i++) {
+            free(p->bodies[i]);
+            free(p->reqs[i]);
+        }
         pthread_mutex_destroy(&p->mu);
         pthread_cond_destroy(&p->cv);
     }
-    if (curl_up) curl_global_cleanup();
     free(p);
     free(ws);
     free(tids);

@@ -98,6 +98,94 @@ def test_loadgen_threads_share_one_even_schedule():
     assert 1.9 < t[-1] - t[0] < 2.3, t[-1] - t[0]
 
 
+class _Shapes(http.server.BaseHTTPRequestHandler):
+    """Answers in the shape the path names: chunked (as uvicorn does), close (Connection: close
+    after every response), err (503), bad (not HTTP), once (answers a connection's first request
+    and closes it on the second unanswered, as a server whose keep-alive timeout strikes just as
+    the request arrives), drop (closes every connection unanswered), slow (answers after 1 s),
+    else 200 with a Content-Length."""
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        kind = self.path.strip("/")
+        self.served = getattr(self, "served", 0) + 1  # one handler per connection
+        if kind == "drop" or (kind == "once" and self.served > 1):
+            self.close_connection = True
+            return
+        if kind == "slow":
+            time.sleep(1)
+        if kind == "bad":
+            self.wfile.write(b"HTTP/9 200 OK\r\nContent-Length: 0\r\n\r\n")
+            return
+        self.send_response(503 if kind == "err" else 200)
+        if kind == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in (b"3\r\n[[0\r\n", b"4;x=y\r\n.0]]\r\n", b"0\r\n\r\n"):  # one write each
+                self.wfile.write(piece)
+                self.wfile.flush()
+            return
+        body = b"[[0.0]]"
+        self.send_header("Content-Length", str(len(body)))
+        if kind == "close":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_loadgen_reads_other_servers_responses(tmp_path):
+    """loadgen's own HTTP client: chunked bodies and connections the server closes are read as
+    successes, an error status counts by its class, and what is not HTTP is a network error
+    that says why. A request that a kept-alive connection drops before any answer goes again
+    once on a fresh connection (the server's idle close may cross it); on a fresh connection
+    it is an error, as is a response later than --timeout-ms."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shapes)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    rate = 50
+    runs = {}
+    try:
+        for kind in ("chunked", "close", "err", "bad", "once", "drop", "slow"):
+            out = tmp_path / f"{kind}.json"
+            r = subprocess.run([AKE_BIN, "loadgen", "--url", f"http://localhost:{srv.server_address[1]}/{kind}",
+                                "--rate", str(rate), "--duration", "1", "--warmup", "0", "--threads", "1",
+                                "--max-connections", "2", "--timeout-ms", "100" if kind == "slow" else "30000",
+                                "--json", str(out)],
+                               capture_output=True, text=True, timeout=60, cwd=REPO)
+            assert r.returncode == 0, r.stderr
+            runs[kind] = (json.loads(out.read_text()), r.stderr)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    for kind in ("chunked", "close", "once"):
+        d = runs[kind][0]
+        assert d["sent"] == rate and d["ok"] == rate and d["http_errors"] + d["network_errors"] == 0, (kind, d)
+    d = runs["err"][0]
+    assert d["ok"] == 0 and d["http_errors"] == rate and d["http_5xx"] == rate and d["network_errors"] == 0, d
+    d, err = runs["bad"]
+    assert d["ok"] == 0 and d["network_errors"] == rate and d["http_errors"] == 0, d
+    assert "bad HTTP status line" in err, err
+    d, err = runs["drop"]
+    assert d["ok"] == 0 and d["network_errors"] == rate, d
+    assert "the server closed the connection" in err, err
+    # each request waits 100 ms for nothing and its connection closes, freeing it for one that
+    # waited: all fail, and the run ends
+    d, err = runs["slow"]
+    assert d["ok"] == 0 and d["network_errors"] == rate, d
+    assert "no response within 100 ms" in err, err
+
+
+def test_loadgen_refuses_https():
+    r = subprocess.run([AKE_BIN, "loadgen", "--url", "https://127.0.0.1:8443"], capture_output=True, text=True,
+                       timeout=30, cwd=REPO)
+    assert r.returncode == 2 and "https is not supported" in r.stderr, r.stderr
+
+
 def test_loadgen_print_body_and_thread_limit():
     r = subprocess.run([AKE_BIN, "loadgen", "--print-body", "--text-len", "5"], capture_output=True, text=True,
                        timeout=30, cwd=REPO)
