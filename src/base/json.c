@@ -23,7 +23,7 @@ static json_tokener *thread_tokener(void) {
     json_tokener *tok = pthread_getspecific(tokener_key);
     if (!tok) {
         if (!(tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH))) return NULL;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* UTF-8: bad_utf8, stricter than json-c's */
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT); /* UTF-8 and the rest json-c lets through: bad_text */
         if (pthread_setspecific(tokener_key, tok)) {
             json_tokener_free(tok);
             return NULL;
@@ -99,19 +99,43 @@ static size_t unescape_misread(const char *s, size_t n, char *out) {
     return o;
 }
 
-/* Offset of the first byte that is not RFC 3629 UTF-8 (overlong forms, UTF-16 surrogates, code
- * points past U+10FFFF, stray or missing continuation bytes) or that is NUL, or n. json-c's own
- * check (JSON_TOKENER_VALIDATE_UTF8) lets overlong forms and encoded surrogates through. */
-static size_t bad_utf8(const char *s, size_t n) {
+/* Offset of the first byte that json-c would take but RFC 8259 / 3629 do not, or n, with *why:
+ * not UTF-8 (overlong forms, UTF-16 surrogates, code points past U+10FFFF, stray or missing
+ * continuation bytes: json-c's JSON_TOKENER_VALIDATE_UTF8 lets the first two through), a NUL byte,
+ * a raw control character inside a string, or NaN / Infinity (json-c reads them even when strict).
+ * Tracks only whether it is inside a string: json-c checks the rest of the grammar. */
+static size_t bad_text(const char *s, size_t n, const char **why) {
+    bool in_string = false;
     for (size_t i = 0; i < n;) {
         const unsigned char c = (unsigned char)s[i];
-        if (c >= 0x01 && c < 0x80) {
+        if (c >= 0x20 && c < 0x80) {
+            if (in_string && c == '\\') i++; /* the escaped byte is never a quote that ends the string */
+            else if (c == '"') in_string = !in_string;
+            else if (!in_string && (c == 'N' || c == 'I')) { /* no JSON token outside a string has these */
+                *why = "NaN and Infinity are not JSON numbers";
+                return i;
+            }
             i++;
+            continue;
+        }
+        if (c == 0) {
+            *why = "a NUL byte (U+0000 in a string is written \\u0000)";
+            return i;
+        }
+        if (c < 0x20) {
+            if (in_string) {
+                *why = "a control character inside a string (JSON writes it as an escape such as \\n)";
+                return i;
+            }
+            i++; /* white space between tokens; json-c refuses other control bytes there */
             continue;
         }
         utf8proc_int32_t cp;
         const utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (c == 0 || k <= 0) return i;
+        if (k <= 0) {
+            *why = "not UTF-8 (RFC 3629)";
+            return i;
+        }
         i += (size_t)k;
     }
     return n;
@@ -124,10 +148,9 @@ int ake_json_parse(const char *s, size_t n, json_object **out, size_t *err_off, 
         *why = "the text is over 2 GiB";
         return -1;
     }
-    const size_t bad = bad_utf8(s, n);
+    const size_t bad = bad_text(s, n, why);
     if (bad < n) {
         *err_off = bad;
-        *why = s[bad] ? "not UTF-8 (RFC 3629)" : "a NUL byte (U+0000 in a string is written \\u0000)";
         return -1;
     }
     json_tokener *tok = thread_tokener();

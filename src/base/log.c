@@ -32,11 +32,26 @@ void ake_log(ake_log_level level, const char *fmt, ...) {
     gmtime_r(&ts.tv_sec, &tm);
     int n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
     n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ %-5s ", ts.tv_nsec / 1000000L, level_names[level]);
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = m < 0 ? (size_t)n : (size_t)n + (size_t)m;
+    /* Messages quote what clients sent (a model name, a field): a control character is written
+     * as \xNN, so no request can forge a log line or send escape codes to a terminal. */
+    static const char hex[] = "0123456789abcdef";
+    size_t len = (size_t)n;
+    for (size_t i = 0; m > 0 && i < (size_t)m && i < sizeof msg - 1 && len < sizeof line - 6; i++) {
+        const unsigned char c = (unsigned char)msg[i];
+        if (c >= 0x20 && c != 0x7f) {
+            line[len++] = (char)c;
+        } else {
+            line[len++] = '\\';
+            line[len++] = 'x';
+            line[len++] = hex[c >> 4];
+            line[len++] = hex[c & 15];
+        }
+    }
     if (len > sizeof line - 2) len = sizeof line - 2; /* cut long lines; keep the newline */
     line[len] = '\n';
     line[len + 1] = 0;

@@ -14,6 +14,7 @@ typedef struct {
     bool jsonl;
     int32_t batch_size, threads, max_tokens; /* max_tokens: -1 = the model's limit, 0 = none */
     ake_precision precision;
+    const char *prompt_name; /* embed only: a sentence-transformers prompt of the model (NULL: its default) */
     /* tokenize only, for the differential tests against HF (tests/py/test_tokenizer_spans.py) */
     ake_truncation_dir dir;
     bool spans, decode, skip_special;
@@ -28,6 +29,8 @@ static const char embed_help[] =
     "  --output FILE     write vectors to FILE (default stdout)\n"
     "  --jsonl           each input line is a JSON string literal (texts with newlines, any code point)\n"
     "  --batch-size N    sequences per engine call (default 32)\n"
+    "  --prompt-name P   put the model's prompt P before every text (config_sentence_transformers.json);\n"
+    "                    without it the model's default_prompt_name applies, as in sentence-transformers\n"
     "  --threads N       CPU threads (default: all cores)\n"
     AKE_CLI_DEVICE_HELP
     "Invalid UTF-8 in a text is an error: the command stops with a message naming the line.\n";
@@ -52,7 +55,7 @@ static const char tokenize_help[] =
 /* Parses the shared flags; returns -1 to go on, else the exit code. */
 static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const char *help) {
     enum { O_MODEL = 1, O_INPUT, O_OUTPUT, O_JSONL, O_BATCH, O_THREADS, O_MAXTOK, O_DEVICE, O_DTYPE, O_HELP,
-           O_LEFT, O_SPANS, O_DECODE, O_SKIP };
+           O_LEFT, O_SPANS, O_DECODE, O_SKIP, O_PROMPT };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL},     {"input", required_argument, 0, O_INPUT},
         {"output", required_argument, 0, O_OUTPUT},   {"jsonl", no_argument, 0, O_JSONL},
@@ -61,9 +64,10 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
         {"dtype", required_argument, 0, O_DTYPE},     {"help", no_argument, 0, O_HELP},
         {"truncate-left", no_argument, 0, O_LEFT},    {"spans", no_argument, 0, O_SPANS},
         {"decode", no_argument, 0, O_DECODE},         {"skip-special-tokens", no_argument, 0, O_SKIP},
+        {"prompt-name", required_argument, 0, O_PROMPT},
         {0, 0, 0, 0}};
-    *o = (io_opts){AKE_DEFAULT_MODEL, NULL, NULL, "cpu", false, 32, 0, -1, AKE_PREC_DEFAULT, AKE_TRUNCATE_RIGHT,
-                   false, false, false};
+    *o = (io_opts){.model_dir = AKE_DEFAULT_MODEL, .device = "cpu", .batch_size = 32, .max_tokens = -1,
+                   .precision = AKE_PREC_DEFAULT, .dir = AKE_TRUNCATE_RIGHT};
     bool is_embed = !strcmp(cmd, "embed");
     int c;
     optind = 1;
@@ -103,6 +107,13 @@ static int parse_io(const char *cmd, int argc, char **argv, io_opts *o, const ch
             else if (c == O_DECODE) o->decode = true;
             else o->skip_special = true;
             break;
+        case O_PROMPT:
+            if (!is_embed) {
+                ake_cli_error(cmd, "'--prompt-name' is a flag of embed");
+                return 2;
+            }
+            o->prompt_name = optarg;
+            break;
         case O_HELP: fputs(help, stdout); return 0;
         default:
             ake_cli_error(cmd, "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -129,6 +140,9 @@ typedef struct {
     ake_text_reader in;
     FILE *out;
     ake_pipeline p;
+    const char *prompt; /* embed: put before every text (the model's), or NULL */
+    char *joined;       /* owned: prompt + text */
+    size_t joined_cap;
 } io_ctx;
 
 static int open_io(const char *cmd, const io_opts *o, io_ctx *io) {
@@ -161,6 +175,7 @@ static int close_io(const char *cmd, io_ctx *io, int rc) {
     }
     if (io->out && io->out != stdout) fclose(io->out);
     ake_pipeline_release(&io->p);
+    free(io->joined);
     return rc;
 }
 
@@ -177,6 +192,22 @@ static int next_tokens(const char *cmd, io_ctx *io, int32_t max_tokens, ake_trun
         return -1;
     }
     if (r == 0) return 0;
+    if (io->prompt) { /* what sentence-transformers tokenizes: the prompt, then the text */
+        const size_t plen = strlen(io->prompt);
+        if (plen + len > io->joined_cap) {
+            char *j = realloc(io->joined, plen + len);
+            if (!j) {
+                ake_cli_error(cmd, "out of memory");
+                return -1;
+            }
+            io->joined = j;
+            io->joined_cap = plen + len;
+        }
+        memcpy(io->joined, io->prompt, plen);
+        memcpy(io->joined + plen, text, len);
+        text = io->joined;
+        len += plen;
+    }
     ake_status st = spans ? ake_tokenizer_encode_spans(io->p.tok, text, len, max_tokens, dir, toks, err, sizeof err)
                           : ake_tokenizer_encode(io->p.tok, text, len, max_tokens, dir, toks, err, sizeof err);
     if (st != AKE_OK) {
@@ -288,6 +319,18 @@ int ake_cmd_embed(int argc, char **argv) {
     if (rc >= 0) return rc;
     rc = open_io("embed", &o, &io);
     if (rc) return close_io("embed", &io, rc);
+    const ake_model *model = io.p.model;
+    if (o.prompt_name) {
+        for (int32_t i = 0; i < model->n_prompts && !io.prompt; i++)
+            if (!strcmp(model->prompt_name[i], o.prompt_name)) io.prompt = model->prompt_text[i];
+        if (!io.prompt) {
+            ake_cli_error("embed", "--prompt-name '%s': %s has %s", o.prompt_name, o.model_dir,
+                          model->n_prompts ? "other prompts (config_sentence_transformers.json)" : "no prompts");
+            return close_io("embed", &io, 2);
+        }
+    } else if (model->default_prompt >= 0 && model->default_prompt < model->n_prompts) {
+        io.prompt = model->prompt_text[model->default_prompt];
+    }
 
     const int32_t B = o.batch_size, S = io.p.max_seq_tokens, d = io.p.model->cfg.hidden;
     ake_engine_opts eo = {

@@ -77,7 +77,7 @@ static const flag flags[] = {
     {"max-concurrent-requests", "AKE_MAX_CONCURRENT_REQUESTS", "N", F_INT, OFF(o.max_concurrent_requests), 1,
      1 << 20, "admitted requests in flight; beyond: 429 with Retry-After"},
     {"max-client-batch-size", "AKE_MAX_CLIENT_BATCH_SIZE", "N", F_INT, OFF(o.max_client_batch_size), 1, 1 << 20,
-     "most inputs in one request; beyond: 413"},
+     "most inputs in one request; beyond: 422 (TEI's Validation; 400 on /v1/embeddings)"},
     {"max-payload-bytes", "AKE_MAX_PAYLOAD_BYTES", "N", F_I64, OFF(o.max_payload_bytes), 1, INT64_C(1) << 34,
      "largest request body; beyond: 413"},
     {"request-timeout-ms", "AKE_REQUEST_TIMEOUT_MS", "N", F_INT, OFF(o.request_timeout_ms), 0, 1 << 30,

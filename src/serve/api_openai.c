@@ -2,7 +2,8 @@
  *
  *   {"model": "<id>", "input": "text" | ["text", ...] | [id, ...] | [[id, ...], ...],
  *    "encoding_format": "float" | "base64", "dimensions": N, "user": "...",
- *    "truncate": false}                        ("truncate" is ours; OpenAI fails instead)
+ *    "truncate": false, "truncation_direction": "right", "prompt_name"}   (the last three are ours,
+ *                                              as on the TEI routes; OpenAI fails instead of truncating)
  *   → {"object": "list", "data": [{"object": "embedding", "index": i, "embedding": [...] | "base64"}],
  *      "model": "<id>", "usage": {"prompt_tokens": T, "total_tokens": T}}
  *
@@ -35,7 +36,10 @@ static int parse_body(const char *body, size_t len, const ake_api_limits *lim, a
     json_object *user;
     if (ake_api_field(root, "user", &user) && user && !json_object_is_type(user, json_type_string))
         return ake_api_fail(e, 422, "user", "`user` must be a string, not %s", ake_api_type_name(user));
+    /* ours, as on the TEI routes (OpenAI's API has none of them) */
     if ((rc = ake_api_get_bool(root, "truncate", &r->truncate, e))) return rc;
+    if ((rc = ake_api_get_direction(root, "truncation_direction", &r->dir, e))) return rc;
+    if ((rc = ake_api_get_name(root, "prompt_name", &r->prompt_name, e))) return rc;
     json_object *input;
     if (!ake_api_field(root, "input", &input)) return ake_api_fail(e, 422, "input", "missing field `input`");
     return ake_api_parse_inputs(input, "input", false, lim, r, e);

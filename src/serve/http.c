@@ -40,6 +40,7 @@ typedef struct {
     ake_endpoint ep;
     bool openai;              /* errors in OpenAI's shape */
     bool admitted;            /* counted in metrics.in_flight */
+    bool receiving;           /* admitted, its body not yet complete: counted in srv->receiving */
     req_state state;
     ake_api_error early;      /* refusal decided before the body; status 0 if none */
     ake_buf body;
@@ -215,7 +216,16 @@ static void route(ake_server *s, http_req *r, struct MHD_Connection *c) {
         return;
     }
     r->admitted = true;
+    r->receiving = true;
+    atomic_fetch_add(&s->receiving, 1);
     atomic_fetch_add(&s->admitted, 1);
+}
+
+/* The body is complete (or the request ends before it is): a drain waits for this request. */
+static void body_done(http_req *r) {
+    if (!r->receiving) return;
+    r->receiving = false;
+    atomic_fetch_sub(&r->srv->receiving, 1);
 }
 
 /* ---------------------------------------------------------------- step 3: answer or submit */
@@ -400,6 +410,9 @@ enum MHD_Result ake_http_on_request(void *cls, struct MHD_Connection *c, const c
         request_id(s, c, r->id);
         *con_cls = r;
         route(s, r, c);
+        /* a declared body over the limit is refused before it is sent (no 100 Continue either);
+         * the connection closes after the answer */
+        if (r->early.status == 413) return respond_error(r, &r->early);
         return MHD_YES;
     }
     if (r->state == ST_BODY && *upload_size) {
@@ -424,6 +437,7 @@ enum MHD_Result ake_http_on_request(void *cls, struct MHD_Connection *c, const c
     }
     switch (r->state) {
     case ST_BODY:
+        body_done(r);
         if (r->early.status) return respond_error(r, &r->early);
         if (is_post_endpoint(r->ep)) return start_embed(s, r);
         return answer_get(s, r);
@@ -439,6 +453,7 @@ void ake_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls, 
     http_req *r = *con_cls;
     if (!r) return;
     AKE_ASSERT(r->state != ST_WAITING || atomic_load(&r->job.pending) == 0);
+    body_done(r);
     if (r->admitted) {
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state == ST_ANSWERED) atomic_fetch_add(&s->answered, 1);
         else atomic_fetch_add(&s->abandoned, 1);
@@ -459,8 +474,10 @@ void ake_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls, 
 
 void ake_http_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
+    /* libmicrohttpd writes a line per broken connection: a flood of them is an overload too */
+    static ake_log_limit limit = {.per_s = AKE_FAILURE_LOG_PER_S};
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     msg[strcspn(msg, "\n")] = 0;
-    ake_log(AKE_LOG_WARN, "libmicrohttpd: %s", msg);
+    if (ake_log_limit_pass(&limit, "libmicrohttpd")) ake_log(AKE_LOG_WARN, "libmicrohttpd: %s", msg);
 }

@@ -604,10 +604,13 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
     ake_log(AKE_LOG_INFO, "model %s version %s: %s (%s %s, loaded and warmed up in %.0f ms)%s%s", m->name, version,
             serving ? "serving" : "loaded", v->devices, v->dtype, v->load_ms,
             serving && prev ? "; replaced version " : "", serving && prev ? prev->version : "");
-    ake_log(AKE_LOG_INFO, "model %s version %s: engines embed %.0f tokens/s; a request may hold %lld tokens%s", m->name,
-            version, v->tokens_per_s, (long long)v->facts.max_request_tokens,
-            r->o.max_request_tokens > 0 ? " (--max-request-tokens)"
-            : v->facts.max_request_tokens > 0 ? " (that speed x --request-timeout-ms)" : " (no limit)");
+    if (v->facts.max_request_tokens > 0)
+        ake_log(AKE_LOG_INFO, "model %s version %s: engines embed %.0f tokens/s; a request may hold %lld tokens (%s)",
+                m->name, version, v->tokens_per_s, (long long)v->facts.max_request_tokens,
+                r->o.max_request_tokens > 0 ? "--max-request-tokens" : "that speed x --request-timeout-ms");
+    else
+        ake_log(AKE_LOG_INFO, "model %s version %s: engines embed %.0f tokens/s; no limit on tokens per request "
+                "(--request-timeout-ms 0)", m->name, version, v->tokens_per_s);
     save_state(r);
     return 0;
 }

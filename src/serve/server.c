@@ -205,7 +205,9 @@ void ake_server_drain(ake_server *s) {
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     pthread_mutex_lock(&s->drain_mu);
-    while (atomic_load(&s->metrics.in_flight) > 0) {
+    /* wait for every request whose body has arrived; one still arriving (a slow or stalled client)
+     * is cut when the daemon stops: its work never began */
+    while (atomic_load(&s->metrics.in_flight) > atomic_load(&s->receiving)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 100 * 1000000L;

@@ -29,6 +29,7 @@ struct ake_server {
     time_t started;
     _Atomic bool draining;
     _Atomic int64_t admitted, answered, abandoned;
+    _Atomic int64_t receiving;  /* admitted requests whose body is still arriving (a drain does not wait for them) */
     uint64_t id_base;          /* random start of the request ids made here (X-Request-Id) */
     _Atomic uint64_t id_next;
     ake_log_limit failure_log;  /* failed-request lines: at most AKE_FAILURE_LOG_PER_S a second */

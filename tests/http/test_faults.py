@@ -228,3 +228,50 @@ def test_engine_threads_wait_passively(make_server):
         assert b"OMP_WAIT_POLICY=passive" in f.read().split(b"\0")
     s2 = make_server(env={"OMP_WAIT_POLICY": "active"})
     assert "CPU engine threads wait active (OMP_WAIT_POLICY)" in s2.log()
+
+
+def test_declared_oversized_body_is_refused_before_it_is_sent(server):
+    """A Content-Length over --max-payload-bytes is a 413 as soon as the headers arrive."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as c:
+        c.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 99999999999\r\n\r\n{\"inputs\":")
+        c.settimeout(10)
+        head = c.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
+def test_drain_is_not_held_by_a_body_still_arriving(make_server):
+    """SIGTERM: a client that has sent half a body (its work never began) does not hold the exit."""
+    import signal
+    import socket
+    s = make_server()
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    time.sleep(0.3)
+    t0 = time.time()
+    assert s.stop(signal.SIGTERM, timeout=20) == 0
+    assert time.time() - t0 < 5
+    c.close()
+
+
+def test_log_lines_cannot_be_forged(server):
+    """Control characters a client sends are written as \\xNN in the log."""
+    forged = "x\n2026-01-01T00:00:00.000Z error FORGED\x1b[31m"
+    r = requests.post(server.url + "/embed", json={"inputs": "a", "model": forged}, timeout=30)
+    assert r.status_code == 404
+    log = server.log()
+    assert "\\x0a2026-01-01T00:00:00.000Z error FORGED\\x1b[31m" in log
+    assert "\nerror FORGED" not in log and "\x1b" not in log
+
+
+def test_openai_takes_truncation_direction_and_prompt_name(server):
+    long = " ".join(f"w{i}" for i in range(300))
+    body = {"model": MODEL_ID, "input": long, "truncate": True}
+    right = post(server, "/v1/embeddings", body).json()["data"][0]["embedding"]
+    left = post(server, "/v1/embeddings", dict(body, truncation_direction="left")).json()["data"][0]["embedding"]
+    tei_left = post(server, "/embed", {"inputs": long, "truncate": True, "truncation_direction": "left"}).json()[0]
+    assert np.max(np.abs(np.asarray(left) - np.asarray(tei_left))) <= 1e-6
+    assert np.max(np.abs(np.asarray(left) - np.asarray(right))) > 1e-3
+    r = post(server, "/v1/embeddings", dict(body, prompt_name="query"))
+    assert r.status_code == 400 and "no prompts" in r.json()["error"]["message"]

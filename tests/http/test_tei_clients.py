@@ -124,6 +124,10 @@ def test_prompts(make_server, tmp_path):
     assert [t["id"] if isinstance(t, dict) else t for t in r.json()[0]] == [101, 6019, 1024, 7592, 102]
     r = requests.post(s.url + "/embed", json={"inputs": "x", "prompt_name": "document"}, timeout=30)
     assert r.status_code == 422 and '"query", "passage"' in r.json()["error"], r.text
+    # the CLI applies the default prompt too (and --prompt-name), so its vectors stay the server's
+    folder = os.path.join(str(tmp_path), "p")
+    cli = cli_embed(texts[:2], model_dir=folder)
+    assert np.max(np.abs(np.asarray(cli) - np.asarray(want[3:5]))) <= 1e-6
 
 
 @pytest.mark.parametrize("cfg,words", [({"prompts": {"q": 3}}, "not a string"),

@@ -129,9 +129,12 @@ static void test_request_parsing(void **state) {
     assert_int_equal(parse_tei("{\"inputs\":\"a\"} "), 0);
     assert_int_equal(parse_tei("{\"inputs\":\"a\"} x"), 400);
     assert_int_equal(parse_tei("{'inputs':'a'}"), 400);
-    assert_int_equal(parse_tei("{\"inputs\":NaN}"), 422); /* json-c reads NaN as a number even when strict */
-    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,NaN]}"), 422);
-    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,-Infinity]}"), 422);
+    assert_int_equal(parse_tei("{\"inputs\":NaN}"), 400); /* json-c reads NaN even when strict: base/json.c */
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,NaN]}"), 400);
+    assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[101,-Infinity]}"), 400);
+    assert_int_equal(parse_tei("{\"inputs\":\"a\x01b\"}"), 400); /* raw control characters in a string */
+    assert_int_equal(parse_tei("{\"inputs\":\"a\nb\"}"), 400);
+    assert_int_equal(parse_tei("{\"inputs\":\n\t\"NaN \\\" Infinity\"}\r\n"), 0); /* in a string: text */
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":[[1,2],[3]]}"), 0);
     assert_int_equal(parse_openai("{\"model\":\"org/m\",\"input\":\"x\",\"dimensions\":8}"), 0);
     assert_int_equal(parse_openai("{\"model\":\"m\",\"input\":\"x\",\"dimensions\":385}"), 422);
