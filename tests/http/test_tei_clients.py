@@ -166,3 +166,20 @@ def test_tei_request_fields(server, ref):
     r = requests.post(server.url + "/v1/embeddings", json={"input": TEXTS[0]}, timeout=30)
     assert r.status_code == 200 and r.json()["model"] == MODEL_ID
     assert_close(r.json()["data"][0]["embedding"], ref[TEXTS[0]], "OpenAI without a model")
+
+
+def test_curl(server, ref):
+    """The README's curl commands: results equal `akidb-embed embed`."""
+    def curl(path, body):
+        r = subprocess.run(["curl", "-sS", "-H", "Content-Type: application/json", "-d", json.dumps(body),
+                            server.url + path], capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        return json.loads(r.stdout)
+    for t, v in zip(TEXTS, curl("/embed", {"inputs": TEXTS})):
+        assert_close(v, ref[t], f"curl /embed {t!r}")
+    out = curl("/v1/embeddings", {"model": MODEL_ID, "input": TEXTS})
+    for t, d in zip(TEXTS, out["data"]):
+        assert_close(d["embedding"], ref[t], f"curl /v1/embeddings {t!r}")
+    sims = curl("/similarity", {"inputs": {"source_sentence": TEXTS[0], "sentences": TEXTS[1:]}})
+    want = [cosine(ref[TEXTS[0]], ref[t]) for t in TEXTS[1:]]
+    assert np.max(np.abs(np.asarray(sims) - want)) <= (1e-4 if ON_GPU else 1e-6)
