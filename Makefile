@@ -168,7 +168,9 @@ fuzz: $(FUZZ_OBJ)
 	  echo "== $$n"; clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
 	    $$f $(FUZZ_OBJ) $(LDLIBS) -o build-fuzz/$$n; \
 	  mkdir -p build-fuzz/$$n.corpus; \
-	  AKE_MODEL_DIR=models/all-MiniLM-L6-v2 build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus tests/fuzz/$$n.seed 2>&1 | tail -3; done
+	  AKE_MODEL_DIR=models/all-MiniLM-L6-v2 build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/$$n.corpus \
+	    tests/fuzz/$$n.seed >build-fuzz/$$n.log 2>&1 || { tail -n 40 build-fuzz/$$n.log; echo "$$n: FAILED (log build-fuzz/$$n.log)"; exit 1; }; \
+	  tail -n 3 build-fuzz/$$n.log; done
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -154,7 +154,8 @@ void ake_api_tokens_release(ake_api_tokens *t);
 void ake_l2_normalize(float *v, int32_t d);
 
 /* Response bodies. vecs [n, m->dim] are the pooled vectors, modified in place. The OpenAI
- * body's "model" is the name the client sent. */
+ * body's "model" is req->model: the name the client sent, or (set by the caller when the request
+ * named none) the name of the model that answered; it must not be NULL. */
 void ake_api_write_tei_embed(const ake_api_request *req, const ake_api_model *m, float *vecs, ake_buf *out);
 void ake_api_write_openai(const ake_api_request *req, const ake_api_model *m, float *vecs, int64_t prompt_tokens,
                           ake_buf *out);
