@@ -109,10 +109,6 @@ int ake_api_text_input(const json_object *v, const char *field, int32_t index, a
     return 0;
 }
 
-static bool is_number(const json_object *v) {
-    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
-}
-
 int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, ake_api_input *in, ake_api_error *e) {
     const int32_t n = (int32_t)json_object_array_length(arr);
     char where[48];
@@ -124,11 +120,10 @@ int ake_api_token_ids(const json_object *arr, const char *field, int32_t index, 
     in->n_ids = n;
     for (int32_t k = 0; k < n; k++) {
         const json_object *it = json_object_array_get_idx(arr, (size_t)k);
-        if (!is_number(it))
+        double v; /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
+        if (!ake_json_number(it, &v))
             return ake_api_fail(e, 422, field, "`%s[%d]` must be a token id (an integer), not %s", where, k,
                                 ake_api_type_name(it));
-        /* 101.0 is 101, as OpenAI's server reads it; an integer past int64 arrives as INT64_MAX */
-        const double v = json_object_get_double(it);
         if (!isfinite(v) || v != floor(v) || v < 0 || v > INT32_MAX) /* the vocabulary: ake_api_bind_model */
             return ake_api_fail(e, 422, field, "`%s[%d]` = %.17g is not a token id (a non-negative integer)", where,
                                 k, v);
@@ -151,7 +146,8 @@ int ake_api_parse_inputs(const json_object *v, const char *field, bool mixed, co
     const int32_t n = (int32_t)json_object_array_length(v);
     if (n == 0) return ake_api_fail_empty(e, field, "`%s` is empty", field);
     const json_object *first = json_object_array_get_idx(v, 0);
-    if (is_number(first)) { /* one sequence of token ids */
+    double first_id;
+    if (ake_json_number(first, &first_id)) { /* one sequence of token ids */
         if ((rc = ake_api_alloc_inputs(r, 1, lim, field, e))) return rc;
         return ake_api_token_ids(v, field, -1, &r->in[0], e);
     }
@@ -179,7 +175,8 @@ int ake_api_parse_inputs(const json_object *v, const char *field, bool mixed, co
 int ake_api_get_dimensions(const json_object *root, ake_api_request *r, ake_api_error *e) {
     json_object *dims;
     if (!ake_api_field(root, "dimensions", &dims) || !dims) return 0;
-    const double v = is_number(dims) ? json_object_get_double(dims) : NAN;
+    double v = NAN;
+    ake_json_number(dims, &v);
     if (!(v >= 1 && v <= INT32_MAX && v == floor(v))) /* at most the model's: ake_api_bind_model */
         return ake_api_fail(e, 422, "dimensions", "`dimensions` must be a positive integer");
     r->dimensions = (int32_t)v;
@@ -252,6 +249,22 @@ int ake_api_bind_model(ake_api_request *r, const ake_api_model *m, ake_api_error
     return 0;
 }
 
+/* The text the tokenizer is given for input `in`: the prompt then the input when there is a
+ * prompt (what sentence-transformers and TEI tokenize), else the input itself. *buf / *cap are
+ * the caller's scratch, grown here; NULL when out of memory. */
+static const char *prompted(const char *prompt, size_t plen, const ake_api_input *in, char **buf, size_t *cap) {
+    if (!plen) return in->text;
+    if (plen + in->len > *cap) {
+        char *b = realloc(*buf, plen + in->len);
+        if (!b) return NULL;
+        *buf = b;
+        *cap = plen + in->len;
+    }
+    memcpy(*buf, prompt, plen);
+    memcpy(*buf + plen, in->text, in->len);
+    return *buf;
+}
+
 int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_api_request *req, bool for_embed,
                    ake_api_tokens *out, ake_api_error *e) {
     memset(out, 0, sizeof *out);
@@ -270,24 +283,12 @@ int ake_api_encode(const ake_tokenizer *tok, const ake_api_model *m, const ake_a
         int32_t n;
         if (in->text) {
             int32_t max = for_embed ? m->max_seq_tokens : 0;
-            const char *text = in->text;
-            size_t len = in->len;
-            if (plen) {
-                if (plen + len > joined_cap) {
-                    char *j = realloc(joined, plen + len);
-                    if (!j) {
-                        rc = ake_api_fail(e, 500, NULL, "out of memory");
-                        break;
-                    }
-                    joined = j;
-                    joined_cap = plen + len;
-                }
-                memcpy(joined, req->prompt, plen);
-                memcpy(joined + plen, in->text, len);
-                text = joined;
-                len += plen;
+            const char *text = prompted(req->prompt, plen, in, &joined, &joined_cap);
+            if (!text) {
+                rc = ake_api_fail(e, 500, NULL, "out of memory");
+                break;
             }
-            if (ake_tokenizer_encode(tok, text, len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
+            if (ake_tokenizer_encode(tok, text, plen + in->len, max, req->dir, &toks, err, sizeof err) != AKE_OK) {
                 rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
                 e->kind = AKE_API_ERR_TOKENIZER;
                 break;
@@ -363,22 +364,16 @@ void ake_l2_normalize(float *v, int32_t d) {
 int ake_api_write_tokenize(const ake_tokenizer *tok, const ake_api_request *req, ake_buf *out, ake_api_error *e) {
     ake_tokens toks = {0};
     char err[256], *joined = NULL;
+    size_t joined_cap = 0;
     const size_t plen = req->prompt ? strlen(req->prompt) : 0;
     int rc = 0;
     ake_buf_put(out, "[", 1);
     for (int32_t i = 0; i < req->n && !rc; i++) {
         const ake_api_input *in = &req->in[i];
-        const char *text = in->text;
-        if (plen) { /* what the model sees: the prompt, then the input (TEI's offsets count both) */
-            char *j = realloc(joined, plen + in->len + 1);
-            if (!j) {
-                rc = ake_api_fail(e, 500, NULL, "out of memory");
-                break;
-            }
-            joined = j;
-            memcpy(joined, req->prompt, plen);
-            memcpy(joined + plen, in->text, in->len);
-            text = joined;
+        const char *text = prompted(req->prompt, plen, in, &joined, &joined_cap); /* TEI's offsets count both */
+        if (!text) {
+            rc = ake_api_fail(e, 500, NULL, "out of memory");
+            break;
         }
         if (ake_tokenizer_encode_spans(tok, text, plen + in->len, 0, req->dir, &toks, err, sizeof err) != AKE_OK) {
             rc = ake_api_fail(e, 422, NULL, "input %d: %s", i, err);
