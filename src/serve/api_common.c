@@ -10,25 +10,27 @@
 #include "base/json.h"
 #include "serve/api_impl.h"
 
+static int vfail(ake_api_error *e, int status, ake_api_err_kind kind, const char *param, const char *fmt, va_list ap) {
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    e->status = status;
+    e->kind = kind;
+    e->param = param;
+    return status;
+}
+
 int ake_api_fail(ake_api_error *e, int status, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    vfail(e, status, AKE_API_ERR_VALIDATION, param, fmt, ap);
     va_end(ap);
-    e->status = status;
-    e->kind = AKE_API_ERR_VALIDATION;
-    e->param = param;
     return status;
 }
 
 int ake_api_fail_empty(ake_api_error *e, const char *param, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    vfail(e, 400, AKE_API_ERR_EMPTY, param, fmt, ap);
     va_end(ap);
-    e->status = 400;
-    e->kind = AKE_API_ERR_EMPTY;
-    e->param = param;
     return 400;
 }
 
