@@ -1,10 +1,12 @@
 #include "base/fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 char *ake_path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
@@ -50,4 +52,29 @@ ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t 
         *buf = NULL;
     }
     return st;
+}
+
+ake_status ake_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
+    char *tmp = malloc(strlen(path) + 32);
+    if (!tmp) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
+    sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    bool ok = fd >= 0;
+    size_t done = 0;
+    while (ok && done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        ok = w > 0;
+        done += w > 0 ? (size_t)w : 0;
+    }
+    if (fd >= 0) {
+        ok = ok && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+    }
+    ok = ok && rename(tmp, path) == 0;
+    const int saved = errno;
+    if (!ok && fd >= 0) unlink(tmp);
+    free(tmp);
+    if (!ok) return ake_errf(err, errlen, AKE_EIO, "cannot write %s: %s", path, strerror(saved));
+    return AKE_OK;
 }

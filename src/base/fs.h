@@ -20,4 +20,9 @@ bool ake_file_exists(const char *path);
  * failure. */
 ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t *len, char *err, size_t errlen);
 
+/* Writes data[0..len) to path atomically: a temp file beside it (path.tmp.PID), fsync, rename over
+ * path. A reader sees the old file or the new one, never a part. AKE_EIO naming the path on failure
+ * (the temp file is removed). */
+ake_status ake_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
+
 #endif

@@ -21,6 +21,7 @@ static const char usage[] =
     "  quantize   write an INT8 or FP8 copy of a model folder, calibrated on real text and gated\n"
     "  validate   compare a model's embeddings with a reference model's (cosine, recall@10, gate)\n"
     "  import-onnx  write a model folder from a BERT encoder exported to ONNX\n"
+    "  ab decide  an A/B experiment's rollout decision from a snapshot of its samples, offline\n"
     "  version    print the version\n";
 
 int main(int argc, char **argv) {
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "validate")) return ake_cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "quantize")) return ake_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "import-onnx")) return ake_cmd_import_onnx(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ab")) return ake_cmd_ab(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         puts("akidb-embed " AKE_VERSION);
         return 0;

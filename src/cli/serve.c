@@ -49,6 +49,10 @@ static const flag flags[] = {
      "where the serving versions are recorded across restarts"},
     {"model-root", "AKE_MODEL_ROOT", "DIR", F_STR, OFF(o.model_root), 0, 0,
      "folders the admin API may load by path lie under DIR (or the repository)"},
+    {"experiments", "AKE_EXPERIMENTS", "FILE", F_STR, OFF(o.experiments), 0, 0,
+     "A/B experiments to start (one, an array, or {\"experiments\": [...]}; README \"A/B experiments\")"},
+    {"experiments-state", "AKE_EXPERIMENTS_STATE", "PATH", F_STR, OFF(o.experiments_state), 0, 0,
+     "where experiments are recorded across restarts"},
     {"admin-host", "AKE_ADMIN_HOST", "ADDR", F_STR, OFF(o.admin_host), 0, 0, "address of the admin listener"},
     {"admin-port", "AKE_ADMIN_PORT", "N", F_INT, OFF(o.admin_port), -1, 65535,
      "port of the admin API (load / unload / list models); -1 = none, 0 = any free port (logged)"},
@@ -102,6 +106,8 @@ static serve_cfg defaults(void) {
                              .repository = "",
                              .default_model = "",
                              .state_file = "",
+                             .experiments = "",
+                             .experiments_state = "",
                              .model_root = "",
                              .admin_host = "127.0.0.1",
                              .admin_port = -1,
@@ -144,7 +150,9 @@ static void usage(FILE *out) {
           "  Serves embeddings over HTTP: POST /embed (TEI), POST /v1/embeddings (OpenAI), POST /tokenize,\n"
           "  GET /health, /info, /v1/models, /metrics; \"model\": \"NAME\" or \"NAME@VERSION\" picks the model\n"
           "  (none: the default). With --admin-port: GET /admin/models, POST /admin/models/NAME/load\n"
-          "  {\"version\":\"3\"} or {\"path\":\"DIR\"}, POST /admin/models/NAME/unload, POST /admin/repository/poll.\n"
+          "  {\"version\":\"3\"} or {\"path\":\"DIR\"}, POST /admin/models/NAME/unload, POST /admin/repository/poll;\n"
+          "  A/B experiments: GET|POST /admin/experiments, GET|PATCH|DELETE /admin/experiments/NAME,\n"
+          "  POST /admin/experiments/NAME/rollback|promote, GET /admin/experiments/NAME/snapshot.\n"
           "  SIGTERM/SIGINT: stop accepting, finish, exit 0.\n"
           "  Each option also reads the environment variable shown; the command line wins.\n",
           out);
@@ -153,6 +161,8 @@ static void usage(FILE *out) {
         snprintf(opt, sizeof opt, "--%s %s", flags[i].name, flags[i].arg);
         if (flags[i].off == OFF(o.model_id)) snprintf(def, sizeof def, "the folder's name");
         else if (flags[i].off == OFF(o.state_file)) snprintf(def, sizeof def, "DIR/.akidb-state.json of --model-repository");
+        else if (flags[i].off == OFF(o.experiments_state))
+            snprintf(def, sizeof def, "DIR/.akidb-experiments.json of --model-repository, else memory only");
         else if (flags[i].off == OFF(o.default_model)) snprintf(def, sizeof def, "the first model that serves at start");
         else show(&d, &flags[i], def, sizeof def);
         fprintf(out, "  %-34s %-28s %s (default: %s)\n", opt, flags[i].env, flags[i].help, *def ? def : "none");

@@ -11,8 +11,18 @@
  *                                        requests and is freed
  *   POST /admin/models/{name}/unload    {} (every version: the name answers 404) or {"version": "2"}
  *   POST /admin/repository/poll         rescan the repository now (as --repository-poll-s does)
+ *   GET  /admin/experiments             every A/B experiment (router.h), running or finished
+ *   POST /admin/experiments             start one (the body is the experiment) → 201 once its arms are loaded
+ *   GET  /admin/experiments/{name}      state, per-arm figures, the current decision, the decision log
+ *   PATCH /admin/experiments/{name}     {"arms": [{"version", "weight"}], "shadow_fraction"} (no rollout)
+ *   DELETE /admin/experiments/{name}    forget it (a running one ends first: control serves)
+ *   POST /admin/experiments/{name}/rollback   all traffic to control at once; the canary is unloaded
+ *   POST /admin/experiments/{name}/promote    the canary serves; control drains and is unloaded
+ *   GET  /admin/experiments/{name}/snapshot   the step's samples and the decision made on them
+ *                                             (`akidb-embed ab decide` reads the file)
  * Errors: {"error": "...", "error_type": ...} as TEI writes them, with 401 (key), 403 (a path
- * outside the roots), 404 (no such model or version), 405, 413, 422 (bad body, or a version
+ * outside the roots), 404 (no such model, version or experiment), 405, 409 (an experiment's arm or
+ * name is taken; the experiment has ended), 413, 422 (bad body, or a version
  * that failed to load: the message says why; the serving version stays), 507 (out of memory).
  * A connection has its own thread (server.c), so a load blocks only its own caller. */
 #include <limits.h>
@@ -110,6 +120,55 @@ static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const c
     return reply(c, 200, &b);
 }
 
+/* /admin/experiments and below. */
+static enum MHD_Result experiments(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
+                                   const admin_req *a) {
+    ake_api_error e = {0};
+    const bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+    const char *rest = url + strlen("/admin/experiments");
+    ake_buf b = {0};
+    const char *body = a->body.data ? a->body.data : "";
+    int rc = 0, ok_status = 200;
+    if (!*rest || !strcmp(rest, "/")) {
+        if (get) ake_router_list(s->router, &b);
+        else if (post) {
+            rc = ake_router_create_experiment(s->router, body, a->body.len, &b, &e);
+            ok_status = 201;
+        }
+        else rc = ake_api_fail(&e, 405, NULL, "use GET or POST");
+    } else {
+        char name[AKE_AB_NAME_MAX];
+        const char *n = rest + 1, *slash = strchr(n, '/');
+        const size_t len = slash ? (size_t)(slash - n) : strlen(n);
+        const char *op = slash ? slash + 1 : "";
+        if (len == 0 || len >= sizeof name) {
+            rc = ake_api_fail(&e, 404, NULL, "no experiment `%.100s`", n);
+        } else {
+            snprintf(name, sizeof name, "%.*s", (int)len, n);
+            if (!*op) {
+                if (get) rc = ake_router_get(s->router, name, &b, &e);
+                else if (!strcmp(method, "PATCH")) rc = ake_router_patch(s->router, name, body, a->body.len, &b, &e);
+                else if (!strcmp(method, "DELETE")) rc = ake_router_remove(s->router, name, &b, &e);
+                else rc = ake_api_fail(&e, 405, NULL, "use GET, PATCH or DELETE");
+            } else if (!strcmp(op, "rollback") || !strcmp(op, "promote")) {
+                if (!post) rc = ake_api_fail(&e, 405, NULL, "use POST");
+                else if (!strcmp(op, "rollback")) rc = ake_router_rollback(s->router, name, &b, &e);
+                else rc = ake_router_promote(s->router, name, &b, &e);
+            } else if (!strcmp(op, "snapshot")) {
+                rc = get ? ake_router_snapshot(s->router, name, &b, &e) : ake_api_fail(&e, 405, NULL, "use GET");
+            } else {
+                rc = ake_api_fail(&e, 404, NULL, "no admin route %s %.200s", method, url);
+            }
+        }
+    }
+    if (rc) {
+        ake_buf_release(&b);
+        return reply_error(c, method, url, &e);
+    }
+    if (!get) ake_log(AKE_LOG_INFO, "admin %s %s -> %d", method, url, ok_status);
+    return reply(c, ok_status, &b);
+}
+
 static enum MHD_Result route(ake_server *s, struct MHD_Connection *c, const char *method, const char *url,
                              const admin_req *a) {
     ake_api_error e = {0};
@@ -139,6 +198,8 @@ static enum MHD_Result route(ake_server *s, struct MHD_Connection *c, const char
         ake_registry_write_models(s->reg, s->started, &b);
         return reply(c, 200, &b);
     }
+    if (!strncmp(url, "/admin/experiments", 18) && (url[18] == 0 || url[18] == '/'))
+        return experiments(s, c, method, url, a);
     static const char prefix[] = "/admin/models/";
     if (!strncmp(url, prefix, sizeof prefix - 1)) {
         const char *name = url + sizeof prefix - 1, *slash = strrchr(name, '/');

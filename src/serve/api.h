@@ -74,6 +74,7 @@ typedef struct {
     bool normalize_as_model;   /* OpenAI: normalize when the model does (set by ake_api_bind_model) */
     const char *model;         /* the "model" field as sent ("name" or "name@version"), NULL when absent;
                                   points into json */
+    const char *user;          /* OpenAI "user" (an A/B experiment's sticky key), NULL when absent; points into json */
     json_object *json;         /* owned parse tree the texts point into (json_object_put) */
 } ake_api_request;
 

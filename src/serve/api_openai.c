@@ -33,9 +33,10 @@ static int parse_body(const char *body, size_t len, const ake_api_limits *lim, a
         else return ake_api_fail(e, 422, "encoding_format", "`encoding_format` must be \"float\" or \"base64\"");
     }
     if ((rc = ake_api_get_dimensions(root, r, e))) return rc;
-    json_object *user;
+    json_object *user = NULL;
     if (ake_api_field(root, "user", &user) && user && !json_object_is_type(user, json_type_string))
         return ake_api_fail(e, 422, "user", "`user` must be a string, not %s", ake_api_type_name(user));
+    if (user) r->user = json_object_get_string(user);
     /* ours, as on the TEI routes (OpenAI's API has none of them) */
     if ((rc = ake_api_get_bool(root, "truncate", &r->truncate, e))) return rc;
     if ((rc = ake_api_get_direction(root, "truncation_direction", &r->dir, e))) return rc;

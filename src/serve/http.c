@@ -48,6 +48,7 @@ typedef struct {
     double t_arrival;
     int fd;                   /* the connection's socket, peeked while suspended */
     ake_model_version *mv;    /* the version answering this request (a reference), or NULL */
+    ake_route route;          /* its A/B experiment arm, when one answers it */
     char id[AKE_REQUEST_ID_MAX]; /* X-Request-Id: the client's, or one we make; in every log line */
     ake_api_request req;
     ake_api_tokens toks;
@@ -91,6 +92,8 @@ static enum MHD_Result respond(http_req *r, int status, ake_buf *body, const cha
     MHD_destroy_response(resp);
     r->state = ST_ANSWERED;
     double ms = (ake_now_s() - r->t_arrival) * 1e3;
+    if (r->route.exp)
+        ake_router_record(s->router, &r->route, r->ep != AKE_EP_TOKENIZE && r->ep != AKE_EP_DECODE, status, ms * 1e-3);
     ake_metrics *m = r->mv ? &r->mv->metrics : &s->metrics; /* a version's count in the server's too */
     ake_metrics_request(m, r->ep, status);
     ake_metrics_observe(m, AKE_H_TOTAL, ms * 1e-3);
@@ -272,6 +275,7 @@ static enum MHD_Result answer_get(ake_server *s, http_req *r) {
         return respond(r, 200, &b, "application/json");
     case AKE_EP_METRICS:
         ake_registry_write_metrics(s->reg, &s->metrics, s->o.version, &b);
+        ake_router_write_metrics(s->router, &b);
         return respond(r, 200, &b, "text/plain; version=0.0.4; charset=utf-8");
     case AKE_EP_OPENAPI:
         ake_buf_put(&b, ake_asset_openapi_json, (size_t)(ake_asset_openapi_json_end - ake_asset_openapi_json));
@@ -310,8 +314,10 @@ static enum MHD_Result start_embed(ake_server *s, http_req *r) {
                                           : ake_api_parse_tei_tokenize(body, r->body.len, &s->lim, &r->req, &e);
     ake_buf_release(&r->body);
     if (rc) return respond_error(r, &e);
-    /* the version pinned here answers the whole request; on_completed gives it back */
-    if ((rc = ake_registry_acquire(s->reg, r->req.model, &r->mv, &e))) return respond_error(r, &e);
+    /* the version pinned here answers the whole request; on_completed gives it back. An experiment
+     * on the model picks the arm: by the OpenAI `user`, else X-User, else at random. */
+    const char *user = r->req.user ? r->req.user : MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-User");
+    if ((rc = ake_router_acquire(s->router, r->req.model, user, &r->mv, &r->route, &e))) return respond_error(r, &e);
     if ((rc = ake_api_bind_model(&r->req, &r->mv->facts, &e))) return respond_error(r, &e);
     if (!r->req.model) r->req.model = r->mv->name; /* the OpenAI body names the model that answered */
     if (r->ep == AKE_EP_TOKENIZE || r->ep == AKE_EP_DECODE) { /* answered here: no engine */
@@ -383,6 +389,8 @@ static enum MHD_Result finish_embed(ake_server *s, http_req *r) {
         return respond_error(r, &e);
     }
     }
+    if (r->route.shadow && !r->req.token_states) /* before the writers normalize the vectors in place */
+        ake_router_shadow(s->router, &r->route, &r->req, r->vecs, r->mv->facts.dim);
     ake_buf b = {0};
     if (r->ep == AKE_EP_OPENAI) ake_api_write_openai(&r->req, &r->mv->facts, r->vecs, r->toks.total, &b);
     else if (r->req.token_states) ake_api_write_tei_embed_all(&r->toks, &r->mv->facts, r->vecs, &b);

@@ -53,13 +53,7 @@ void ake_metrics_request(ake_metrics *m, ake_endpoint ep, int http_status) {
 }
 
 void ake_metrics_observe(ake_metrics *m, ake_hist_id id, double v) {
-    for (; m; m = m->parent) {
-        ake_histogram *h = &m->hist[id];
-        int b = 0;
-        while (b < h->nb && v > h->bounds[b]) b++;
-        atomic_fetch_add_explicit(&h->count[b], 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)llround(v * 1e6), memory_order_relaxed);
-    }
+    for (; m; m = m->parent) ake_histogram_observe(&m->hist[id], v);
 }
 
 void ake_metrics_count(ake_metrics *m, ake_counter_id c, uint64_t n) {
@@ -107,28 +101,43 @@ static void write_requests(ake_buf *o, const char *name, const ake_metrics *m, c
         }
 }
 
-static void write_hist(ake_buf *o, const char *name, const ake_histogram *h, const ake_metrics_model *mm) {
+void ake_histogram_write(ake_buf *o, const char *name, const ake_histogram *h, const char *labels) {
+    const char *sep = labels && *labels ? "," : "";
+    if (!labels) labels = "";
     uint64_t cum = 0;
     for (int b = 0; b <= h->nb; b++) {
         cum += atomic_load_explicit(&h->count[b], memory_order_relaxed);
-        ake_buf_printf(o, "%s_bucket{", name);
-        if (mm) {
-            model_labels(o, mm);
-            ake_buf_puts(o, ",");
-        }
-        if (b < h->nb) ake_buf_printf(o, "le=\"%g\"} %llu\n", h->bounds[b], (unsigned long long)cum);
-        else ake_buf_printf(o, "le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        if (b < h->nb) ake_buf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[b],
+                                      (unsigned long long)cum);
+        else ake_buf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
     }
     const double sum = (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6;
-    if (mm) {
-        ake_buf_printf(o, "%s_sum{", name);
-        model_labels(o, mm);
-        ake_buf_printf(o, "} %.6f\n%s_count{", sum, name);
-        model_labels(o, mm);
-        ake_buf_printf(o, "} %llu\n", (unsigned long long)cum);
-    } else {
+    if (*labels)
+        ake_buf_printf(o, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+                       (unsigned long long)cum);
+    else
         ake_buf_printf(o, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
-    }
+}
+
+void ake_histogram_observe(ake_histogram *h, double v) {
+    int b = 0;
+    while (b < h->nb && v > h->bounds[b]) b++;
+    atomic_fetch_add_explicit(&h->count[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_micro, (uint64_t)llround(v * 1e6), memory_order_relaxed);
+}
+
+const double *ake_metrics_time_bounds(int *nb) {
+    *nb = (int)(sizeof time_bounds / sizeof *time_bounds);
+    return time_bounds;
+}
+
+void ake_metrics_label_value(ake_buf *o, const char *s) { label_value(o, s); }
+
+static void write_hist(ake_buf *o, const char *name, const ake_histogram *h, const ake_metrics_model *mm) {
+    ake_buf labels = {0};
+    if (mm) model_labels(&labels, mm);
+    ake_histogram_write(o, name, h, labels.data);
+    ake_buf_release(&labels);
 }
 
 static const struct {

@@ -80,6 +80,15 @@ void ake_metrics_request(ake_metrics *m, ake_endpoint ep, int http_status);
 void ake_metrics_observe(ake_metrics *m, ake_hist_id h, double value);
 void ake_metrics_count(ake_metrics *m, ake_counter_id c, uint64_t n);
 
+/* A histogram of one's own (the experiments' per-arm families): observe one value; write the
+ * family's _bucket, _sum and _count series with `labels` (`k="v",...` already escaped, or NULL). */
+void ake_histogram_observe(ake_histogram *h, double v);
+void ake_histogram_write(ake_buf *o, const char *name, const ake_histogram *h, const char *labels);
+/* The bounds of the *_seconds histograms (0.5 ms .. 10 s); *nb gets their count. */
+const double *ake_metrics_time_bounds(int *nb);
+/* A label value escaped as the text format requires (quotes, backslashes, newlines). */
+void ake_metrics_label_value(ake_buf *o, const char *s);
+
 /* One loaded model version for the exposition: its metrics and facts (ake_model_info). */
 typedef struct {
     const ake_metrics *m;

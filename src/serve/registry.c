@@ -20,8 +20,10 @@
 
 #include <json-c/json.h>
 
+#include "base/fs.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "serve/rollout.h"
 
 #define MAX_SKIP 64
 #define MAX_SPECIFIC 32
@@ -46,6 +48,9 @@ typedef struct ake_model_entry {
     unsigned long long highest;  /* highest version ever loaded: a folder loaded by path gets the next */
     int32_t nskip;
     char skip[MAX_SKIP][AKE_VERSION_MAX]; /* failed or rolled back: not taken up by the policy */
+    int32_t nheld;
+    char held[AKE_AB_MAX_ARMS][AKE_VERSION_MAX]; /* arms of a running experiment: the policy and admin
+                                                    unloads leave them loaded (ake_registry_hold) */
     struct ake_model_entry *next;
 } ake_model_entry;
 
@@ -127,6 +132,12 @@ static void skip_remove(ake_model_entry *m, const char *v) {
             m->nskip--;
             return;
         }
+}
+
+static bool held(const ake_model_entry *m, const char *v) {
+    for (int32_t i = 0; i < m->nheld; i++)
+        if (vnum(m->held[i]) == vnum(v)) return true;
+    return false;
 }
 
 /* Numbered sub-folders of dir, ascending. Returns how many (at most max). */
@@ -409,27 +420,10 @@ static void save_state(ake_registry *r) {
     const char *text = built ? json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                                         JSON_C_TO_STRING_NOSLASHESCAPE)
                              : NULL;
-    char tmp[PATH_MAX + 32];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", r->state_file, (int)getpid()) >= (int)sizeof tmp) {
-        json_object_put(root);
-        return;
-    }
-    int fd = text ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
-    bool ok = fd >= 0;
-    if (ok) {
-        size_t len = strlen(text), done = 0;
-        while (ok && done < len) {
-            ssize_t w = write(fd, text + done, len - done);
-            if (w < 0 && errno == EINTR) continue;
-            ok = w > 0;
-            done += w > 0 ? (size_t)w : 0;
-        }
-        ok = ok && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-        ok = ok && rename(tmp, r->state_file) == 0;
-        if (!ok) unlink(tmp);
-    }
-    if (!ok) ake_log(AKE_LOG_ERROR, "cannot write the state file %s: %s", r->state_file, strerror(errno));
+    char err[512];
+    if (!text) ake_log(AKE_LOG_ERROR, "cannot write the state file %s: out of memory", r->state_file);
+    else if (ake_write_file_atomic(r->state_file, text, strlen(text), err, sizeof err) != AKE_OK)
+        ake_log(AKE_LOG_ERROR, "state file: %s", err);
     json_object_put(root);
 }
 
@@ -506,7 +500,7 @@ static void retire_others(ake_registry *r, ake_model_entry *m, ake_model_version
         int32_t others = 0;
         ake_model_version *oldest = NULL;
         for (ake_model_version *x = m->versions; x; x = x->next) {
-            if (x == serving || x->state != AKE_MV_READY) continue;
+            if (x == serving || x->state != AKE_MV_READY || held(m, x->version)) continue;
             if (skipped(m, x->version) || !policy_takes(&m->policy, x->version)) {
                 begin_unload(r, x);
                 others = -1; /* the list changed: scan again */
@@ -1034,6 +1028,11 @@ int ake_registry_unload(ake_registry *r, const char *name, const char *version, 
     int rc = 0;
     if (!m) {
         rc = ake_api_fail(e, 404, NULL, "no model `%.200s`", name);
+    } else if (version && held(m, version)) {
+        rc = ake_api_fail(e, 409, "version", "model `%s` version `%.40s` is an arm of a running experiment: roll it "
+                          "back or delete the experiment first", name, version);
+    } else if (!version && m->nheld) {
+        rc = ake_api_fail(e, 409, NULL, "model `%s` has a running experiment: roll it back or delete it first", name);
     } else if (version) {
         ake_model_version *v = valid_version(version) ? find_ready(m, version) : NULL;
         if (!v) rc = ake_api_fail(e, 404, "version", "model `%s` has no version `%.40s` loaded", name, version);
@@ -1047,6 +1046,71 @@ int ake_registry_unload(ake_registry *r, const char *name, const char *version, 
     if (!rc) save_state(r);
     pthread_mutex_unlock(&r->ops_mu);
     return rc;
+}
+
+int ake_registry_hold(ake_registry *r, const char *name, const char *const *versions, int32_t n,
+                      const char *serve, ake_api_error *e) {
+    AKE_ASSERT(n >= 1 && n <= AKE_AB_MAX_ARMS);
+    pthread_mutex_lock(&r->ops_mu);
+    pthread_mutex_lock(&r->mu);
+    ake_model_entry *m = valid_name(name) ? find_entry(r, name) : NULL;
+    int rc = 0;
+    if (!m) rc = ake_api_fail(e, 404, "model", "no model `%.200s`", name);
+    else if (m->nheld) rc = ake_api_fail(e, 409, "model", "model `%s` already has a running experiment", name);
+    for (int32_t i = 0; !rc && i < n; i++)
+        if (!valid_version(versions[i]))
+            rc = ake_api_fail(e, 422, "version", "`%.40s` is not a version number", versions[i]);
+    pthread_mutex_unlock(&r->mu);
+    for (int32_t i = 0; !rc && i < n; i++) { /* load the arms that are not loaded, none of them serving */
+        pthread_mutex_lock(&r->mu);
+        const bool ready = find_ready(m, versions[i]) != NULL;
+        pthread_mutex_unlock(&r->mu);
+        if (ready) continue;
+        char dir[PATH_MAX];
+        if (!m->in_repository || !on_disk(m, versions[i]))
+            rc = ake_api_fail(e, 404, "version", "model `%s` has no version `%s` loaded%s", name, versions[i],
+                              m->in_repository ? " or in the repository" : " (load it with the admin API first)");
+        else if (join(dir, sizeof dir, m->dir, versions[i]))
+            rc = load_version(r, m, versions[i], dir, true, false, e);
+    }
+    if (!rc) {
+        pthread_mutex_lock(&r->mu);
+        for (int32_t i = 0; i < n; i++) {
+            skip_remove(m, versions[i]);
+            snprintf(m->held[i], AKE_VERSION_MAX, "%s", versions[i]);
+        }
+        m->nheld = n;
+        ake_model_version *v = serve ? find_ready(m, serve) : NULL;
+        if (v) make_serving(r, m, v, false);
+        pthread_mutex_unlock(&r->mu);
+        save_state(r);
+    }
+    pthread_mutex_unlock(&r->ops_mu);
+    return rc;
+}
+
+void ake_registry_end_hold(ake_registry *r, const char *name, const char *serve, const char *retire, bool skip_retired,
+                           bool unload_retired) {
+    pthread_mutex_lock(&r->ops_mu);
+    pthread_mutex_lock(&r->mu);
+    ake_model_entry *m = find_entry(r, name);
+    if (m) {
+        m->nheld = 0;
+        ake_model_version *v = serve ? find_ready(m, serve) : NULL;
+        if (v && m->serving != v) {
+            /* not make_serving: the policy would unload the retired version at once, and a
+             * kept canary must stay */
+            m->serving = v;
+            m->unloaded = false;
+            skip_remove(m, v->version);
+        }
+        if (retire && skip_retired) skip_add(m, retire);
+        ake_model_version *x = retire ? find_ready(m, retire) : NULL;
+        if (x && unload_retired && x != m->serving) begin_unload(r, x);
+    }
+    pthread_mutex_unlock(&r->mu);
+    save_state(r);
+    pthread_mutex_unlock(&r->ops_mu);
 }
 
 void ake_registry_poll(ake_registry *r) {

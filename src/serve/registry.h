@@ -120,6 +120,19 @@ int ake_registry_load(ake_registry *r, const char *name, const char *version, co
                       size_t loaded_len, ake_api_error *e);
 int ake_registry_unload(ake_registry *r, const char *name, const char *version, ake_api_error *e);
 
+/* Experiments (router.c). hold: keeps `versions` of `name` loaded while an experiment runs,
+ * loading from the repository those that are not (beside the serving version; an admin-loaded
+ * folder must be loaded first), taking them off the skip list, and makes `serve` (NULL: leave it)
+ * the serving version. Held versions are left by the version policy, and admin unloads of them
+ * answer 409. A name holds one set at a time (409). Blocks for the loads. 0 or an HTTP status.
+ * end_hold: the experiment is over: `serve` serves the name; `retire` (NULL: none) is put on the
+ * skip list (skip_retired: a rolled-back canary must not come back with the policy) and unloaded
+ * (unload_retired; its requests finish on it). */
+int ake_registry_hold(ake_registry *r, const char *name, const char *const *versions, int32_t n, const char *serve,
+                      ake_api_error *e);
+void ake_registry_end_hold(ake_registry *r, const char *name, const char *serve, const char *retire, bool skip_retired,
+                           bool unload_retired);
+
 /* Rescans the repository: loads new models and new versions (by each model's policy, the
  * skipped ones left alone) and unloads versions and models whose folders are gone. */
 void ake_registry_poll(ake_registry *r);

@@ -107,6 +107,8 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     s->o.default_model = keep(s, opts->default_model && *opts->default_model ? opts->default_model : NULL, &ok);
     s->o.admin_host = keep(s, opts->admin_host && *opts->admin_host ? opts->admin_host : "127.0.0.1", &ok);
     s->o.admin_api_key = keep(s, opts->admin_api_key, &ok);
+    s->o.experiments = keep(s, opts->experiments && *opts->experiments ? opts->experiments : NULL, &ok);
+    s->o.experiments_state = keep(s, opts->experiments_state && *opts->experiments_state ? opts->experiments_state : NULL, &ok);
     s->o.host = keep(s, opts->host ? opts->host : "127.0.0.1", &ok);
     s->o.device = keep(s, opts->device && *opts->device ? opts->device : "cpu", &ok);
     s->o.batch_policy = keep(s, opts->batch_policy ? opts->batch_policy : AKE_DEFAULT_BATCH_POLICY, &ok);
@@ -155,6 +157,14 @@ ake_status ake_server_create(const ake_server_opts *opts, ake_server **out, char
     if ((st = ake_registry_create(&ro, &s->reg, err, errlen)) != AKE_OK) goto fail;
     if ((st = add_models(s, err, errlen)) != AKE_OK) goto fail;
     if ((st = ake_registry_start(s->reg, err, errlen)) != AKE_OK) goto fail;
+    char exp_state[4096] = "";
+    if (s->o.experiments_state) snprintf(exp_state, sizeof exp_state, "%s", s->o.experiments_state);
+    else if (s->o.repository) snprintf(exp_state, sizeof exp_state, "%s/.akidb-experiments.json", s->o.repository);
+    if ((st = ake_router_create(s->reg, exp_state, &s->router, err, errlen)) != AKE_OK) goto fail;
+    if ((st = ake_router_start(s->router, s->o.experiments, err, errlen)) != AKE_OK) goto fail;
+    if (!exp_state[0] && s->o.experiments)
+        ake_log(AKE_LOG_WARN, "experiments are kept in memory only: give --experiments-state (or --model-repository) "
+                              "for them to survive a restart");
     s->lim = (ake_api_limits){.max_client_batch_size = s->o.max_client_batch_size};
 
     s->mhd = listen_on(s, s->o.host, s->o.port, MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME,
@@ -224,6 +234,7 @@ void ake_server_free(ake_server *s) {
     if (!s) return;
     if (s->admin) MHD_stop_daemon(s->admin);
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    ake_router_free(s->router); /* waits for shadow jobs, which hold versions */
     ake_registry_free(s->reg);
     ake_log_limit_flush(&s->failure_log, "failed-request");
     if (s->mhd)

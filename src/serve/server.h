@@ -33,6 +33,8 @@ typedef struct {
     const char *admin_host;         /* NULL: 127.0.0.1 */
     int32_t admin_port;             /* < 0: no admin listener; 0: any free port (ake_server_admin_port) */
     const char *admin_api_key;      /* NULL or "": none */
+    const char *experiments;        /* A/B experiments to start (router.h), NULL: none */
+    const char *experiments_state;  /* NULL: <repository>/.akidb-experiments.json, or in memory without one */
     const char *host;               /* address to bind, numeric or a name ("0.0.0.0", "::1", "localhost") */
     int32_t port;                   /* 0: any free port (see ake_server_port) */
     const char *device;             /* comma-separated, one engine replica each */

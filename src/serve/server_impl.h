@@ -13,6 +13,7 @@
 #include "serve/api.h"
 #include "serve/metrics.h"
 #include "serve/registry.h"
+#include "serve/router.h"
 #include "serve/server.h"
 
 #define AKE_REQUEST_ID_MAX 129 /* X-Request-Id: at most 128 characters, and the NUL */
@@ -22,6 +23,7 @@ struct ake_server {
     char *owned[AKE_SERVER_MAX_MODELS + 16];
     int n_owned;
     ake_registry *reg;
+    ake_router *router;        /* A/B experiments over reg's versions */
     ake_api_limits lim;        /* server-wide request limits */
     struct MHD_Daemon *mhd, *admin;
     ake_metrics metrics;
