@@ -88,12 +88,14 @@ static enum MHD_Result model_op(ake_server *s, struct MHD_Connection *c, const c
         if (!rc && !json_object_is_type(root, json_type_object))
             rc = ake_api_fail(&e, 422, NULL, "the body must be a JSON object");
     }
-    json_object_object_foreach(rc ? NULL : root, key, value) {
-        (void)value;
-        if (rc) break;
-        if (strcmp(key, "version") && (!load || strcmp(key, "path")))
-            rc = ake_api_fail(&e, 422, NULL, "unknown field `%.64s` (%s takes %s)", key, load ? "load" : "unload",
-                              load ? "`version` and `path`" : "`version`");
+    if (!rc && root) { /* json-c's foreach reads through a NULL object */
+        json_object_object_foreach(root, key, value) {
+            (void)value;
+            if (rc) break;
+            if (strcmp(key, "version") && (!load || strcmp(key, "path")))
+                rc = ake_api_fail(&e, 422, NULL, "unknown field `%.64s` (%s takes %s)", key, load ? "load" : "unload",
+                                  load ? "`version` and `path`" : "`version`");
+        }
     }
     char version[AKE_VERSION_MAX], path[PATH_MAX];
     if (!rc) rc = body_string(root, "version", version, sizeof version, &e);

@@ -527,8 +527,8 @@ static void take_snapshot(ake_router *r, ake_experiment *x, ake_ab_snapshot *sna
         double *lat = malloc((size_t)(a->latency.n ? a->latency.n : 1) * sizeof *lat);
         double *agr = malloc((size_t)(a->agreement.n ? a->agreement.n : 1) * sizeof *agr);
         if (lat && agr) {
-            memcpy(lat, a->latency.v, (size_t)a->latency.n * sizeof *lat);
-            memcpy(agr, a->agreement.v, (size_t)a->agreement.n * sizeof *agr);
+            if (a->latency.n) memcpy(lat, a->latency.v, (size_t)a->latency.n * sizeof *lat);
+            if (a->agreement.n) memcpy(agr, a->agreement.v, (size_t)a->agreement.n * sizeof *agr);
             d->n_latency = a->latency.n;
             d->n_agreement = a->agreement.n;
         }
@@ -918,10 +918,12 @@ int ake_router_patch(ake_router *r, const char *name, const char *body, size_t l
     else if (x->plan.has_rollout)
         rc = ake_api_fail(e, 409, NULL, "experiment `%s` has a rollout: its steps set the weights (roll it back or "
                           "promote it instead)", name);
-    json_object_object_foreach(rc ? NULL : root, key, val) {
-        (void)val;
-        if (!rc && strcmp(key, "arms") && strcmp(key, "shadow_fraction"))
-            rc = ake_api_fail(e, 422, NULL, "unknown field `%.64s` (PATCH takes `arms` and `shadow_fraction`)", key);
+    if (!rc) { /* json-c's foreach reads through a NULL object */
+        json_object_object_foreach(root, key, val) {
+            (void)val;
+            if (!rc && strcmp(key, "arms") && strcmp(key, "shadow_fraction"))
+                rc = ake_api_fail(e, 422, NULL, "unknown field `%.64s` (PATCH takes `arms` and `shadow_fraction`)", key);
+        }
     }
     if (!rc && json_object_object_get_ex(root, "shadow_fraction", &v)) {
         double d;

@@ -1,15 +1,20 @@
 /* libFuzzer target for the HTTP request parsers: the bytes of a request body go through
  * the TEI /embed, TEI /tokenize and OpenAI /v1/embeddings parsers (json-c: UTF-8 check, JSON,
  * field types and limits), then the tokenizer of the default model, then the response
- * writers. Any status is fine; a crash, a leak, UB, or a success with inconsistent
- * fields is a bug. */
+ * writers; and as an admin body, through the A/B experiment and snapshot readers
+ * (serve/rollout.h) and, where both parse, the decision. Any status is fine; a crash, a leak,
+ * UB, or a success with inconsistent fields is a bug. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
+#include "base/json.h"
 #include "serve/api.h"
 #include "serve/pipeline.h"
+#include "serve/rollout.h"
 
 static ake_pipeline pipe_;
 static bool have_pipe;
@@ -24,7 +29,43 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+/* An experiment plan read back from what it writes is the same plan; a snapshot is decided on. */
+static void fuzz_experiment(const uint8_t *data, size_t size) {
+    json_object *root = NULL;
+    size_t off;
+    const char *why;
+    if (ake_json_parse((const char *)data, size, &root, &off, &why) != 0) return;
+    char err[512];
+    ake_ab_plan p, q;
+    const bool plan_ok = ake_ab_plan_parse(root, &p, err, sizeof err) == AKE_OK;
+    if (!plan_ok && !err[0]) __builtin_trap();
+    if (plan_ok) {
+        ake_buf b = {0};
+        ake_ab_plan_write(&p, &b);
+        json_object *again = NULL;
+        if (ake_json_parse(b.data, b.len, &again, &off, &why) != 0 || ake_ab_plan_parse(again, &q, err, sizeof err))
+            __builtin_trap();
+        json_object_put(again);
+        ake_buf_release(&b);
+    }
+    ake_ab_snapshot s;
+    if (ake_ab_snapshot_parse(root, &s, err, sizeof err) == AKE_OK && s.step < AKE_AB_MAX_STEPS) {
+        ake_ab_plan dflt;
+        json_object *min = json_tokener_parse("{\"name\":\"f\",\"model\":\"m\",\"arms\":[{\"version\":\"1\","
+                                              "\"role\":\"control\"},{\"version\":\"2\",\"role\":\"canary\"}],"
+                                              "\"rollout\":{\"steps\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}}");
+        if (ake_ab_plan_parse(min, &dflt, err, sizeof err) != AKE_OK) __builtin_trap();
+        json_object_put(min);
+        ake_ab_decision d;
+        ake_ab_decide(plan_ok && p.has_rollout && s.step < p.rollout.n_steps ? &p : &dflt, &s, &d);
+        if (d.outcome < AKE_AB_WAIT || d.outcome > AKE_AB_ROLLBACK) __builtin_trap();
+    }
+    ake_ab_snapshot_release(&s);
+    json_object_put(root);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    fuzz_experiment(data, size);
     static const int32_t dim = 8; /* a small fake dimension keeps the writers cheap */
     const ake_api_limits lim = {.max_client_batch_size = 64};
     const ake_api_model facts = {.max_seq_tokens = 128, .vocab_size = 30522, .dim = dim, .normalizes = true};
