@@ -71,7 +71,8 @@ static ake_status parse_rollout(const json_object *ro, ake_ab_rollout *r, char *
     static const char *const known[] = {"steps", "min_hold_s", "max_hold_s", "min_samples", "min_canary_samples",
                                         "min_agreement_samples", "gates", NULL};
     static const char *const gate_known[] = {"latency_improvement_min", "error_rate_increase_max",
-                                             "agreement_mean_min", "throughput_ratio_min", "alpha", NULL};
+                                             "agreement_mean_min", "throughput_ratio_min", "alpha",
+                                             "latency_equal_load_percent", NULL};
     ake_status st;
     if (!json_object_is_type(ro, json_type_object))
         return ake_errf(err, errlen, AKE_EINVAL, "`rollout` must be an object");
@@ -114,7 +115,9 @@ static ake_status parse_rollout(const json_object *ro, ake_ab_rollout *r, char *
                 AKE_OK ||
             (st = num_field(g, "rollout.gates", "throughput_ratio_min", 0, 1e6, &x->throughput_ratio_min, err,
                             errlen)) != AKE_OK ||
-            (st = num_field(g, "rollout.gates", "alpha", 1e-12, 0.5, &x->alpha, err, errlen)) != AKE_OK)
+            (st = num_field(g, "rollout.gates", "alpha", 1e-12, 0.5, &x->alpha, err, errlen)) != AKE_OK ||
+            (st = num_field(g, "rollout.gates", "latency_equal_load_percent", 0, 100, &x->latency_equal_load_percent,
+                            err, errlen)) != AKE_OK)
             return st;
     }
     return AKE_OK;
@@ -129,7 +132,8 @@ ake_status ake_ab_plan_parse(const json_object *root, ake_ab_plan *p, char *err,
     p->rollout = (ake_ab_rollout){.n_steps = 4, .steps = {5, 25, 50, 100}, .min_hold_s = 60, .min_samples = 10000,
                                   .min_canary_samples = 500, .min_agreement_samples = 100,
                                   .gates = {.latency_improvement_min = 0.6, .error_rate_increase_max = 0.05,
-                                            .agreement_mean_min = 0.99, .alpha = 0.01}};
+                                            .agreement_mean_min = 0.99, .alpha = 0.01,
+                                            .latency_equal_load_percent = 50}};
     ake_status st;
     if (!json_object_is_type(root, json_type_object))
         return ake_errf(err, errlen, AKE_EINVAL, "an experiment is a JSON object");
@@ -266,6 +270,8 @@ void ake_ab_plan_write(const ake_ab_plan *p, ake_buf *b) {
         put_num(b, "throughput_ratio_min", r->gates.throughput_ratio_min);
         ake_buf_puts(b, ",");
         put_num(b, "alpha", r->gates.alpha);
+        ake_buf_puts(b, ",");
+        put_num(b, "latency_equal_load_percent", r->gates.latency_equal_load_percent);
         ake_buf_puts(b, "}}");
     }
     ake_buf_puts(b, "}");
@@ -413,20 +419,26 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
                  g->agreement_mean_min);
         return;
     }
-    if (g->throughput_ratio_min > 0 && d->throughput_ratio > 0 && d->throughput_ratio < g->throughput_ratio_min) {
+    const bool last = s->step + 1 >= r->n_steps || r->steps[s->step + 1] >= 100;
+    const bool equal_load = d->step_percent >= g->latency_equal_load_percent || last;
+    if (equal_load && g->throughput_ratio_min > 0 && d->throughput_ratio > 0 &&
+        d->throughput_ratio < g->throughput_ratio_min) {
         d->outcome = AKE_AB_ROLLBACK;
         snprintf(d->reason, sizeof d->reason, "engine throughput %.3fx control's; at least %.3fx required",
                  d->throughput_ratio, g->throughput_ratio_min);
         return;
     }
-    if (d->latency_improvement < g->latency_improvement_min) {
+    const double need = equal_load ? g->latency_improvement_min
+                                   : (g->latency_improvement_min < 0 ? g->latency_improvement_min : 0);
+    if (d->latency_improvement < need) {
         d->outcome = AKE_AB_ROLLBACK;
         snprintf(d->reason, sizeof d->reason,
-                 "P95 latency %.3f ms against control's %.3f ms: improvement %.3f, at least %.3f required",
-                 d->p95_canary_ms, d->p95_control_ms, d->latency_improvement, g->latency_improvement_min);
+                 "P95 latency %.3f ms against control's %.3f ms: improvement %.3f, at least %.3f required%s",
+                 d->p95_canary_ms, d->p95_control_ms, d->latency_improvement, need,
+                 equal_load ? "" : " (the canary is slower even with the shorter queue of its smaller share)");
         return;
     }
-    if (g->latency_improvement_min > 0 && d->p_value >= g->alpha) {
+    if (equal_load && g->latency_improvement_min > 0 && d->p_value >= g->alpha) {
         d->outcome = over_time ? AKE_AB_ROLLBACK : AKE_AB_HOLD;
         snprintf(d->reason, sizeof d->reason,
                  "P95 improvement %.3f meets %.3f but the Mann-Whitney test does not show the canary faster "
@@ -434,12 +446,11 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
                  over_time ? " within max_hold_s" : "; collecting more");
         return;
     }
-    const bool last = s->step + 1 >= r->n_steps || r->steps[s->step + 1] >= 100;
     d->outcome = last ? AKE_AB_PROMOTE : AKE_AB_NEXT_STEP;
     snprintf(d->reason, sizeof d->reason,
-             "gates pass: P95 improvement %.3f (min %.3f, p = %.3g), error rate +%.4f (max %.4f)%s%s", d->latency_improvement,
-             g->latency_improvement_min, d->p_value, d->error_rate_increase, g->error_rate_increase_max,
-             shadowing ? ", agreement mean above the minimum" : "",
+             "gates pass: P95 improvement %.3f (min %.3f%s, p = %.3g), error rate %+.4f (max %.4f)%s%s",
+             d->latency_improvement, need, equal_load ? "" : " below equal load", d->p_value, d->error_rate_increase,
+             g->error_rate_increase_max, shadowing ? ", agreement mean above the minimum" : "",
              last ? "; last step: promote" : "; next step");
 }
 

@@ -900,8 +900,8 @@ int ake_router_create_experiment(ake_router *r, const char *body, size_t len, ak
     log_reason(x, "start", "canary %s at %g %%%s", x->plan.arms[can].version, x->plan.arms[can].weight,
                x->plan.has_rollout ? ", rollout by the plan's steps and gates" : ", weights fixed");
     save_state(r);
-    pthread_mutex_unlock(&r->ops_mu);
     write_summary(x, true, out);
+    pthread_mutex_unlock(&r->ops_mu);
     return 0;
 }
 

@@ -97,9 +97,17 @@ static void test_each_outcome(void **state) {
     ake_ab_decide(&p, &s, &d);
     assert_int_equal(d.outcome, AKE_AB_ROLLBACK);
     assert_non_null(strstr(d.reason, "P95 latency"));
+    /* 15 % faster, short of the 30 % asked: below equal load (5 %) only a slower canary rolls back,
+     * at 50 % (equal load) the gate applies */
+    s = make(&b, 8.5, 200, 0, 0.999, 11);
+    ake_ab_decide(&p, &s, &d);
+    assert_int_equal(d.outcome, AKE_AB_NEXT_STEP);
+    s.step = 2;
+    ake_ab_decide(&p, &s, &d);
+    assert_int_equal(d.outcome, AKE_AB_ROLLBACK);
     /* faster at P95 by enough, but too few samples to show it: hold */
     const double c3[] = {10, 1, 1}, k3[] = {1, 1, 5};
-    ake_ab_snapshot h = {.held_s = 11, .control = {.latency_ms = c3, .n_latency = 3, .requests = 60},
+    ake_ab_snapshot h = {.step = 2, .held_s = 11, .control = {.latency_ms = c3, .n_latency = 3, .requests = 60},
                          .canary = {.latency_ms = k3, .n_latency = 3, .requests = 60, .agreement = b.agr,
                                     .n_agreement = 50}};
     ake_ab_decide(&p, &h, &d);
