@@ -261,17 +261,19 @@ void ake_ab_plan_write(const ake_ab_plan *p, ake_buf *b) {
         ake_buf_printf(b, ",\"min_samples\":%lld,\"min_canary_samples\":%lld,\"min_agreement_samples\":%lld,\"gates\":{",
                        (long long)r->min_samples, (long long)r->min_canary_samples,
                        (long long)r->min_agreement_samples);
-        put_num(b, "latency_improvement_min", r->gates.latency_improvement_min);
-        ake_buf_puts(b, ",");
-        put_num(b, "error_rate_increase_max", r->gates.error_rate_increase_max);
-        ake_buf_puts(b, ",");
-        put_num(b, "agreement_mean_min", r->gates.agreement_mean_min);
-        ake_buf_puts(b, ",");
-        put_num(b, "throughput_ratio_min", r->gates.throughput_ratio_min);
-        ake_buf_puts(b, ",");
-        put_num(b, "alpha", r->gates.alpha);
-        ake_buf_puts(b, ",");
-        put_num(b, "latency_equal_load_percent", r->gates.latency_equal_load_percent);
+        const struct {
+            const char *k;
+            double v;
+        } gates[] = {{"latency_improvement_min", r->gates.latency_improvement_min},
+                     {"error_rate_increase_max", r->gates.error_rate_increase_max},
+                     {"agreement_mean_min", r->gates.agreement_mean_min},
+                     {"throughput_ratio_min", r->gates.throughput_ratio_min},
+                     {"alpha", r->gates.alpha},
+                     {"latency_equal_load_percent", r->gates.latency_equal_load_percent}};
+        for (size_t i = 0; i < sizeof gates / sizeof *gates; i++) {
+            if (i) ake_buf_puts(b, ",");
+            put_num(b, gates[i].k, gates[i].v);
+        }
         ake_buf_puts(b, "}}");
     }
     ake_buf_puts(b, "}");

@@ -45,6 +45,15 @@ static const char plan_text[] =
     "\"rollout\":{\"steps\":[5,25,50,100],\"min_hold_s\":10,\"min_samples\":100,\"min_canary_samples\":20,"
     "\"min_agreement_samples\":10,\"gates\":{\"latency_improvement_min\":0.3}}}";
 
+static ake_ab_plan the_plan(void) {
+    json_object *o = parse(plan_text);
+    ake_ab_plan p;
+    char err[256];
+    assert_int_equal(ake_ab_plan_parse(o, &p, err, sizeof err), AKE_OK);
+    json_object_put(o);
+    return p;
+}
+
 /* Latencies: control around 10 ms, canary around `canary_ms`; n of each; error counts; agreement. */
 typedef struct {
     double ctl[200], can[200], agr[50];
@@ -65,11 +74,7 @@ static ake_ab_snapshot make(buffers *b, double canary_ms, int64_t n, int64_t can
 
 static void test_each_outcome(void **state) {
     (void)state;
-    json_object *o = parse(plan_text);
-    ake_ab_plan p;
-    char err[256];
-    assert_int_equal(ake_ab_plan_parse(o, &p, err, sizeof err), AKE_OK);
-    json_object_put(o);
+    ake_ab_plan p = the_plan();
     assert_float_equal(p.rollout.gates.error_rate_increase_max, 0.05, 0); /* defaults where the plan is silent */
     assert_float_equal(p.rollout.gates.agreement_mean_min, 0.99, 0);
     buffers b;
@@ -145,14 +150,12 @@ static void test_plan_validation(void **state) {
         json_object_put(o);
     }
     /* a rollout's weights come from its first step; the plan reads back equal */
-    json_object *o = parse(plan_text);
-    ake_ab_plan p, q;
+    ake_ab_plan p = the_plan(), q;
     char err[256];
-    assert_int_equal(ake_ab_plan_parse(o, &p, err, sizeof err), AKE_OK);
-    json_object_put(o);
+    assert_float_equal(p.arms[0].weight, 95, 0);
     ake_buf b = {0};
     ake_ab_plan_write(&p, &b);
-    o = parse(b.data);
+    json_object *o = parse(b.data);
     assert_int_equal(ake_ab_plan_parse(o, &q, err, sizeof err), AKE_OK);
     json_object_put(o);
     ake_buf_release(&b);
@@ -161,16 +164,13 @@ static void test_plan_validation(void **state) {
 
 static void test_snapshot_round_trip(void **state) {
     (void)state;
-    json_object *o = parse(plan_text);
-    ake_ab_plan p;
-    char err[256];
-    assert_int_equal(ake_ab_plan_parse(o, &p, err, sizeof err), AKE_OK);
-    json_object_put(o);
+    ake_ab_plan p = the_plan();
     buffers b;
     ake_ab_snapshot s = make(&b, 5.123456789, 150, 3, 0.99912345678, 12.5), t;
     ake_buf w = {0};
     ake_ab_snapshot_write(&p, &s, &w);
-    o = parse(w.data);
+    json_object *o = parse(w.data);
+    char err[256];
     assert_int_equal(ake_ab_snapshot_parse(o, &t, err, sizeof err), AKE_OK);
     json_object_put(o);
     ake_buf_release(&w);
