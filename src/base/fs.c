@@ -33,6 +33,11 @@ ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t 
     }
     ake_status st = AKE_OK;
     long n = -1;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return ake_errf(err, errlen, AKE_EIO, "%s is not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
     if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
         st = ake_errf(err, errlen, AKE_EIO, "cannot read %s: %s", path, strerror(errno));

@@ -46,7 +46,11 @@ static int decide(int argc, char **argv) {
             fputs(ab_help, stdout);
             return 0;
         }
-        if ((!strcmp(argv[i], "--metrics") || !strcmp(argv[i], "--plan")) && i + 1 < argc) {
+        if ((!strcmp(argv[i], "--metrics") || !strcmp(argv[i], "--plan")) && i + 1 >= argc) {
+            fprintf(stderr, "akidb-embed ab decide: %s needs a file\n", argv[i]);
+            return 1;
+        }
+        if (!strcmp(argv[i], "--metrics") || !strcmp(argv[i], "--plan")) {
             *(!strcmp(argv[i], "--metrics") ? &metrics : &plan_path) = argv[i + 1];
             i++;
             continue;
@@ -84,6 +88,14 @@ static int decide(int argc, char **argv) {
         fprintf(stderr, "akidb-embed ab decide: %s: %s\n", metrics, err);
         goto done;
     }
+    const char *want[2] = {plan.arms[ake_ab_control(&plan)].version, plan.arms[ake_ab_canary(&plan)].version};
+    const char *have[2] = {snap.control.version, snap.canary.version};
+    for (int k = 0; k < 2; k++)
+        if (have[k][0] && strcmp(have[k], want[k])) {
+            fprintf(stderr, "akidb-embed ab decide: the snapshot's %s is version %s, the plan's is %s\n",
+                    k ? "canary" : "control", have[k], want[k]);
+            goto done;
+        }
     if (snap.step >= plan.rollout.n_steps) {
         fprintf(stderr, "akidb-embed ab decide: the snapshot's step %d is past the plan's %d steps\n", snap.step,
                 plan.rollout.n_steps);
@@ -109,6 +121,7 @@ int ake_cmd_ab(int argc, char **argv) {
         fputs(ab_help, stdout);
         return 0;
     }
-    fprintf(stderr, "akidb-embed ab: expected a subcommand\n\n%s", ab_help);
+    if (argc >= 2) fprintf(stderr, "akidb-embed ab: unknown subcommand '%s' (there is `decide`)\n\n%s", argv[1], ab_help);
+    else fprintf(stderr, "akidb-embed ab: expected a subcommand\n\n%s", ab_help);
     return 1;
 }

@@ -473,6 +473,7 @@ void ake_http_on_completed(void *cls, struct MHD_Connection *c, void **con_cls, 
     ake_buf_release(&r->body);
     ake_api_request_release(&r->req);
     ake_api_tokens_release(&r->toks);
+    ake_router_done(s->router, &r->route);
     ake_registry_release(s->reg, r->mv);
     free(r->seqs);
     free(r->vecs);

@@ -56,12 +56,13 @@ static ake_status name_field(const json_object *obj, const char *where, const ch
     }
     const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
     size_t n = s ? (size_t)json_object_get_string_len(v) : 0;
-    bool ok = s && n > 0 && n < len && strlen(s) == n;
+    bool ok = s && n > 0 && n < len && strlen(s) == n && s[0] != '.' && s[0] != '-';
     for (size_t i = 0; ok && i < n; i++)
         ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
              s[i] == '.' || s[i] == '_' || s[i] == '-';
     if (!ok)
-        return ake_errf(err, errlen, AKE_EINVAL, "%s: `%s` must be a string of 1..%zu letters, digits, '.', '_' or '-'",
+        return ake_errf(err, errlen, AKE_EINVAL,
+                        "%s: `%s` must be a string of 1..%zu letters, digits, '.', '_' or '-', not starting with '.' or '-'",
                         where, key, len - 1);
     memcpy(out, s, n + 1);
     return AKE_OK;
@@ -197,7 +198,8 @@ ake_status ake_ab_plan_parse(const json_object *root, ake_ab_plan *p, char *err,
         p->arms[ake_ab_control(p)].weight = 100 - pct;
         p->arms[ake_ab_canary(p)].weight = pct;
     } else if (!(total > 0)) {
-        return ake_errf(err, errlen, AKE_EINVAL, "experiment: the arms' weights must not all be 0");
+        return ake_errf(err, errlen, AKE_EINVAL, "experiment: without `rollout`, the arms' `weight`s set the split: "
+                        "give them (they must not all be 0)");
     }
     return AKE_OK;
 }
@@ -379,6 +381,7 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
             if (s->canary.agreement[i] < lo) lo = s->canary.agreement[i];
         }
         d->agreement_mean = sum / (double)d->n_agreement;
+        if (d->agreement_mean < lo) d->agreement_mean = lo; /* equal values: the sum's rounding */
         d->agreement_min = lo;
     }
     if (s->control.engine_tokens_per_s > 0 && s->canary.engine_tokens_per_s > 0)
@@ -394,9 +397,10 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
     if (d->n_control + d->n_canary < r->min_samples)
         MISSING("%s%lld of %lld requests", o ? ", " : "", (long long)(d->n_control + d->n_canary),
                 (long long)r->min_samples);
-    if (d->n_canary < r->min_canary_samples || nk < 1 || nc < 1)
+    if (d->n_canary < (r->min_canary_samples > 1 ? r->min_canary_samples : 1))
         MISSING("%s%lld of %lld canary requests", o ? ", " : "", (long long)d->n_canary,
                 (long long)(r->min_canary_samples > 1 ? r->min_canary_samples : 1));
+    if (d->n_control < 1) MISSING("%sno control request", o ? ", " : "");
     if (shadowing && d->n_agreement < (r->min_agreement_samples > 1 ? r->min_agreement_samples : 1))
         MISSING("%s%lld of %lld agreement samples", o ? ", " : "", (long long)d->n_agreement,
                 (long long)(r->min_agreement_samples > 1 ? r->min_agreement_samples : 1));
@@ -419,6 +423,12 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
                  "mean agreement %.4f over %lld shadowed inputs (min %.4f) is below %.4f: the canary's vectors "
                  "differ from control's", d->agreement_mean, (long long)d->n_agreement, d->agreement_min,
                  g->agreement_mean_min);
+        return;
+    }
+    if (nk < 1 || nc < 1) { /* no answered request in an arm: no latency to compare yet */
+        d->outcome = over_time ? AKE_AB_ROLLBACK : AKE_AB_WAIT;
+        snprintf(d->reason, sizeof d->reason, "%s: no answered %s request to compare latencies",
+                 over_time ? "the step did not conclude within max_hold_s" : "waiting", nk < 1 ? "canary" : "control");
         return;
     }
     const bool last = s->step + 1 >= r->n_steps || r->steps[s->step + 1] >= 100;
@@ -526,8 +536,8 @@ void ake_ab_snapshot_write(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_b
     ake_buf_puts(b, "]}");
 }
 
-static ake_status read_doubles(const json_object *arm, const char *key, const char *where, double **out, int64_t *n,
-                               char *err, size_t errlen) {
+static ake_status read_doubles(const json_object *arm, const char *key, const char *where, double lo, double hi,
+                               double **out, int64_t *n, char *err, size_t errlen) {
     json_object *a;
     *out = NULL;
     *n = 0;
@@ -537,8 +547,9 @@ static ake_status read_doubles(const json_object *arm, const char *key, const ch
     const size_t len = json_object_array_length(a);
     if (!(*out = malloc((len ? len : 1) * sizeof **out))) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
     for (size_t i = 0; i < len; i++)
-        if (!ake_json_number(json_object_array_get_idx(a, i), &(*out)[i]) || !isfinite((*out)[i]))
-            return ake_errf(err, errlen, AKE_EINVAL, "%s: `%s`[%zu] is not a finite number", where, key, i);
+        if (!ake_json_number(json_object_array_get_idx(a, i), &(*out)[i]) || !((*out)[i] >= lo && (*out)[i] <= hi))
+            return ake_errf(err, errlen, AKE_EINVAL, "%s: `%s`[%zu] must be a number in [%g, %g]", where, key, i, lo,
+                            hi);
     *n = (int64_t)len;
     return AKE_OK;
 }
@@ -575,12 +586,14 @@ ake_status ake_ab_snapshot_parse(const json_object *root, ake_ab_snapshot *s, ch
             (st = num_field(a, where, "errors", 0, req, &errs, err, errlen)) != AKE_OK ||
             (st = num_field(a, where, "engine_tokens_per_s", 0, 1e15, &tps, err, errlen)) != AKE_OK)
             return st;
-        st = read_doubles(a, "latency_ms", where, &lat, &x->n_latency, err, errlen);
+        st = read_doubles(a, "latency_ms", where, 0, 1e12, &lat, &x->n_latency, err, errlen);
         x->latency_ms = lat;
         if (st != AKE_OK) return st;
-        st = read_doubles(a, "agreement", where, &agr, &x->n_agreement, err, errlen);
+        st = read_doubles(a, "agreement", where, -1.001, 1.001, &agr, &x->n_agreement, err, errlen);
         x->agreement = agr;
         if (st != AKE_OK) return st;
+        if (json_object_object_get_ex(a, "version", &v) && json_object_is_type(v, json_type_string))
+            snprintf(x->version, sizeof x->version, "%s", json_object_get_string(v));
         x->requests = (int64_t)req;
         x->errors = (int64_t)errs;
         x->engine_tokens_per_s = tps;

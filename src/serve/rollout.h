@@ -93,9 +93,10 @@ int32_t ake_ab_canary(const ake_ab_plan *p);
 
 /* One arm's samples of a step. Arrays are borrowed. */
 typedef struct {
+    char version[AKE_AB_VERSION_MAX]; /* the arm's version ("" when unknown) */
     const double *latency_ms;  /* [n_latency] request latencies (arrival to response) */
     int64_t n_latency;
-    int64_t requests, errors;  /* errors: 5xx and TEI's 424 */
+    int64_t requests, errors;  /* errors: answers other than 200 */
     const double *agreement;   /* [n_agreement] cosines to control (the canary's only) */
     int64_t n_agreement;
     double engine_tokens_per_s;/* tokens over engine seconds in the step; 0 when unknown */

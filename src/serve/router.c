@@ -44,11 +44,13 @@ typedef struct {
 } arm_state;
 
 struct ake_experiment {
+    _Atomic int32_t refs;      /* the router's list holds one, each routed request and shadow job one */
     ake_ab_plan plan;          /* its arms' weights are the current ones */
     exp_status status;         /* changed under the router's write lock */
     int32_t step;
     double step_started;       /* wall-clock seconds */
     double created;
+    double ended;              /* wall-clock seconds when it stopped running; 0 while it runs */
     _Atomic uint64_t epoch;
     arm_state arms[AKE_AB_MAX_ARMS];
     pthread_mutex_t mu;        /* samples and the log */
@@ -66,7 +68,8 @@ struct ake_router {
     pthread_rwlock_t rw;       /* readers: routing; writers: the list, statuses and weights */
     pthread_mutex_t ops_mu;    /* one change at a time (admin operations, the evaluator), and the file */
     ake_experiment *list;      /* every experiment, running or finished */
-    ake_experiment *gone;      /* removed ones: kept until the router is freed (a request may still point at one) */
+    char deleted[64][AKE_AB_NAME_MAX]; /* names DELETEd: an --experiments file does not start them again */
+    int32_t n_deleted;
     _Atomic int32_t running;
     pthread_t evaluator;
     bool eval_running, stop;
@@ -161,6 +164,7 @@ static ake_experiment *exp_new(const ake_ab_plan *p) {
             (ake_histogram){.bounds = agreement_bounds, .nb = (int)(sizeof agreement_bounds / sizeof *agreement_bounds)};
     }
     x->created = x->step_started = wall_now();
+    atomic_store(&x->refs, 1);
     set_buckets(x);
     return x;
 }
@@ -174,6 +178,10 @@ static void exp_free(ake_experiment *x) {
     ake_buf_release(&x->last_decision);
     pthread_mutex_destroy(&x->mu);
     free(x);
+}
+
+static void exp_unref(ake_experiment *x) {
+    if (x && atomic_fetch_sub(&x->refs, 1) == 1) exp_free(x);
 }
 
 static ake_experiment *find(ake_router *r, const char *name) {
@@ -254,11 +262,41 @@ static void begin_step(ake_router *r, ake_experiment *x) {
 
 /* ---------------------------------------------------------------- the state file */
 
+/* A DELETEd name is remembered (the oldest forgotten past 64), so that the --experiments file of
+ * the next start does not bring it back; creating it again forgets it. ops_mu held. */
+static void remember_deleted(ake_router *r, const char *name) {
+    if (r->n_deleted == (int32_t)(sizeof r->deleted / sizeof *r->deleted)) {
+        memmove(r->deleted, r->deleted + 1, sizeof r->deleted - sizeof *r->deleted);
+        r->n_deleted--;
+    }
+    snprintf(r->deleted[r->n_deleted++], AKE_AB_NAME_MAX, "%s", name);
+}
+
+static bool was_deleted(const ake_router *r, const char *name) {
+    for (int32_t i = 0; i < r->n_deleted; i++)
+        if (!strcmp(r->deleted[i], name)) return true;
+    return false;
+}
+
+static void forget_deleted(ake_router *r, const char *name) {
+    for (int32_t i = 0; i < r->n_deleted; i++)
+        if (!strcmp(r->deleted[i], name)) {
+            memmove(r->deleted + i, r->deleted + i + 1, (size_t)(r->n_deleted - i - 1) * sizeof *r->deleted);
+            r->n_deleted--;
+            return;
+        }
+}
+
 static void write_experiment_state(ake_experiment *x, ake_buf *b) {
     ake_buf_puts(b, "{\"plan\":");
     ake_ab_plan_write(&x->plan, b);
-    ake_buf_printf(b, ",\"status\":\"%s\",\"step\":%d,\"step_started\":%.3f,\"created\":%.3f,\"log\":[",
-                   status_names[x->status], x->step, x->step_started, x->created);
+    ake_buf_printf(b, ",\"status\":\"%s\",\"step\":%d,\"step_started\":%.3f,\"created\":%.3f,\"ended\":%.3f,"
+                      "\"totals\":[", status_names[x->status], x->step, x->step_started, x->created, x->ended);
+    for (int32_t i = 0; i < x->plan.n_arms; i++) /* requests, errors, shadowed: /metrics' counters go on */
+        ake_buf_printf(b, "%s[%llu,%llu,%llu]", i ? "," : "", (unsigned long long)atomic_load(&x->arms[i].total_requests),
+                       (unsigned long long)atomic_load(&x->arms[i].total_errors),
+                       (unsigned long long)atomic_load(&x->arms[i].total_shadows));
+    ake_buf_puts(b, "],\"log\":[");
     pthread_mutex_lock(&x->mu);
     for (int32_t i = 0; i < x->n_log; i++) {
         if (i) ake_buf_puts(b, ",");
@@ -279,6 +317,11 @@ static void save_state(ake_router *r) {
         if (x->next) ake_buf_puts(&b, ",");
     }
     pthread_rwlock_unlock(&r->rw);
+    ake_buf_puts(&b, "],\"deleted\":[");
+    for (int32_t i = 0; i < r->n_deleted; i++) {
+        if (i) ake_buf_puts(&b, ",");
+        ake_buf_json_string(&b, r->deleted[i], strlen(r->deleted[i]));
+    }
     ake_buf_puts(&b, "]}\n");
     char err[512];
     if (b.oom) ake_log(AKE_LOG_ERROR, "experiments: out of memory writing %s", r->state_file);
@@ -300,9 +343,27 @@ static int start_experiment(ake_router *r, ake_experiment *x, bool resumed, ake_
         return ake_api_fail(e, 409, "model", "model `%s` already has a running experiment", x->plan.model);
     const char *versions[AKE_AB_MAX_ARMS];
     for (int32_t i = 0; i < x->plan.n_arms; i++) versions[i] = x->plan.arms[i].version;
-    int rc = ake_registry_hold(r->reg, x->plan.model, versions, x->plan.n_arms,
-                               x->plan.arms[ake_ab_control(&x->plan)].version, e);
+    const char *control = x->plan.arms[ake_ab_control(&x->plan)].version;
+    int rc = ake_registry_hold(r->reg, x->plan.model, versions, x->plan.n_arms, control, e);
     if (rc) return rc;
+    int32_t dim[AKE_AB_MAX_ARMS] = {0};
+    for (int32_t i = 0; i < x->plan.n_arms; i++) {
+        char spec[AKE_AB_MODEL_MAX + AKE_AB_VERSION_MAX + 2];
+        snprintf(spec, sizeof spec, "%s@%s", x->plan.model, versions[i]);
+        ake_model_version *v = NULL;
+        ake_api_error ignored = {0};
+        if (!ake_registry_acquire(r->reg, spec, &v, &ignored)) {
+            dim[i] = v->facts.dim;
+            ake_registry_release(r->reg, v);
+        }
+        if (!rc && dim[i] != dim[0]) /* their vectors go to the same index: and agreement needs it */
+            rc = ake_api_fail(e, 422, "arms", "the arms' vectors differ in size: version %s has %d dimensions, "
+                              "version %s %d", versions[0], dim[0], versions[i], dim[i]);
+    }
+    if (rc) {
+        ake_registry_end_hold(r->reg, x->plan.model, control, NULL, false, false);
+        return rc;
+    }
     pthread_mutex_lock(&x->mu);
     const double started = x->step_started;
     begin_step(r, x);
@@ -341,6 +402,7 @@ static void end_experiment(ake_router *r, ake_experiment *x, exp_status status, 
         ake_registry_end_hold(r->reg, x->plan.model, serve, NULL, false, false);
     pthread_rwlock_wrlock(&r->rw); /* the registry's serving version answers the name again */
     x->status = status;
+    x->ended = wall_now();
     atomic_fetch_sub(&r->running, 1);
     pthread_rwlock_unlock(&r->rw);
     pthread_mutex_lock(&x->mu);
@@ -374,6 +436,7 @@ int ake_router_acquire(ake_router *r, const char *model, const char *user, ake_m
     snprintf(spec, sizeof spec, "%s@%s", x->plan.model, x->plan.arms[arm].version);
     const int rc = ake_registry_acquire(r->reg, spec, out, e); /* held: it is loaded */
     if (!rc) {
+        atomic_fetch_add(&x->refs, 1); /* x is on the list (which holds one) while we hold the lock */
         *route = (ake_route){.exp = x, .arm = arm, .epoch = atomic_load(&x->epoch)};
         route->shadow = x->plan.arms[arm].control && x->plan.shadow_fraction > 0 && rand01() < x->plan.shadow_fraction;
     }
@@ -381,12 +444,18 @@ int ake_router_acquire(ake_router *r, const char *model, const char *user, ake_m
     return rc;
 }
 
+void ake_router_done(ake_router *r, ake_route *route) {
+    (void)r;
+    exp_unref(route->exp);
+    route->exp = NULL;
+}
+
 void ake_router_record(ake_router *r, const ake_route *route, bool engine, int status, double seconds) {
     (void)r;
     ake_experiment *x = route->exp;
     if (!x || !engine) return;
     arm_state *a = &x->arms[route->arm];
-    const bool error = status >= 500 || status == 424;
+    const bool error = status != 200; /* a canary that refuses what control takes fails its users too */
     atomic_fetch_add(&a->total_requests, 1);
     if (error) atomic_fetch_add(&a->total_errors, 1);
     if (status == 200) ake_histogram_observe(&a->latency_hist, seconds);
@@ -416,6 +485,7 @@ typedef struct {
 static void shadow_free(shadow_job *s) {
     ake_router *r = s->r;
     ake_registry_release(r->reg, s->mv);
+    exp_unref(s->exp);
     ake_api_tokens_release(&s->toks);
     free(s->seqs);
     free(s->vecs);
@@ -471,6 +541,7 @@ void ake_router_shadow(ake_router *r, const ake_route *route, const ake_api_requ
     }
     s->r = r;
     s->exp = x;
+    atomic_fetch_add(&x->refs, 1); /* the caller's route holds one */
     s->arm = ake_ab_canary(&x->plan);
     s->epoch = route->epoch;
     s->n = req->n;
@@ -520,7 +591,7 @@ static void take_snapshot(ake_router *r, ake_experiment *x, ake_ab_snapshot *sna
         have[k] = engine_counters(r, x->plan.model, x->plan.arms[idx[k]].version, &tok[k], &us[k]);
     pthread_mutex_lock(&x->mu);
     snap->step = x->step;
-    snap->held_s = wall_now() - x->step_started;
+    snap->held_s = (x->ended > 0 ? x->ended : wall_now()) - x->step_started;
     for (int k = 0; k < 2; k++) {
         const arm_state *a = &x->arms[idx[k]];
         ake_ab_samples *d = dst[k];
@@ -698,6 +769,15 @@ static void resume(ake_router *r, const json_object *o) {
     }
     if (json_object_object_get_ex(o, "created", &v)) x->created = json_object_get_double(v);
     if (json_object_object_get_ex(o, "step_started", &v)) x->step_started = json_object_get_double(v);
+    if (json_object_object_get_ex(o, "ended", &v)) x->ended = json_object_get_double(v);
+    if (json_object_object_get_ex(o, "totals", &v) && json_object_is_type(v, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(v) && i < (size_t)p.n_arms; i++) {
+            json_object *t = json_object_array_get_idx(v, i);
+            if (!json_object_is_type(t, json_type_array) || json_object_array_length(t) != 3) continue;
+            atomic_store(&x->arms[i].total_requests, (uint64_t)json_object_get_int64(json_object_array_get_idx(t, 0)));
+            atomic_store(&x->arms[i].total_errors, (uint64_t)json_object_get_int64(json_object_array_get_idx(t, 1)));
+            atomic_store(&x->arms[i].total_shadows, (uint64_t)json_object_get_int64(json_object_array_get_idx(t, 2)));
+        }
     if (json_object_object_get_ex(o, "log", &v) && json_object_is_type(v, json_type_array))
         for (size_t i = 0; i < json_object_array_length(v) && x->n_log < LOG_MAX; i++) {
             const char *s = json_object_to_json_string_ext(json_object_array_get_idx(v, i), JSON_C_TO_STRING_PLAIN);
@@ -741,6 +821,11 @@ ake_status ake_router_start(ake_router *r, const char *experiments_file, char *e
     if (state && json_object_object_get_ex(state, "experiments", &list) && json_object_is_type(list, json_type_array))
         for (size_t i = json_object_array_length(list); i-- > 0;) /* written newest first: keep that order */
             resume(r, json_object_array_get_idx(list, i));
+    if (state && json_object_object_get_ex(state, "deleted", &list) && json_object_is_type(list, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            const char *n = json_object_get_string(json_object_array_get_idx(list, i));
+            if (n && strlen(n) < AKE_AB_NAME_MAX) remember_deleted(r, n);
+        }
     if (experiments_file && *experiments_file) {
         if ((st = read_json(experiments_file, false, &file, err, errlen)) != AKE_OK) goto done;
         json_object *arr = file;
@@ -759,7 +844,11 @@ ake_status ake_router_start(ake_router *r, const char *experiments_file, char *e
             pthread_rwlock_rdlock(&r->rw);
             const bool known = find(r, p.name) != NULL;
             pthread_rwlock_unlock(&r->rw);
-            if (known) continue; /* the state file's is newer */
+            if (known || was_deleted(r, p.name)) { /* the state file's is newer */
+                if (!known) ake_log(AKE_LOG_INFO, "experiment %s of %s was deleted by the admin API; not started again",
+                                    p.name, experiments_file);
+                continue;
+            }
             ake_experiment *x = exp_new(&p);
             ake_api_error e = {0};
             if (!x) {
@@ -797,12 +886,11 @@ void ake_router_free(ake_router *r) {
     pthread_mutex_lock(&r->shadow_mu);
     while (atomic_load(&r->shadows) > 0) pthread_cond_wait(&r->shadow_cv, &r->shadow_mu);
     pthread_mutex_unlock(&r->shadow_mu);
-    for (ake_experiment *lists[2] = {r->list, r->gone}, **l = lists; l < lists + 2; l++)
-        for (ake_experiment *x = *l; x;) {
-            ake_experiment *next = x->next;
-            exp_free(x);
-            x = next;
-        }
+    for (ake_experiment *x = r->list; x;) { /* no request or shadow holds one any more */
+        ake_experiment *next = x->next;
+        exp_free(x);
+        x = next;
+    }
     pthread_rwlock_destroy(&r->rw);
     pthread_mutex_destroy(&r->ops_mu);
     pthread_mutex_destroy(&r->stop_mu);
@@ -829,19 +917,26 @@ static void write_summary(ake_experiment *x, bool full, ake_buf *b) {
     ake_buf_json_string(b, x->plan.name, strlen(x->plan.name));
     ake_buf_puts(b, ",\"model\":");
     ake_buf_json_string(b, x->plan.model, strlen(x->plan.model));
-    ake_buf_printf(b, ",\"status\":\"%s\",\"step\":%d,\"step_percent\":%g,\"held_s\":%.3f,\"arms\":[",
-                   status_names[x->status], x->step,
-                   x->plan.has_rollout ? x->plan.rollout.steps[x->step] : x->plan.arms[ake_ab_canary(&x->plan)].weight,
-                   x->status == EXP_RUNNING ? wall_now() - x->step_started : 0.0);
+    double total = 0, canary = 0;
+    for (int32_t i = 0; i < x->plan.n_arms; i++) {
+        total += x->plan.arms[i].weight;
+        canary += x->plan.arms[i].control ? 0 : x->plan.arms[i].weight;
+    }
+    ake_buf_printf(b, ",\"status\":\"%s\",\"step\":%d,\"step_percent\":", status_names[x->status], x->step);
+    if (x->plan.has_rollout) ake_buf_printf(b, "%g", x->plan.rollout.steps[x->step]);
+    else ake_buf_puts(b, "null");
+    ake_buf_printf(b, ",\"canary_percent\":%g,\"held_s\":%.3f,\"arms\":[", total > 0 ? canary / total * 100 : 0,
+                   (x->ended > 0 ? x->ended : wall_now()) - x->step_started);
     pthread_mutex_lock(&x->mu);
     for (int32_t i = 0; i < x->plan.n_arms; i++) {
         const arm_state *a = &x->arms[i];
         ake_buf_puts(b, i ? ",{\"version\":" : "{\"version\":");
         ake_buf_json_string(b, x->plan.arms[i].version, strlen(x->plan.arms[i].version));
-        ake_buf_printf(b, ",\"role\":\"%s\",\"weight\":%g,\"requests_total\":%llu,\"errors_total\":%llu,"
+        ake_buf_printf(b, ",\"role\":\"%s\",\"weight\":%g,\"percent\":%g,\"requests_total\":%llu,\"errors_total\":%llu,"
                           "\"shadowed_total\":%llu,\"step_requests\":%lld,\"step_errors\":%lld,\"step_latency_samples\":%lld,"
                           "\"step_agreement_samples\":%lld",
                        x->plan.arms[i].control ? "control" : "canary", x->plan.arms[i].weight,
+                       total > 0 ? x->plan.arms[i].weight / total * 100 : 0,
                        (unsigned long long)atomic_load(&a->total_requests),
                        (unsigned long long)atomic_load(&a->total_errors),
                        (unsigned long long)atomic_load(&a->total_shadows), (long long)a->requests, (long long)a->errors,
@@ -896,6 +991,7 @@ int ake_router_create_experiment(ake_router *r, const char *body, size_t len, ak
         exp_free(x);
         return rc;
     }
+    forget_deleted(r, x->plan.name);
     const int32_t can = ake_ab_canary(&x->plan);
     log_reason(x, "start", "canary %s at %g %%%s", x->plan.arms[can].version, x->plan.arms[can].weight,
                x->plan.has_rollout ? ", rollout by the plan's steps and gates" : ", weights fixed");
@@ -915,8 +1011,8 @@ int ake_router_patch(ake_router *r, const char *name, const char *body, size_t l
     json_object *arms = NULL, *v;
     if (!x) rc = e->status;
     else if (x->status != EXP_RUNNING) rc = ake_api_fail(e, 409, NULL, "experiment `%s` is %s", name, status_names[x->status]);
-    else if (x->plan.has_rollout)
-        rc = ake_api_fail(e, 409, NULL, "experiment `%s` has a rollout: its steps set the weights (roll it back or "
+    else if (x->plan.has_rollout && json_object_object_get_ex(root, "arms", NULL))
+        rc = ake_api_fail(e, 409, "arms", "experiment `%s` has a rollout: its steps set the weights (roll it back or "
                           "promote it instead)", name);
     if (!rc) { /* json-c's foreach reads through a NULL object */
         json_object_object_foreach(root, key, val) {
@@ -934,17 +1030,31 @@ int ake_router_patch(ake_router *r, const char *name, const char *body, size_t l
     if (!rc && json_object_object_get_ex(root, "arms", &arms)) {
         const size_t n = json_object_is_type(arms, json_type_array) ? json_object_array_length(arms) : 0;
         if (!n) rc = ake_api_fail(e, 422, "arms", "`arms` must be an array of {\"version\", \"weight\"}");
+        bool seen[AKE_AB_MAX_ARMS] = {false};
         for (size_t i = 0; !rc && i < n; i++) {
             json_object *a = json_object_array_get_idx(arms, i), *ver, *w;
             double d;
             int32_t k = -1;
-            if (json_object_is_type(a, json_type_object) && json_object_object_get_ex(a, "version", &ver))
-                for (int32_t j = 0; j < p.n_arms; j++)
-                    if (!strcmp(json_object_get_string(ver), p.arms[j].version)) k = j;
+            if (json_object_is_type(a, json_type_object)) {
+                json_object_object_foreach(a, key, val) {
+                    (void)val;
+                    if (!rc && strcmp(key, "version") && strcmp(key, "weight"))
+                        rc = ake_api_fail(e, 422, "arms", "arms[%zu]: unknown field `%.64s` (an arm's PATCH takes "
+                                          "`version` and `weight`)", i, key);
+                }
+                if (json_object_object_get_ex(a, "version", &ver))
+                    for (int32_t j = 0; j < p.n_arms; j++)
+                        if (!strcmp(json_object_get_string(ver), p.arms[j].version)) k = j;
+            }
+            if (rc) break;
             if (k < 0) rc = ake_api_fail(e, 422, "arms", "arms[%zu]: `version` must name an arm of the experiment", i);
+            else if (seen[k]) rc = ake_api_fail(e, 422, "arms", "arms[%zu]: version %s is listed twice", i, p.arms[k].version);
             else if (!json_object_object_get_ex(a, "weight", &w) || !ake_json_number(w, &d) || d < 0 || d > 1e9)
-                rc = ake_api_fail(e, 422, "arms", "arms[%zu]: `weight` must be a number >= 0", i);
-            else p.arms[k].weight = d;
+                rc = ake_api_fail(e, 422, "arms", "arms[%zu]: `weight` must be a number in [0, 1e+09]", i);
+            else {
+                p.arms[k].weight = d;
+                seen[k] = true;
+            }
         }
         double total = 0;
         for (int32_t j = 0; j < p.n_arms; j++) total += p.arms[j].weight;
@@ -999,22 +1109,22 @@ int ake_router_promote(ake_router *r, const char *name, ake_buf *out, ake_api_er
 }
 
 int ake_router_remove(ake_router *r, const char *name, ake_buf *out, ake_api_error *e) {
-    ake_experiment *x = lookup(r, name, e);
-    if (!x) return e->status;
-    if (x->status == EXP_RUNNING) {
-        int rc = finish_by_hand(r, name, EXP_STOPPED, NULL, e);
-        if (rc && rc != 409) return rc; /* 409: it ended meanwhile */
-    }
     pthread_mutex_lock(&r->ops_mu);
+    ake_experiment *x = lookup(r, name, e);
+    if (!x) {
+        pthread_mutex_unlock(&r->ops_mu);
+        return e->status;
+    }
+    if (x->status == EXP_RUNNING) end_experiment(r, x, EXP_STOPPED, "stop", "\"reason\":\"deleted by the admin API\"");
     pthread_rwlock_wrlock(&r->rw);
     for (ake_experiment **pp = &r->list; *pp; pp = &(*pp)->next)
         if (*pp == x) {
             *pp = x->next;
-            x->next = r->gone;
-            r->gone = x;
             break;
         }
     pthread_rwlock_unlock(&r->rw);
+    remember_deleted(r, name);
+    exp_unref(x); /* freed once the last request or shadow routed by it is done */
     save_state(r);
     pthread_mutex_unlock(&r->ops_mu);
     ake_buf_puts(out, "{\"name\":");
@@ -1084,7 +1194,7 @@ void ake_router_write_metrics(ake_router *r, ake_buf *o) {
         const char *name, *type, *help;
     } fam[] = {
         {"ake_experiment_requests_total", "counter", "Engine requests an experiment's arm answered."},
-        {"ake_experiment_errors_total", "counter", "Of those, failures (5xx and 424)."},
+        {"ake_experiment_errors_total", "counter", "Of those, answers other than 200."},
         {"ake_experiment_shadowed_total", "counter", "Control requests compared on this (canary) arm in the background."},
         {"ake_experiment_weight_percent", "gauge", "Share of new requests the arm gets."},
         {"ake_experiment_running", "gauge", "1 while the experiment runs, else 0 (status label)."},

@@ -10,9 +10,13 @@
  *     grows from 5 to 25 % its users stay on it;
  *   - a request naming "model@version" is not part of the experiment;
  *   - the arm's version is pinned as any request's (registry.h); weights changed later apply to
- *     new requests only.
+ *     new requests only;
+ *   - the OpenAI `user` field wins over X-User when a request has both.
+ * Starting an experiment loads arms that are not loaded, takes them off the registry's skip list
+ * (an explicit admin act, as an admin load is), makes control the serving version, and refuses
+ * arms whose vectors differ in size (they go to the same index, and agreement needs it).
  * Per arm and step the router keeps the latency of every answered engine request (a uniform
- * reservoir of at most 200,000), its requests and errors (5xx and 424), and for the canary the
+ * reservoir of at most 200,000), its requests and errors (any status but 200), and for the canary the
  * agreement samples: a `shadow_fraction` of control requests are sent to the canary in the
  * background once control has answered (the client does not wait for the canary's engine), and
  * the cosine of the two pooled vectors of each input is recorded. At most 64 shadow jobs run at
@@ -66,12 +70,17 @@ void ake_router_free(ake_router *r);
 int ake_router_acquire(ake_router *r, const char *model, const char *user, ake_model_version **out, ake_route *route,
                        ake_api_error *e);
 /* Records an answered request of an experiment (route->exp set): its status and seconds from
- * arrival to response. `engine`: it ran the engine (latency samples come only from those). */
+ * arrival to response. `engine`: it ran the engine (latency samples come only from those). Every
+ * status but 200 counts as an error: a canary that refuses what control accepts (a shorter
+ * token limit, say) fails its users as surely as a 500. */
 void ake_router_record(ake_router *r, const ake_route *route, bool engine, int status, double seconds);
 /* Sends a shadowed request (route->shadow) to the canary: the request as control parsed it, and
  * control's pooled vectors [req->n, dim] before normalization (copied). */
 void ake_router_shadow(ake_router *r, const ake_route *route, const ake_api_request *req, const float *vecs,
                        int32_t dim);
+/* The request is over (answered or abandoned): gives back route's hold on its experiment, which
+ * may then be freed (a DELETEd one). Every route filled by ake_router_acquire ends here. */
+void ake_router_done(ake_router *r, ake_route *route);
 
 /* Admin operations (admin.c); each answers 0 or an HTTP status with e filled, and writes its JSON
  * answer to out.

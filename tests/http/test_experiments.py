@@ -311,7 +311,32 @@ def test_disagreeing_canary_rolled_back_under_load(make_server, tmp_path, l3_dir
         assert time.time() < deadline, versions(srv)
         time.sleep(0.1)
     snap = snapshot_checks(srv, "l3", tmp_path)  # finished: the samples of its last step remain
-    assert snap["decision"]["outcome"] == "rollback"
+    assert snap["decision"]["outcome"] == "rollback" and snap["held_s"] == pytest.approx(x["held_s"], abs=1e-3)
+
+
+@heavy
+def test_canary_that_refuses_requests_is_rolled_back(make_server, tmp_path, l3_dir):
+    """The 3-layer model takes 128 tokens, MiniLM 256: texts of about 200 tokens are answered by
+    control and refused (422) by the canary, which counts as the canary's errors."""
+    repo = make_repo(tmp_path, l3_dir)
+    srv = make_server("--model-repository", str(repo), "--admin-port", "0", "--max-wait-ms", "2")
+    r = admin(srv, "POST", "/admin/experiments", plan("refuses", "1", "3", rollout={
+        "steps": [50, 100], "min_hold_s": 0.5, "min_samples": 60, "min_canary_samples": 20,
+        "gates": {"latency_improvement_min": -1.0}}))
+    assert r.status_code == 201, r.text
+    statuses = {}
+    with requests.Session() as s:
+        for i in range(150):
+            r = s.post(srv.url + "/embed", json={"inputs": "word " * 190, "model": "minilm"},
+                       headers={"X-User": f"long-{i}"})
+            statuses[(r.status_code, r.headers["X-Model-Version"])] = statuses.get(
+                (r.status_code, r.headers["X-Model-Version"]), 0) + 1
+            if i > 60 and experiment(srv, "refuses")["status"] != "running":
+                break
+    assert set(statuses) <= {(200, "1"), (422, "3")}, statuses
+    x = wait_status(srv, "refuses", "rolled_back", 30)
+    d = x["log"][-1]["decision"]
+    assert d["error_rate_canary"] == 1 and d["error_rate_control"] == 0 and "error rate" in d["reason"], d
 
 
 @heavy
@@ -331,10 +356,13 @@ def test_admin_errors(make_server, tmp_path):
     assert r.status_code == 409 and "already has a running experiment" in r.json()["error"]
     r = admin(srv, "PATCH", "/admin/experiments/a", {"arms": [{"version": "1", "weight": 1}]})
     assert r.status_code == 409 and "rollout" in r.json()["error"]
+    assert admin(srv, "PATCH", "/admin/experiments/a", {"shadow_fraction": 0.5}).status_code == 200
     assert admin(srv, "GET", "/admin/experiments/nope").status_code == 404
     assert admin(srv, "PATCH", "/admin/experiments/nope", {"arms": []}).status_code == 404
     assert admin(srv, "PATCH", "/admin/experiments/a", None).status_code == 400  # no body: not JSON
     assert admin(srv, "PUT", "/admin/experiments/a").status_code == 405
+    r = admin(srv, "POST", "/admin/experiments", plan("..", "1", "2"))
+    assert r.status_code == 422 and "not starting with" in r.json()["error"]
     assert admin(srv, "GET", "/admin/experiments/a/promote").status_code == 405
     r = admin(srv, "GET", "/admin/experiments/a/snapshot")  # no samples yet: the decision waits
     assert r.status_code == 200 and r.json()["decision"]["outcome"] == "wait"
@@ -344,10 +372,29 @@ def test_admin_errors(make_server, tmp_path):
     assert admin(srv, "GET", "/admin/experiments").json() == {"experiments": []}
     # keep_canary: a rolled-back canary stays loaded (skipped by the policy, reachable as name@version)
     assert admin(srv, "POST", "/admin/experiments", plan("k", "2", "1", keep_canary=True)).status_code == 201
+    for arms, words in (([{"version": "1", "weight": 1, "role": "canary"}], "unknown field `role`"),
+                        ([{"version": "1", "weight": 1}, {"version": "1", "weight": 2}], "listed twice"),
+                        ([{"version": "1", "weight": 2e9}], "[0, 1e+09]")):
+        r = admin(srv, "PATCH", "/admin/experiments/k", {"arms": arms})
+        assert r.status_code == 422 and words in r.json()["error"], r.text
+    r = admin(srv, "PATCH", "/admin/experiments/k", {"arms": [{"version": "1", "weight": 1}, {"version": "2",
+                                                                                                "weight": 3}]})
+    assert r.json()["canary_percent"] == 25 and r.json()["step_percent"] is None
     assert admin(srv, "POST", "/admin/experiments/k/rollback").status_code == 200
     assert versions(srv) == ("2", {"1": "ready", "2": "ready"})
     r = requests.post(srv.url + "/embed", json={"inputs": "x", "model": "minilm@1"})
     assert r.status_code == 200 and r.headers["X-Model-Version"] == "1"
+    # an experiment DELETEd is not started again by the --experiments file of the next start
+    f = tmp_path / "one.json"
+    f.write_text(json.dumps(plan("once", "1", "2")))
+    assert srv.stop() == 0
+    srv = make_server("--model-repository", str(repo), "--admin-port", "0", "--experiments", str(f))
+    assert experiment(srv, "once")["status"] == "running"
+    assert admin(srv, "DELETE", "/admin/experiments/once").status_code == 200
+    assert srv.stop() == 0
+    srv = make_server("--model-repository", str(repo), "--admin-port", "0", "--experiments", str(f))
+    assert admin(srv, "GET", "/admin/experiments/once").status_code == 404
+    assert "was deleted by the admin API; not started again" in srv.log()
     # a bad --experiments file stops the start, naming the experiment
     f = tmp_path / "bad.json"
     f.write_text(json.dumps(plan("bad", "1", "7")))

@@ -94,3 +94,14 @@ def test_bad_files_refused(tmp_path):
     r = subprocess.run([BIN, "ab", "decide", "--metrics", tmp_path / "s.json"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 1 and "give --plan" in r.stderr
+    (tmp_path / "p.json").write_text(json.dumps({**PLAN, "arms": [{"version": "1", "role": "control"},
+                                                                  {"version": "7", "role": "canary"}]}))
+    r = subprocess.run([BIN, "ab", "decide", "--metrics", tmp_path / "s.json", "--plan", tmp_path / "p.json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "canary is version 2, the plan's is 7" in r.stderr
+    (tmp_path / "s.json").write_text(json.dumps(snapshot([-1.0], [1])))
+    r = subprocess.run([BIN, "ab", "decide", "--metrics", tmp_path / "s.json", "--plan", tmp_path / "p.json"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "latency_ms`[0] must be a number in [0," in r.stderr
+    r = subprocess.run([BIN, "ab", "decide", "--metrics", tmp_path], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "not a regular file" in r.stderr
