@@ -11,6 +11,8 @@
 #include <json-c/json.h>
 #include <utf8proc.h>
 
+#include "base/fs.h"
+
 /* One json-c tokener per thread, reset for each text: making one costs a third of the parse
  * time of a small request (bench/src/parse_bench.c). Freed when its thread ends. */
 static pthread_key_t tokener_key;
@@ -226,4 +228,19 @@ json_object *ake_json_new_number(double v) {
     snprintf(text, sizeof text, "%.15g", v);
     if (strtod(text, NULL) != v) snprintf(text, sizeof text, "%.17g", v);
     return json_object_new_double_s(v, text);
+}
+
+ake_status ake_json_read_file(const char *path, size_t max_bytes, json_object **out, char *err, size_t errlen) {
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0, off, line, col;
+    const char *why;
+    ake_status st = ake_read_file(path, max_bytes, &text, &len, err, errlen);
+    if (st != AKE_OK) return st;
+    if (ake_json_parse(text, len, out, &off, &why) != 0) {
+        ake_json_line_col(text, off, &line, &col);
+        st = ake_errf(err, errlen, AKE_EFORMAT, "%s:%zu:%zu: %s", path, line, col, why);
+    }
+    free(text);
+    return st;
 }

@@ -22,6 +22,8 @@
 
 #include <json-c/json_types.h>
 
+#include "base/status.h"
+
 /* Parses s[0..n) as exactly one JSON value (white space around it allowed). On success returns
  * 0 and *out owns the tree (json_object_put; NULL is the JSON literal null). On failure returns
  * -1, *out is NULL, *err_off is the byte offset where reading stopped and *why a static reason.
@@ -30,6 +32,11 @@
  * per thread). */
 int ake_json_parse(const char *s, size_t n, json_object **out, size_t *err_off, const char **why);
 
+/* Reads the file at path (at most max_bytes) and parses it as above. On success *out owns the
+ * tree (NULL for the JSON literal null). AKE_ENOTFOUND (err filled) when the file does not exist,
+ * so that a caller decides whether that is an error; AKE_EFORMAT with "path:line:column: why"
+ * when it is not JSON; ake_read_file's codes otherwise. */
+ake_status ake_json_read_file(const char *path, size_t max_bytes, json_object **out, char *err, size_t errlen);
 /* Line and column (1-based, counted in bytes) of byte offset off in s, for messages. */
 void ake_json_line_col(const char *s, size_t off, size_t *line, size_t *col);
 

@@ -7,7 +7,6 @@
 
 #include <json-c/json.h>
 
-#include "base/fs.h"
 #include "base/json.h"
 #include "cli/cli.h"
 #include "serve/rollout.h"
@@ -20,23 +19,16 @@ static const char ab_help[] =
     "  --metrics FILE   a snapshot (GET /admin/experiments/NAME/snapshot writes one)\n"
     "  --plan FILE      the experiment (its rollout steps and gates); default: the plan inside the snapshot\n";
 
-/* Reads and parses a JSON file; prints the error and returns NULL on failure. */
-static json_object *read_json(const char *path) {
-    char *text = NULL, err[512];
-    size_t len = 0, off;
-    const char *why;
-    json_object *root = NULL;
-    if (ake_read_file(path, 256u << 20, &text, &len, err, sizeof err) != AKE_OK) {
+/* Reads and parses a JSON file; prints the error and returns false on failure (a file holding
+ * only `null` included). */
+static bool read_json(const char *path, json_object **root) {
+    char err[512];
+    if (ake_json_read_file(path, 256u << 20, root, err, sizeof err) != AKE_OK) {
         fprintf(stderr, "akidb-embed ab decide: %s\n", err);
-        return NULL;
+        return false;
     }
-    if (ake_json_parse(text, len, &root, &off, &why) != 0) {
-        size_t line, col;
-        ake_json_line_col(text, off, &line, &col);
-        fprintf(stderr, "akidb-embed ab decide: %s:%zu:%zu: %s\n", path, line, col, why);
-    }
-    free(text);
-    return root;
+    if (!*root) fprintf(stderr, "akidb-embed ab decide: %s holds null, not a JSON object\n", path);
+    return *root != NULL;
 }
 
 static int decide(int argc, char **argv) {
@@ -62,15 +54,15 @@ static int decide(int argc, char **argv) {
         fprintf(stderr, "akidb-embed ab decide: --metrics is required\n\n%s", ab_help);
         return 1;
     }
-    json_object *snap_json = read_json(metrics), *plan_json = NULL, *pj = NULL;
-    if (!snap_json) return 1;
+    json_object *snap_json = NULL, *plan_json = NULL, *pj = NULL;
+    if (!read_json(metrics, &snap_json)) return 1;
     int rc = 1;
     char err[512];
     ake_ab_plan plan;
     ake_ab_snapshot snap;
     memset(&snap, 0, sizeof snap);
     if (plan_path) {
-        if (!(plan_json = read_json(plan_path))) goto done;
+        if (!read_json(plan_path, &plan_json)) goto done;
         pj = plan_json;
     } else if (!json_object_object_get_ex(snap_json, "plan", &pj)) {
         fprintf(stderr, "akidb-embed ab decide: %s holds no plan: give --plan\n", metrics);

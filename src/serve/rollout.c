@@ -389,6 +389,8 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
 
     const bool over_time = r->max_hold_s > 0 && s->held_s >= r->max_hold_s;
     const bool shadowing = p->shadow_fraction > 0;
+    const int64_t min_canary = r->min_canary_samples > 1 ? r->min_canary_samples : 1; /* 0 means "any" */
+    const int64_t min_agreement = r->min_agreement_samples > 1 ? r->min_agreement_samples : 1;
     /* not enough evidence yet */
     char missing[300] = "";
     size_t o = 0;
@@ -397,13 +399,11 @@ void ake_ab_decide(const ake_ab_plan *p, const ake_ab_snapshot *s, ake_ab_decisi
     if (d->n_control + d->n_canary < r->min_samples)
         MISSING("%s%lld of %lld requests", o ? ", " : "", (long long)(d->n_control + d->n_canary),
                 (long long)r->min_samples);
-    if (d->n_canary < (r->min_canary_samples > 1 ? r->min_canary_samples : 1))
-        MISSING("%s%lld of %lld canary requests", o ? ", " : "", (long long)d->n_canary,
-                (long long)(r->min_canary_samples > 1 ? r->min_canary_samples : 1));
+    if (d->n_canary < min_canary)
+        MISSING("%s%lld of %lld canary requests", o ? ", " : "", (long long)d->n_canary, (long long)min_canary);
     if (d->n_control < 1) MISSING("%sno control request", o ? ", " : "");
-    if (shadowing && d->n_agreement < (r->min_agreement_samples > 1 ? r->min_agreement_samples : 1))
-        MISSING("%s%lld of %lld agreement samples", o ? ", " : "", (long long)d->n_agreement,
-                (long long)(r->min_agreement_samples > 1 ? r->min_agreement_samples : 1));
+    if (shadowing && d->n_agreement < min_agreement)
+        MISSING("%s%lld of %lld agreement samples", o ? ", " : "", (long long)d->n_agreement, (long long)min_agreement);
 #undef MISSING
     if (o) {
         d->outcome = over_time ? AKE_AB_ROLLBACK : AKE_AB_WAIT;

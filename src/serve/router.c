@@ -1,6 +1,5 @@
 #include "serve/router.h"
 
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -8,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -231,13 +229,19 @@ static void log_reason(ake_experiment *x, const char *event, const char *fmt, ..
     ake_log(AKE_LOG_INFO, "experiment %s: %s: %s", x->plan.name, event, msg);
 }
 
-/* The engine counters of model@version: tokens embedded and microseconds of engine calls. */
-static bool engine_counters(ake_router *r, const char *model, const char *version, uint64_t *tokens, uint64_t *us) {
+/* model@version with a reference (ake_registry_acquire's answer: 0 or the status, e filled). */
+static int acquire_version(ake_router *r, const char *model, const char *version, ake_model_version **out,
+                           ake_api_error *e) {
     char spec[AKE_AB_MODEL_MAX + AKE_AB_VERSION_MAX + 2];
     snprintf(spec, sizeof spec, "%s@%s", model, version);
+    return ake_registry_acquire(r->reg, spec, out, e);
+}
+
+/* The engine counters of model@version: tokens embedded and microseconds of engine calls. */
+static bool engine_counters(ake_router *r, const char *model, const char *version, uint64_t *tokens, uint64_t *us) {
     ake_model_version *v = NULL;
     ake_api_error e = {0};
-    if (ake_registry_acquire(r->reg, spec, &v, &e)) return false;
+    if (acquire_version(r, model, version, &v, &e)) return false;
     *tokens = atomic_load(&v->metrics.counter[AKE_C_TOKENS]);
     *us = atomic_load(&v->metrics.hist[AKE_H_INFERENCE].sum_micro);
     ake_registry_release(r->reg, v);
@@ -348,11 +352,9 @@ static int start_experiment(ake_router *r, ake_experiment *x, bool resumed, ake_
     if (rc) return rc;
     int32_t dim[AKE_AB_MAX_ARMS] = {0};
     for (int32_t i = 0; i < x->plan.n_arms; i++) {
-        char spec[AKE_AB_MODEL_MAX + AKE_AB_VERSION_MAX + 2];
-        snprintf(spec, sizeof spec, "%s@%s", x->plan.model, versions[i]);
         ake_model_version *v = NULL;
         ake_api_error ignored = {0};
-        if (!ake_registry_acquire(r->reg, spec, &v, &ignored)) {
+        if (!acquire_version(r, x->plan.model, versions[i], &v, &ignored)) {
             dim[i] = v->facts.dim;
             ake_registry_release(r->reg, v);
         }
@@ -432,9 +434,7 @@ int ake_router_acquire(ake_router *r, const char *model, const char *user, ake_m
                                                                 : (int32_t)(rand64() % BUCKETS);
     int32_t arm = 0;
     while (arm < x->plan.n_arms - 1 && bucket >= x->arms[arm].bucket_end) arm++;
-    char spec[AKE_AB_MODEL_MAX + AKE_AB_VERSION_MAX + 2];
-    snprintf(spec, sizeof spec, "%s@%s", x->plan.model, x->plan.arms[arm].version);
-    const int rc = ake_registry_acquire(r->reg, spec, out, e); /* held: it is loaded */
+    const int rc = acquire_version(r, x->plan.model, x->plan.arms[arm].version, out, e); /* held: it is loaded */
     if (!rc) {
         atomic_fetch_add(&x->refs, 1); /* x is on the list (which holds one) while we hold the lock */
         *route = (ake_route){.exp = x, .arm = arm, .epoch = atomic_load(&x->epoch)};
@@ -546,12 +546,11 @@ void ake_router_shadow(ake_router *r, const ake_route *route, const ake_api_requ
     s->epoch = route->epoch;
     s->n = req->n;
     s->dim = dim;
-    char spec[AKE_AB_MODEL_MAX + AKE_AB_VERSION_MAX + 2];
-    snprintf(spec, sizeof spec, "%s@%s", x->plan.model, x->plan.arms[s->arm].version);
     ake_api_error e = {0};
     ake_api_request q = *req; /* shallow: the canary's prompt and checks, the same inputs */
     q.prompt = NULL;
-    bool ok = ake_registry_acquire(r->reg, spec, &s->mv, &e) == 0 && s->mv->facts.dim == dim &&
+    bool ok = acquire_version(r, x->plan.model, x->plan.arms[s->arm].version, &s->mv, &e) == 0 &&
+              s->mv->facts.dim == dim &&
               ake_api_bind_model(&q, &s->mv->facts, &e) == 0 &&
               ake_api_encode(s->mv->p.tok, &s->mv->facts, &q, true, &s->toks, &e) == 0;
     if (ok) {
@@ -726,26 +725,6 @@ ake_status ake_router_create(ake_registry *reg, const char *state_file, ake_rout
     return AKE_OK;
 }
 
-/* Reads a JSON file into *root; AKE_OK with *root NULL when it does not exist and may be absent. */
-static ake_status read_json(const char *path, bool may_be_absent, json_object **root, char *err, size_t errlen) {
-    *root = NULL;
-    size_t len = 0;
-    char *text = NULL;
-    ake_status st = ake_read_file(path, 64u << 20, &text, &len, err, errlen);
-    if (st == AKE_ENOTFOUND && may_be_absent) return AKE_OK;
-    if (st != AKE_OK) return st;
-    size_t off;
-    const char *why;
-    if (ake_json_parse(text, len, root, &off, &why) != 0) {
-        size_t line, col;
-        ake_json_line_col(text, off, &line, &col);
-        free(text);
-        return ake_errf(err, errlen, AKE_EFORMAT, "%s:%zu:%zu: %s", path, line, col, why);
-    }
-    free(text);
-    return AKE_OK;
-}
-
 /* Resumes one experiment of the state file. ops_mu held. */
 static void resume(ake_router *r, const json_object *o) {
     json_object *plan = NULL, *v;
@@ -816,7 +795,10 @@ ake_status ake_router_start(ake_router *r, const char *experiments_file, char *e
     json_object *state = NULL, *file = NULL;
     ake_status st = AKE_OK;
     pthread_mutex_lock(&r->ops_mu);
-    if (r->state_file[0] && (st = read_json(r->state_file, true, &state, err, errlen)) != AKE_OK) goto done;
+    if (r->state_file[0] && (st = ake_json_read_file(r->state_file, 64u << 20, &state, err, errlen)) != AKE_OK) {
+        if (st != AKE_ENOTFOUND) goto done;
+        st = AKE_OK; /* no state yet */
+    }
     json_object *list;
     if (state && json_object_object_get_ex(state, "experiments", &list) && json_object_is_type(list, json_type_array))
         for (size_t i = json_object_array_length(list); i-- > 0;) /* written newest first: keep that order */
@@ -827,7 +809,7 @@ ake_status ake_router_start(ake_router *r, const char *experiments_file, char *e
             if (n && strlen(n) < AKE_AB_NAME_MAX) remember_deleted(r, n);
         }
     if (experiments_file && *experiments_file) {
-        if ((st = read_json(experiments_file, false, &file, err, errlen)) != AKE_OK) goto done;
+        if ((st = ake_json_read_file(experiments_file, 64u << 20, &file, err, errlen)) != AKE_OK) goto done;
         json_object *arr = file;
         if (json_object_is_type(file, json_type_object) && json_object_object_get_ex(file, "experiments", &list))
             arr = list;
