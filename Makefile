@@ -25,7 +25,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -g -Wall -Wextra $(WERROR) $(OPT) -ffp-contra
 LDFLAGS  += $(if $(SANITIZE),-fsanitize=$(SANITIZE),) -fopenmp
 LDLIBS   += -ldnnl -ljson-c -lutf8proc -lmicrohttpd -lcrypto -lprotobuf-c -lm -lpthread
 
-LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/serve/*.c src/onnx/*.c)
+LIB_SRC  := $(wildcard src/base/*.c src/text/*.c src/model/*.c src/engine/*.c src/engine/cpu/*.c src/quant/*.c src/train/*.c src/serve/*.c src/onnx/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 
