@@ -59,18 +59,22 @@ ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t 
     return st;
 }
 
-ake_status ake_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
+ake_status ake_write_file_atomic_parts(const char *path, const ake_file_part *parts, int n, char *err,
+                                      size_t errlen) {
     char *tmp = malloc(strlen(path) + 32);
     if (!tmp) return ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
     sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     bool ok = fd >= 0;
-    size_t done = 0;
-    while (ok && done < len) {
-        ssize_t w = write(fd, data + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        ok = w > 0;
-        done += w > 0 ? (size_t)w : 0;
+    for (int i = 0; ok && i < n; i++) {
+        const char *data = parts[i].data;
+        size_t done = 0;
+        while (ok && done < parts[i].len) {
+            ssize_t w = write(fd, data + done, parts[i].len - done);
+            if (w < 0 && errno == EINTR) continue;
+            ok = w > 0;
+            done += w > 0 ? (size_t)w : 0;
+        }
     }
     if (fd >= 0) {
         ok = ok && fsync(fd) == 0;
@@ -82,4 +86,9 @@ ake_status ake_write_file_atomic(const char *path, const char *data, size_t len,
     free(tmp);
     if (!ok) return ake_errf(err, errlen, AKE_EIO, "cannot write %s: %s", path, strerror(saved));
     return AKE_OK;
+}
+
+ake_status ake_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen) {
+    const ake_file_part part = {data, len};
+    return ake_write_file_atomic_parts(path, &part, 1, err, errlen);
 }

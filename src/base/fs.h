@@ -25,4 +25,13 @@ ake_status ake_read_file(const char *path, size_t max_bytes, char **buf, size_t 
  * (the temp file is removed). */
 ake_status ake_write_file_atomic(const char *path, const char *data, size_t len, char *err, size_t errlen);
 
+/* ake_write_file_atomic of the concatenation of parts[0..n): a file larger than one buffer
+ * (a checkpoint: header, then arrays that live apart) written without joining them first. */
+typedef struct {
+    const void *data;
+    size_t len;
+} ake_file_part;
+ake_status ake_write_file_atomic_parts(const char *path, const ake_file_part *parts, int n, char *err,
+                                      size_t errlen);
+
 #endif

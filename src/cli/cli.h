@@ -25,6 +25,7 @@ int ake_cmd_validate(int argc, char **argv);
 int ake_cmd_quantize(int argc, char **argv);
 int ake_cmd_import_onnx(int argc, char **argv);
 int ake_cmd_ab(int argc, char **argv);
+int ake_cmd_distill(int argc, char **argv);
 
 /* Parses a positive int flag value; prints an error naming the flag and returns false if bad. */
 bool ake_cli_parse_int(const char *flag, const char *s, int32_t lo, int32_t hi, int32_t *out);

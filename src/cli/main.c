@@ -22,6 +22,7 @@ static const char usage[] =
     "  validate   compare a model's embeddings with a reference model's (cosine, recall@10, gate)\n"
     "  import-onnx  write a model folder from a BERT encoder exported to ONNX\n"
     "  ab decide  an A/B experiment's rollout decision from a snapshot of its samples, offline\n"
+    "  distill    train a smaller student from a teacher model on a text corpus (AdamW, checkpoints)\n"
     "  version    print the version\n";
 
 int main(int argc, char **argv) {
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "quantize")) return ake_cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "import-onnx")) return ake_cmd_import_onnx(argc - 1, argv + 1);
     if (!strcmp(cmd, "ab")) return ake_cmd_ab(argc - 1, argv + 1);
+    if (!strcmp(cmd, "distill")) return ake_cmd_distill(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         puts("akidb-embed " AKE_VERSION);
         return 0;

@@ -184,7 +184,7 @@ static ake_status write_tensors(const ake_student_layout *L, const float *params
     if (dtype != AKE_DT_F32 && dtype != AKE_DT_F16 && dtype != AKE_DT_BF16)
         return ake_errf(err, errlen, AKE_EINVAL, "a student is written in f32, f16 or bf16, not %s",
                         ake_dtype_name(dtype));
-    const int cap = AKE_SP_EMBEDDINGS + 1 + (AKE_SP_PER_LAYER + 2) * L->cfg.layers;
+    const int cap = AKE_SP_EMBEDDINGS + 1 + (AKE_SP_PER_LAYER + 4) * L->cfg.layers; /* Q, K, V split: 4 more */
     write_list w = {calloc((size_t)cap, sizeof *w.t), calloc((size_t)cap, sizeof *w.s), 0};
     char(*names)[96] = calloc((size_t)cap, 96);
     ake_status rc = AKE_ENOMEM;

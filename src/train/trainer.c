@@ -146,6 +146,11 @@ ake_status ake_trainer_embed(ake_trainer *tr, const int32_t *ids, const int32_t 
     return AKE_OK;
 }
 
+ake_status ake_trainer_teacher_embed(ake_trainer *tr, const int32_t *ids, const int32_t *cu, int32_t n, float *out,
+                                     char *err, size_t errlen) {
+    return ake_engine_embed(tr->teacher_engine, ids, cu, n, out, err, errlen);
+}
+
 const ake_student_layout *ake_trainer_layout(const ake_trainer *tr) { return &tr->layout; }
 int64_t ake_trainer_steps_done(const ake_trainer *tr) { return tr->steps_done; }
 

@@ -49,6 +49,10 @@ ake_status ake_trainer_step(ake_trainer *tr, const int32_t *ids, const int32_t *
 ake_status ake_trainer_embed(ake_trainer *tr, const int32_t *ids, const int32_t *cu, int32_t n, float *out,
                              char *err, size_t errlen);
 
+/* The teacher's embeddings of a batch, out [n, hidden] (the targets a step trains towards). */
+ake_status ake_trainer_teacher_embed(ake_trainer *tr, const int32_t *ids, const int32_t *cu, int32_t n, float *out,
+                                     char *err, size_t errlen);
+
 const ake_student_layout *ake_trainer_layout(const ake_trainer *tr);
 /* Updates done so far. */
 int64_t ake_trainer_steps_done(const ake_trainer *tr);
