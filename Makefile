@@ -45,7 +45,7 @@ ifeq ($(CUDA),auto)
 endif
 ifeq ($(CUDA),1)
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
-  CU_SRC    := $(wildcard src/engine/cuda/*.cu)
+  CU_SRC    := $(wildcard src/engine/cuda/*.cu src/train/cuda/*.cu)
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   NVCCFLAGS ?= -O3 -std=c++17 -g -lineinfo $(foreach a,$(CUDA_ARCH),-gencode=arch=compute_$(a),code=sm_$(a)) \
                -Xcompiler -Wall,-Wextra $(if $(WERROR),-Werror all-warnings,)
@@ -121,7 +121,8 @@ test-unit: $(TEST_BIN)
 # GPU tests (tests/gpu/): kernels vs CPU references, whole engine vs the CPU engine on
 # GPU_MODEL (the real all-MiniLM-L6-v2, F32 or F16) and on bert-base / bert-large synthesized
 # into $(BUILD)/gpu-models. Needs a CUDA GPU; the log goes to $(BUILD)/test-gpu.log.
-GPU_TEST_BIN := $(BUILD)/tests/gpu/test_kernels $(BUILD)/tests/gpu/test_engine_gpu $(BUILD)/tests/gpu/to_f16
+GPU_TEST_BIN := $(BUILD)/tests/gpu/test_kernels $(BUILD)/tests/gpu/test_engine_gpu $(BUILD)/tests/gpu/to_f16 \
+                $(BUILD)/tests/gpu/test_train_gpu
 GPU_MODEL    ?= models/all-MiniLM-L6-v2
 $(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
 	@mkdir -p $(dir $@)

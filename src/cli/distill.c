@@ -42,7 +42,9 @@ static const char distill_help[] =
     "  --hidden-loss W        add W x the MSE of the matched layers' hidden states (default 0: off)\n"
     "  --seed N               batch order (default 42)\n"
     "  --checkpoint-every N   write the checkpoint every N updates (default 1000; also at the end and on stop)\n"
-    "  --device D             cpu (default)\n"
+    "  --device D             cpu (default), cuda or cuda:N (the teacher runs there too)\n"
+    "  --precision P          on a GPU: bf16 (default: BF16 GEMMs, FP32 master weights, no loss scaling)\n"
+    "                         or fp32; the CPU computes in fp32\n"
     "  --threads N            CPU threads (default: all cores)\n"
     "  --stop-after N         stop after N updates as if interrupted (checkpoint written; for tests)\n"
     "  --no-plot              no curve.png\n"
@@ -176,7 +178,7 @@ static void plot(const char *out) {
 int ake_cmd_distill(int argc, char **argv) {
     enum { O_TEACHER = 1, O_LAYERS, O_CORPUS, O_OUT, O_RESUME, O_VALID, O_VALID_SIZE, O_VALID_EVERY, O_STEPS,
            O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_HIDDEN, O_SEED, O_CKPT, O_DEVICE,
-           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_HELP };
+           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_HELP };
     static const struct option longopts[] = {
         {"teacher", required_argument, 0, O_TEACHER},       {"layers", required_argument, 0, O_LAYERS},
         {"corpus", required_argument, 0, O_CORPUS},         {"out", required_argument, 0, O_OUT},
@@ -190,6 +192,7 @@ int ake_cmd_distill(int argc, char **argv) {
         {"checkpoint-every", required_argument, 0, O_CKPT}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS},       {"stop-after", required_argument, 0, O_STOP_AFTER},
         {"no-plot", no_argument, 0, O_NO_PLOT},             {"help", no_argument, 0, O_HELP},
+        {"precision", required_argument, 0, O_PRECISION},
         {0, 0, 0, 0}};
     ake_distill_opts o = {.device = "cpu", .batch = 128, .max_len = 128, .seed = 42, .valid_every = 1000,
                           .checkpoint_every = 1000, .valid_size = 1000};
@@ -263,6 +266,13 @@ int ake_cmd_distill(int argc, char **argv) {
             if (!parse_i64("--stop-after", optarg, 1, &o.stop_after)) return 2;
             break;
         case O_NO_PLOT: no_plot = true; break;
+        case O_PRECISION:
+            if (strcmp(optarg, "bf16") != 0 && strcmp(optarg, "fp32") != 0) {
+                fprintf(stderr, "akidb-embed distill: --precision is bf16 or fp32, not '%s'\n", optarg);
+                return 2;
+            }
+            o.compute_f32 = strcmp(optarg, "fp32") == 0;
+            break;
         case O_HELP: fputs(distill_help, stdout); return 0;
         default: fputs(distill_help, stderr); return 2;
         }

@@ -53,6 +53,8 @@ static json_object *settings_json(const ake_distill_opts *o, const ake_model *te
     json_object_object_add(s, "hidden_loss", jdouble(o->hidden_weight));
     json_object_object_add(s, "seed", json_object_new_int64((int64_t)o->seed));
     json_object_object_add(s, "device", json_object_new_string(o->device ? o->device : "cpu"));
+    const bool gpu = o->device && strncmp(o->device, "cuda", 4) == 0;
+    json_object_object_add(s, "precision", json_object_new_string(!gpu || o->compute_f32 ? "fp32" : "bf16"));
     return s;
 }
 
@@ -206,7 +208,7 @@ static ake_status resume_from(const char *path, ake_trainer *tr, json_object *se
     memcpy(st.params, ck.params, (size_t)ck.numel * sizeof(float));
     memcpy(st.m, ck.m, (size_t)ck.numel * sizeof(float));
     memcpy(st.v, ck.v, (size_t)ck.numel * sizeof(float));
-    ake_trainer_set_steps_done(tr, steps_done);
+    ake_trainer_state_commit(tr, steps_done);
     rc = AKE_OK;
 done:
     json_object_put(doc);
@@ -337,8 +339,9 @@ ake_status ake_distill_run(const ake_distill_opts *o, const ake_distill_hooks *h
     if ((rc = ake_train_batches_init(&batches, &train, o->batch, o->seed, err, errlen)) != AKE_OK) goto done;
 
     /* trainer, state */
-    ake_trainer_opts to = {.device = o->device, .max_tokens = o->batch * max_len, .max_batch = o->batch,
-                           .threads = o->threads, .optim = o->optim, .hidden_weight = o->hidden_weight};
+    ake_trainer_opts to = {.device = o->device, .compute_f32 = o->compute_f32, .max_tokens = o->batch * max_len,
+                           .max_batch = o->batch, .max_len = max_len, .threads = o->threads, .optim = o->optim,
+                           .hidden_weight = o->hidden_weight};
     if ((rc = ake_trainer_create(teacher, o->layers, o->n_layers, &to, &tr, err, errlen)) != AKE_OK) goto done;
     const ake_student_layout *L = ake_trainer_layout(tr);
     const int32_t C = L->cfg.hidden;
@@ -363,21 +366,23 @@ ake_status ake_distill_run(const ake_distill_opts *o, const ake_distill_hooks *h
     if ((rc = embed_all(tr, &valid, o->batch, true, teacher_valid, ids, cu, err, errlen)) != AKE_OK) goto done;
 
     /* the loop */
-    const double t0 = now_s();
+    double seconds_here = 0; /* in steps (teacher, student, update), not validation or checkpoints */
     int64_t tokens_here = 0;
     for (int64_t s = ake_trainer_steps_done(tr); s < S; s++) {
         const int32_t n = ake_train_batches_get(&batches, s, ids, cu);
         ake_step_stats st;
         const double ts = now_s();
         if ((rc = ake_trainer_step(tr, ids, cu, n, &st, err, errlen)) != AKE_OK) goto done;
-        hist.train_seconds += now_s() - ts;
+        const double dt = now_s() - ts;
+        hist.train_seconds += dt;
+        seconds_here += dt;
         hist.loss[s] = st.loss;
         hist.grad_norm[s] = st.grad_norm;
         hist.lr[s] = st.lr;
         hist.steps = s + 1;
         hist.tokens += st.tokens;
         tokens_here += st.tokens;
-        r->tokens_per_s = tokens_here / (now_s() - t0);
+        r->tokens_per_s = tokens_here / seconds_here;
         if (h && h->on_step) h->on_step(h->ctx, s + 1, S, &st, r->tokens_per_s);
         const bool last = s + 1 == S;
         if (last || (o->valid_every > 0 && (s + 1) % o->valid_every == 0)) {

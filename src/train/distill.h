@@ -35,7 +35,8 @@ typedef struct {
     const char *valid;     /* validation sentences, or NULL: the corpus's last valid_size lines are held back */
     const char *out;       /* output folder */
     const char *resume;    /* checkpoint folder to continue from, or NULL */
-    const char *device;    /* "cpu" */
+    const char *device;    /* "cpu", "cuda", "cuda:N" */
+    bool compute_f32;      /* GPU: F32 GEMMs instead of BF16 */
     int32_t layers[AKE_STUDENT_MAX_LAYERS]; /* teacher layers the student keeps */
     int32_t n_layers;
     int32_t batch;         /* sentences per step */
@@ -53,7 +54,8 @@ typedef struct {
 typedef struct {
     void *ctx;
     /* after each step: the step just done (1-based count), the run's length, its stats, and the
-     * training throughput in tokens per second over the steps of this process */
+     * training throughput in tokens per second over the steps of this process (the time of the
+     * steps alone: teacher, student, update; not validation or checkpoints) */
     void (*on_step)(void *ctx, int64_t done, int64_t total, const ake_step_stats *st, double tokens_per_s);
     /* after each validation pass */
     void (*on_valid)(void *ctx, int64_t done, const ake_accuracy *a);
@@ -68,7 +70,7 @@ typedef struct {
     bool stopped;          /* stopped before the end (should_stop or stop_after); the checkpoint holds it */
     bool have_valid;
     ake_accuracy valid;    /* the last validation */
-    double tokens_per_s;   /* training throughput over this process's steps */
+    double tokens_per_s;   /* training throughput over this process's steps (their time alone) */
 } ake_distill_result;
 
 /* Runs (or continues) a distillation as described above. Errors name the file, setting or step

@@ -1,8 +1,9 @@
-/* The CPU trainer: FP32 master weights and FP32 arithmetic (the GPU's mixed precision is the
- * CUDA trainer's). The teacher's targets come from the inference engine: its pooled embedding
- * from an engine over the whole teacher, and, for the hidden-state loss, the output of teacher
- * layer L from an engine over the teacher cut after layer L (ake_engine_embed_tokens returns a
- * model's last hidden state, and the engine reads only the first cfg.layers layers). */
+/* The trainer: FP32 master weights, on the CPU (student_cpu.h, FP32 arithmetic) or a CUDA GPU
+ * (trainer_cuda.h, BF16 GEMMs). The teacher's targets come from the inference engine: its
+ * pooled embedding from an engine over the whole teacher, and, for the hidden-state loss, the
+ * output of teacher layer L from an engine over the teacher cut after layer L
+ * (ake_engine_embed_tokens returns a model's last hidden state, and the engine reads only the
+ * first cfg.layers layers). */
 #include "train/trainer.h"
 
 #include <math.h>
@@ -10,6 +11,9 @@
 #include <string.h>
 
 #include "train/student_cpu.h"
+#ifdef AKE_HAVE_CUDA
+#include "train/trainer_cuda.h"
+#endif
 
 struct ake_trainer {
     ake_student_layout layout;
@@ -22,7 +26,10 @@ struct ake_trainer {
     float *word;                                    /* owned [vocab, hidden] frozen */
     float *target;                                  /* owned [max_batch, hidden] */
     float *hidden_target[AKE_STUDENT_MAX_LAYERS];   /* owned [max_tokens, hidden] each, hidden loss only */
-    ake_tr_acts_f32 acts;
+    ake_tr_acts_f32 acts;     /* CPU */
+#ifdef AKE_HAVE_CUDA
+    ake_train_cuda *cuda;     /* GPU: holds the state; params, m, v above are its host copies */
+#endif
     int64_t steps_done;
 };
 
@@ -40,6 +47,9 @@ void ake_trainer_free(ake_trainer *tr) {
     free(tr->word);
     free(tr->target);
     ake_tr_acts_free_f32(&tr->acts);
+#ifdef AKE_HAVE_CUDA
+    ake_train_cuda_free(tr->cuda);
+#endif
     free(tr);
 }
 
@@ -47,8 +57,12 @@ ake_status ake_trainer_create(const ake_model *teacher, const int32_t *layers, i
                               ake_trainer **out, char *err, size_t errlen) {
     *out = NULL;
     const char *device = o->device ? o->device : "cpu";
-    if (strcmp(device, "cpu") != 0)
-        return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device %s: this build trains on the cpu only", device);
+    const bool gpu = strncmp(device, "cuda", 4) == 0;
+    if (!gpu && strcmp(device, "cpu") != 0)
+        return ake_errf(err, errlen, AKE_EINVAL, "device '%s': cpu, cuda or cuda:N", device);
+#ifndef AKE_HAVE_CUDA
+    if (gpu) return ake_errf(err, errlen, AKE_EUNSUPPORTED, "device %s: this build has no CUDA backend", device);
+#endif
     if (o->max_tokens < 1 || o->max_batch < 1 || o->max_batch > o->max_tokens)
         return ake_errf(err, errlen, AKE_EINVAL, "batch limits %d tokens, %d sequences are not valid", o->max_tokens,
                         o->max_batch);
@@ -77,10 +91,21 @@ ake_status ake_trainer_create(const ake_model *teacher, const int32_t *layers, i
     }
     rc = ake_student_init_params(L, teacher, tr->params, tr->word, err, errlen);
     if (rc != AKE_OK) goto fail;
-    rc = ake_tr_acts_create_f32(&tr->acts, L, o->max_tokens, o->max_batch, err, errlen);
+    if (gpu) {
+#ifdef AKE_HAVE_CUDA
+        int32_t max_len = o->max_len > 0 ? o->max_len : o->max_tokens;
+        if (max_len > L->cfg.max_position) max_len = L->cfg.max_position;
+        rc = ake_train_cuda_create(L, device, o->compute_f32 ? AKE_DT_F32 : AKE_DT_BF16, o->max_tokens, o->max_batch,
+                                   max_len, tr->params, tr->word, &tr->cuda, err, errlen);
+#endif
+    } else {
+        rc = ake_tr_acts_create_f32(&tr->acts, L, o->max_tokens, o->max_batch, err, errlen);
+    }
     if (rc != AKE_OK) goto fail;
-    ake_engine_opts eo = {.device = "cpu", .max_tokens = o->max_tokens, .max_batch = o->max_batch,
-                          .threads = o->threads, .precision = AKE_PREC_FP32};
+    const char *tdev = o->teacher_device ? o->teacher_device : device;
+    ake_engine_opts eo = {.device = tdev, .max_tokens = o->max_tokens, .max_batch = o->max_batch,
+                          .threads = o->threads,
+                          .precision = strcmp(tdev, "cpu") == 0 ? AKE_PREC_FP32 : AKE_PREC_DEFAULT};
     rc = ake_engine_create(teacher, &eo, &tr->teacher_engine, err, errlen);
     if (rc != AKE_OK) goto fail;
     if (o->hidden_weight > 0)
@@ -113,16 +138,32 @@ ake_status ake_trainer_step(ake_trainer *tr, const int32_t *ids, const int32_t *
         if (rc != AKE_OK) return rc;
     }
     const float *const *ht = (const float *const *)tr->hidden_target;
+    const ake_optim_config *o = &tr->opts.optim;
+    const double lr = ake_lr_at(o, tr->steps_done);
+    double loss, norm;
+#ifdef AKE_HAVE_CUDA
+    if (tr->cuda) {
+        rc = ake_train_cuda_grads(tr->cuda, ids, cu, n, tr->target, ht, tr->opts.hidden_weight,
+                                  (float)o->max_grad_norm, &loss, &norm, NULL, err, errlen);
+        if (rc != AKE_OK) return rc;
+        if (!isfinite(loss) || !isfinite(norm))
+            return ake_errf(err, errlen, AKE_EFORMAT,
+                            "step %lld: the loss (%g) or the gradient norm (%g) is not finite",
+                            (long long)tr->steps_done, loss, norm);
+        ake_train_cuda_update(tr->cuda, o, lr, tr->steps_done + 1);
+        tr->steps_done++;
+        if (st) *st = (ake_step_stats){loss, norm, lr, cu[n]};
+        return AKE_OK;
+    }
+#endif
     ake_tr_forward_f32(&tr->acts, L, tr->params, tr->word, ids, cu, n);
-    const double loss = ake_tr_loss_f32(&tr->acts, L, cu, n, tr->target, ht, tr->opts.hidden_weight);
+    loss = ake_tr_loss_f32(&tr->acts, L, cu, n, tr->target, ht, tr->opts.hidden_weight);
     memset(tr->grads, 0, (size_t)L->numel * sizeof(float));
     ake_tr_backward_f32(&tr->acts, L, tr->params, cu, n, tr->target, ht, tr->opts.hidden_weight, tr->grads);
-    const double norm = ake_l2_norm_f32(tr->grads, L->numel);
+    norm = ake_l2_norm_f32(tr->grads, L->numel);
     if (!isfinite(loss) || !isfinite(norm))
         return ake_errf(err, errlen, AKE_EFORMAT, "step %lld: the loss (%g) or the gradient norm (%g) is not finite",
                         (long long)tr->steps_done, loss, norm);
-    const ake_optim_config *o = &tr->opts.optim;
-    const double lr = ake_lr_at(o, tr->steps_done);
     const float clip = ake_clip_factor(o, norm);
     for (int32_t k = 0; k < L->n_params; k++) {
         const ake_student_param *p = &L->param[k];
@@ -141,6 +182,9 @@ ake_status ake_trainer_embed(ake_trainer *tr, const int32_t *ids, const int32_t 
     if (n < 0 || n > tr->opts.max_batch || cu[n] > tr->opts.max_tokens)
         return ake_errf(err, errlen, AKE_EINVAL, "batch of %d sequences, %d tokens over the trainer's limits", n,
                         n >= 0 ? cu[n] : 0);
+#ifdef AKE_HAVE_CUDA
+    if (tr->cuda) return ake_train_cuda_embed(tr->cuda, ids, cu, n, out, err, errlen);
+#endif
     ake_tr_forward_f32(&tr->acts, L, tr->params, tr->word, ids, cu, n);
     memcpy(out, tr->acts.out, (size_t)n * L->cfg.hidden * sizeof(float));
     return AKE_OK;
@@ -155,7 +199,15 @@ const ake_student_layout *ake_trainer_layout(const ake_trainer *tr) { return &tr
 int64_t ake_trainer_steps_done(const ake_trainer *tr) { return tr->steps_done; }
 
 void ake_trainer_state_view(ake_trainer *tr, ake_trainer_state *s) {
+#ifdef AKE_HAVE_CUDA
+    if (tr->cuda) ake_train_cuda_download(tr->cuda, tr->params, tr->m, tr->v);
+#endif
     *s = (ake_trainer_state){tr->params, tr->m, tr->v, tr->word, tr->steps_done};
 }
 
-void ake_trainer_set_steps_done(ake_trainer *tr, int64_t steps_done) { tr->steps_done = steps_done; }
+void ake_trainer_state_commit(ake_trainer *tr, int64_t steps_done) {
+#ifdef AKE_HAVE_CUDA
+    if (tr->cuda) ake_train_cuda_upload(tr->cuda, tr->params, tr->m, tr->v);
+#endif
+    tr->steps_done = steps_done;
+}

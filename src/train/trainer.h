@@ -17,9 +17,12 @@
 typedef struct ake_trainer ake_trainer;
 
 typedef struct {
-    const char *device;      /* "cpu" (NULL: cpu) */
+    const char *device;      /* "cpu" (NULL: cpu), "cuda" or "cuda:N" (builds with the CUDA backend) */
+    const char *teacher_device; /* where the teacher's engine runs; NULL: device */
+    bool compute_f32;        /* GPU: F32 GEMMs instead of BF16 (checks against the CPU); the CPU is F32 */
     int32_t max_tokens;      /* largest batch in tokens */
     int32_t max_batch;       /* largest batch in sequences */
+    int32_t max_len;         /* longest sequence (<= 0: min(max_tokens, max_position)) */
     int32_t threads;         /* CPU threads (<= 0: all cores) */
     ake_optim_config optim;
     double hidden_weight;    /* weight of the matched layers' hidden-state MSE (0: off) */
@@ -57,16 +60,17 @@ const ake_student_layout *ake_trainer_layout(const ake_trainer *tr);
 /* Updates done so far. */
 int64_t ake_trainer_steps_done(const ake_trainer *tr);
 
-/* The state of training, borrowed (valid until the next step or free): the flat parameter
- * array, AdamW's moments m and v (each [layout->numel]) and the frozen word table
- * [vocab, hidden]. */
+/* The state of training in host memory, borrowed (valid until the next step or free): the flat
+ * parameter array, AdamW's moments m and v (each [layout->numel]) and the frozen word table
+ * [vocab, hidden]. A GPU trainer copies its state to these arrays first. */
 typedef struct {
     float *params, *m, *v;
     const float *word;
     int64_t steps_done;
 } ake_trainer_state;
 void ake_trainer_state_view(ake_trainer *tr, ake_trainer_state *s);
-/* Sets the update count (after a checkpoint's arrays were copied into the state's buffers). */
-void ake_trainer_set_steps_done(ake_trainer *tr, int64_t steps_done);
+/* After the caller wrote params, m and v of a view (a checkpoint being resumed): makes them the
+ * trainer's state (a GPU trainer uploads them) at update count steps_done. */
+void ake_trainer_state_commit(ake_trainer *tr, int64_t steps_done);
 
 #endif

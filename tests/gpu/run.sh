@@ -39,6 +39,24 @@ grep -v '^ok ' "$BUILD/test-kernels.out" || true
 echo "== engine vs cpu fp32" | tee -a "$LOG"
 "$BUILD/tests/gpu/test_engine_gpu" "$GPU_MODEL" "$MODELS/bert-base" "$MODELS/bert-large" >"$BUILD/test-engine.out" 2>&1 || rc=1
 cat "$BUILD/test-engine.out" | tee -a "$LOG"
+echo "== training: GPU trainer vs CPU trainer, PyTorch's loss sequence, determinism" | tee -a "$LOG"
+"$BUILD/tests/gpu/test_train_gpu" >"$BUILD/test-train.out" 2>&1 || rc=1
+cat "$BUILD/test-train.out" | tee -a "$LOG"
+echo "== distill on cuda:0: a run stopped at step 25 and resumed ends bit-exact with an uninterrupted one" | tee -a "$LOG"
+DISTILL=(--teacher tests/golden/distill/teacher --layers 0,2 --corpus tests/golden/quant_calib.txt --steps 60
+         --batch 16 --max-len 32 --lr 1e-3 --valid-size 200 --valid-every 20 --checkpoint-every 20 --device cuda:0
+         --no-plot)
+rm -rf "$BUILD/distill-a" "$BUILD/distill-b"
+if "$BUILD/akidb-embed" distill "${DISTILL[@]}" --out "$BUILD/distill-a" >>"$LOG" 2>&1 &&
+    "$BUILD/akidb-embed" distill "${DISTILL[@]}" --out "$BUILD/distill-b" --stop-after 25 >>"$LOG" 2>&1 &&
+    "$BUILD/akidb-embed" distill "${DISTILL[@]}" --out "$BUILD/distill-b" --resume "$BUILD/distill-b/checkpoint" >>"$LOG" 2>&1 &&
+    cmp "$BUILD/distill-a/model.safetensors" "$BUILD/distill-b/model.safetensors" &&
+    cmp "$BUILD/distill-a/curve.tsv" "$BUILD/distill-b/curve.tsv"; then
+    echo "ok   resumed GPU run: same weights and losses" | tee -a "$LOG"
+else
+    echo "FAIL resumed GPU run differs or a run failed (see $LOG)" | tee -a "$LOG"
+    rc=1
+fi
 if [ "${HTTP_GPU:-1}" = 1 ]; then
     HTTP_DEVICE=${HTTP_DEVICE:-cuda:0} HTTP_DTYPE=${HTTP_DTYPE:-fp16} PYTHON=${PYTHON:-python3}
     echo "== HTTP tests (tests/http) against the server on $HTTP_DEVICE $HTTP_DTYPE, model $GPU_MODEL" | tee -a "$LOG"

@@ -33,11 +33,13 @@ enum {
     KIND_16 = 0,        /* F16/BF16 inputs and output (ake_cuda_gemm_run, _f32out) */
     KIND_FP8 = 1,       /* E4M3 inputs, outer-vector scales and bias in the epilogue, dt output */
     KIND_FP8_RAW = 2,   /* E4M3 inputs, no scales, fp32 output (the AKE_FP8_DEQUANT path) */
-    KIND_I8 = 3         /* int8 inputs, int32 output */
+    KIND_I8 = 3,        /* int8 inputs, int32 output */
+    KIND_TRAIN = 4      /* any transposes, F32/F16/BF16 inputs, fp32 output, C += (ake_cuda_gemm_train) */
 };
 
 typedef struct {
     int kind, dt, M, N, K, epi, has_res, out32;
+    char ta, tb;       /* KIND_TRAIN: 'N' or 'T' for A and B of the row-major product; 0 otherwise */
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, c;
     cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
@@ -120,28 +122,31 @@ extern "C" void ake_cuda_gemm_free(ake_cuda_gemm *g) {
  * marked `refused` (the caller then takes the AKE_FP8_DEQUANT path); any other refusal is
  * a bug. */
 static gemm_entry *lookup(ake_cuda_gemm *g, int kind, ake_dtype dt, int M, int N, int K, ake_gemm_epilogue epi,
-                          int has_res, int out32) {
+                          int has_res, int out32, char ta = 0, char tb = 0) {
     for (int i = 0; i < g->n; i++) {
         gemm_entry *e = &g->cache[i];
         if (e->kind == kind && e->dt == (int)dt && e->M == M && e->N == N && e->K == K && e->epi == (int)epi &&
-            e->has_res == has_res && e->out32 == out32)
+            e->has_res == has_res && e->out32 == out32 && e->ta == ta && e->tb == tb)
             return e;
     }
     AKE_ASSERT(g->n < GEMM_CACHE);
     gemm_entry *e = &g->cache[g->n];
     memset(e, 0, sizeof *e);
     e->kind = kind, e->dt = dt, e->M = M, e->N = N, e->K = K, e->epi = epi, e->has_res = has_res, e->out32 = out32;
+    e->ta = ta, e->tb = tb;
     e->chosen = -1;
-    const cudaDataType_t t = dt == AKE_DT_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    const cudaDataType_t t = dt == AKE_DT_F16 ? CUDA_R_16F : dt == AKE_DT_F32 ? CUDA_R_32F : CUDA_R_16BF;
     cudaDataType_t tin = t, tout = out32 ? CUDA_R_32F : t;
     if (kind == KIND_FP8 || kind == KIND_FP8_RAW) tin = CUDA_R_8F_E4M3;
     if (kind == KIND_FP8_RAW) tout = CUDA_R_32F;
     if (kind == KIND_I8) tin = CUDA_R_8I, tout = CUDA_R_32I;
     if (kind == KIND_I8) CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I));
     else CUBLAS_CHECK(cublasLtMatmulDescCreate(&e->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN));
+    /* cuBLASLt's A is our B and its B our A (see the top): op(A') = tb, op(B') = ta */
+    const cublasOperation_t opA = kind == KIND_TRAIN && tb == 'N' ? CUBLAS_OP_N : CUBLAS_OP_T,
+                            opB = kind == KIND_TRAIN && ta == 'T' ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB));
     const cublasLtEpilogue_t ep = epi == AKE_GEMM_BIAS           ? CUBLASLT_EPILOGUE_BIAS
                                   : epi == AKE_GEMM_BIAS_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_BIAS
                                                                    : CUBLASLT_EPILOGUE_DEFAULT;
@@ -163,8 +168,14 @@ static gemm_entry *lookup(ake_cuda_gemm *g, int kind, ake_dtype dt, int M, int N
             CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ph, sizeof ph));
         }
     }
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, tin, (uint64_t)K, (uint64_t)N, (int64_t)K));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, tin, (uint64_t)K, (uint64_t)M, (int64_t)K));
+    if (kind == KIND_TRAIN) { /* column-major views of the row-major operands */
+        const uint64_t ar = tb == 'N' ? N : K, ac = tb == 'N' ? K : N, br = ta == 'N' ? K : M, bc = ta == 'N' ? M : K;
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, tin, ar, ac, (int64_t)ar));
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, tin, br, bc, (int64_t)br));
+    } else {
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->a, tin, (uint64_t)K, (uint64_t)N, (int64_t)K));
+        CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->b, tin, (uint64_t)K, (uint64_t)M, (int64_t)K));
+    }
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&e->c, tout, (uint64_t)N, (uint64_t)M, (int64_t)N));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -201,7 +212,9 @@ static gemm_entry *lookup(ake_cuda_gemm *g, int kind, ake_dtype dt, int M, int N
     }
     for (int i = 0; i < got; i++) e->cand[i] = res[i].algo;
     e->ncand = got;
-    if (!g->autotune || got == 1) e->chosen = 0;
+    /* training GEMMs accumulate (C += ...): timing candidates on the real operands would add
+       their product many times, so they take the heuristic's first choice */
+    if (!g->autotune || got == 1 || kind == KIND_TRAIN) e->chosen = 0;
     g->n++;
     return e;
 }
@@ -267,6 +280,16 @@ extern "C" void ake_cuda_gemm_run(ake_cuda_gemm *g, cudaStream_t stream, ake_dty
 extern "C" void ake_cuda_gemm_run_f32out(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K,
                                          const void *X, const void *W, float *Y32) {
     run(g, stream, dt, M, N, K, X, W, NULL, NULL, Y32, AKE_GEMM_PLAIN, 1);
+}
+
+extern "C" void ake_cuda_gemm_train(ake_cuda_gemm *g, cudaStream_t stream, char ta, char tb, int M, int N, int K,
+                                    ake_dtype dt, const void *A, const void *B, float beta, float *C) {
+    AKE_ASSERT(M > 0 && N > 0 && K > 0 && (ta == 'N' || ta == 'T') && (tb == 'N' || tb == 'T'));
+    AKE_ASSERT(dt == AKE_DT_F32 || dt == AKE_DT_F16 || dt == AKE_DT_BF16);
+    gemm_entry *e = lookup(g, KIND_TRAIN, dt, M, N, K, AKE_GEMM_PLAIN, 0, 1, ta, tb);
+    const gemm_ops o = {B, A, C, C, &F_ONE, beta != 0 ? &F_ONE : &F_ZERO};
+    AKE_ASSERT(beta == 0 || beta == 1);
+    pick_and_run(g, e, stream, &o);
 }
 
 /* ---- FP8 E4M3 ------------------------------------------------------------------------------ */

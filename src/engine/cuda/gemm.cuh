@@ -45,6 +45,14 @@ void ake_cuda_gemm_run(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int 
 void ake_cuda_gemm_run_f32out(ake_cuda_gemm *g, cudaStream_t stream, ake_dtype dt, int M, int N, int K, const void *X,
                               const void *W, float *Y32);
 
+/* The GEMMs of training (src/train/): row-major C[M, N] (fp32) = op(A) op(B) + beta C, op(A)
+ * [M, K] and op(B) [K, N], ta / tb 'N' (A stored [M, K], B [K, N]) or 'T' (A stored [K, M], B
+ * [N, K]); A and B of dt (F32: full fp32 products, no TF32; F16 or BF16: fp32 accumulation);
+ * beta 0 or 1 (accumulate into C: weight gradients). The heuristic's first algorithm (no
+ * timing: C += cannot be re-run). Enqueued on stream; capturable once the shape was seen. */
+void ake_cuda_gemm_train(ake_cuda_gemm *g, cudaStream_t stream, char ta, char tb, int M, int N, int K, ake_dtype dt,
+                         const void *A, const void *B, float beta, float *C);
+
 /* ---- 8-bit GEMMs (W8A8) ----------------------------------------------------------------
  * Weights carry a per-output-channel scale sw[n], activations a per-row (per-token) scale
  * sx[m] (see quant.cuh): X[m, k] ~ Xq[m, k] sx[m], W[n, k] ~ Wq[n, k] sw[n]. Both take the
