@@ -17,6 +17,7 @@
 
 static const char distill_help[] =
     "usage: akidb-embed distill --teacher DIR --layers LIST --corpus FILE --out DIR [options]\n"
+    "       akidb-embed distill --assemble TRAINED --teacher DIR --out DIR\n"
     "  Distils a teacher into a student that keeps some of its layers (sentence-transformers' recipe):\n"
     "  the student starts from the teacher's embeddings and the listed layers and learns to reproduce\n"
     "  the teacher's pooled, normalized sentence embedding (MSE), with AdamW. The word-embedding table\n"
@@ -43,11 +44,14 @@ static const char distill_help[] =
     "  --seed N               batch order (default 42)\n"
     "  --checkpoint-every N   write the checkpoint every N updates (default 1000; also at the end and on stop)\n"
     "  --device D             cpu (default), cuda or cuda:N (the teacher runs there too)\n"
+    "  --teacher-device D     run the teacher elsewhere (e.g. cpu: a teacher the CUDA engine does not take)\n"
     "  --precision P          on a GPU: bf16 (default: BF16 GEMMs, FP32 master weights, no loss scaling)\n"
     "                         or fp32; the CPU computes in fp32\n"
     "  --threads N            CPU threads (default: all cores)\n"
     "  --stop-after N         stop after N updates as if interrupted (checkpoint written; for tests)\n"
     "  --no-plot              no curve.png\n"
+    "  --assemble TRAINED     instead of training: write the model folder of a student from its trained tensors\n"
+    "                         (a trained-f16.safetensors) and the teacher's word table, configuration and tokenizer\n"
     "Exit status: 0 done (or --stop-after), 1 error, 2 usage, 130 / 143 stopped by SIGINT / SIGTERM\n"
     "(the checkpoint holds the run: --resume continues it bit-exactly on the same device and threads).\n";
 
@@ -178,7 +182,7 @@ static void plot(const char *out) {
 int ake_cmd_distill(int argc, char **argv) {
     enum { O_TEACHER = 1, O_LAYERS, O_CORPUS, O_OUT, O_RESUME, O_VALID, O_VALID_SIZE, O_VALID_EVERY, O_STEPS,
            O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_HIDDEN, O_SEED, O_CKPT, O_DEVICE,
-           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_HELP };
+           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_TEACHER_DEVICE, O_ASSEMBLE, O_HELP };
     static const struct option longopts[] = {
         {"teacher", required_argument, 0, O_TEACHER},       {"layers", required_argument, 0, O_LAYERS},
         {"corpus", required_argument, 0, O_CORPUS},         {"out", required_argument, 0, O_OUT},
@@ -192,13 +196,15 @@ int ake_cmd_distill(int argc, char **argv) {
         {"checkpoint-every", required_argument, 0, O_CKPT}, {"device", required_argument, 0, O_DEVICE},
         {"threads", required_argument, 0, O_THREADS},       {"stop-after", required_argument, 0, O_STOP_AFTER},
         {"no-plot", no_argument, 0, O_NO_PLOT},             {"help", no_argument, 0, O_HELP},
-        {"precision", required_argument, 0, O_PRECISION},
+        {"precision", required_argument, 0, O_PRECISION},   {"teacher-device", required_argument, 0, O_TEACHER_DEVICE},
+        {"assemble", required_argument, 0, O_ASSEMBLE},
         {0, 0, 0, 0}};
     ake_distill_opts o = {.device = "cpu", .batch = 128, .max_len = 128, .seed = 42, .valid_every = 1000,
                           .checkpoint_every = 1000, .valid_size = 1000};
     o.optim = ake_optim_defaults(1e-4, 20000);
     int64_t warmup = -1, seed = 42;
     bool no_plot = false, have_layers = false;
+    const char *assemble = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -259,6 +265,8 @@ int ake_cmd_distill(int argc, char **argv) {
             if (!parse_i64("--checkpoint-every", optarg, 0, &o.checkpoint_every)) return 2;
             break;
         case O_DEVICE: o.device = optarg; break;
+        case O_TEACHER_DEVICE: o.teacher_device = optarg; break;
+        case O_ASSEMBLE: assemble = optarg; break;
         case O_THREADS:
             if (!ake_cli_parse_int("--threads", optarg, 1, 4096, &o.threads)) return 2;
             break;
@@ -280,6 +288,23 @@ int ake_cmd_distill(int argc, char **argv) {
     if (optind < argc) {
         fprintf(stderr, "akidb-embed distill: unexpected argument '%s'\n\n%s", argv[optind], distill_help);
         return 2;
+    }
+    if (assemble) {
+        if (!o.teacher || !o.out) {
+            fprintf(stderr, "akidb-embed distill: --assemble needs --teacher and --out\n");
+            return 2;
+        }
+        char err[1024];
+        ake_model *teacher = NULL;
+        ake_status rc = ake_model_load(o.teacher, &teacher, err, sizeof err);
+        if (rc == AKE_OK) rc = ake_student_assemble(teacher, assemble, o.out, err, sizeof err);
+        ake_model_free(teacher);
+        if (rc != AKE_OK) {
+            fprintf(stderr, "akidb-embed distill: %s\n", err);
+            return 1;
+        }
+        fprintf(stderr, "distill: %s assembled from %s and %s\n", o.out, assemble, o.teacher);
+        return 0;
     }
     if (!o.teacher || !have_layers || !o.corpus || !o.out) {
         fprintf(stderr, "akidb-embed distill: --teacher, --layers, --corpus and --out are required\n\n%s",

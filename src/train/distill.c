@@ -53,6 +53,8 @@ static json_object *settings_json(const ake_distill_opts *o, const ake_model *te
     json_object_object_add(s, "hidden_loss", jdouble(o->hidden_weight));
     json_object_object_add(s, "seed", json_object_new_int64((int64_t)o->seed));
     json_object_object_add(s, "device", json_object_new_string(o->device ? o->device : "cpu"));
+    json_object_object_add(s, "teacher_device",
+                           json_object_new_string(o->teacher_device ? o->teacher_device : o->device ? o->device : "cpu"));
     const bool gpu = o->device && strncmp(o->device, "cuda", 4) == 0;
     json_object_object_add(s, "precision", json_object_new_string(!gpu || o->compute_f32 ? "fp32" : "bf16"));
     return s;
@@ -339,7 +341,7 @@ ake_status ake_distill_run(const ake_distill_opts *o, const ake_distill_hooks *h
     if ((rc = ake_train_batches_init(&batches, &train, o->batch, o->seed, err, errlen)) != AKE_OK) goto done;
 
     /* trainer, state */
-    ake_trainer_opts to = {.device = o->device, .compute_f32 = o->compute_f32, .max_tokens = o->batch * max_len,
+    ake_trainer_opts to = {.device = o->device, .teacher_device = o->teacher_device, .compute_f32 = o->compute_f32, .max_tokens = o->batch * max_len,
                            .max_batch = o->batch, .max_len = max_len, .threads = o->threads, .optim = o->optim,
                            .hidden_weight = o->hidden_weight};
     if ((rc = ake_trainer_create(teacher, o->layers, o->n_layers, &to, &tr, err, errlen)) != AKE_OK) goto done;

@@ -36,6 +36,7 @@ typedef struct {
     const char *out;       /* output folder */
     const char *resume;    /* checkpoint folder to continue from, or NULL */
     const char *device;    /* "cpu", "cuda", "cuda:N" */
+    const char *teacher_device; /* where the teacher's engine runs; NULL: device */
     bool compute_f32;      /* GPU: F32 GEMMs instead of BF16 */
     int32_t layers[AKE_STUDENT_MAX_LAYERS]; /* teacher layers the student keeps */
     int32_t n_layers;

@@ -219,3 +219,72 @@ ake_status ake_student_write_trained(const ake_student_layout *L, const float *p
                                      ake_dtype dtype, char *err, size_t errlen) {
     return write_tensors(L, params, NULL, path, dtype, err, errlen);
 }
+
+/* Copies the tensor `name` of st, of `numel` elements, into dst as F32. */
+static ake_status read_tensor(const ake_safetensors *st, const char *path, const char *name, int64_t numel,
+                              float *dst, char *err, size_t errlen) {
+    const ake_tensor *t = ake_safetensors_find(st, name);
+    if (!t) return ake_errf(err, errlen, AKE_ENOTFOUND, "%s has no tensor %s", path, name);
+    if (!is_float(t) || t->numel != numel)
+        return ake_errf(err, errlen, AKE_EFORMAT, "%s: %s is %s with %lld elements, not float with %lld", path, name,
+                        ake_dtype_name(t->dtype), (long long)t->numel, (long long)numel);
+    ake_tensor_f32(t, dst);
+    return AKE_OK;
+}
+
+ake_status ake_student_assemble(const ake_model *teacher, const char *trained_path, const char *out_dir, char *err,
+                                size_t errlen) {
+    ake_safetensors *st = NULL;
+    ake_status rc = ake_safetensors_open(trained_path, &st, err, errlen);
+    if (rc != AKE_OK) return rc;
+    int32_t J = 0; /* layers: the highest encoder.layer.N in the file, plus one */
+    for (int i = 0; i < ake_safetensors_count(st); i++) {
+        int n = -1;
+        if (sscanf(ake_safetensors_at(st, i)->name, "encoder.layer.%d.", &n) == 1 && n >= J) J = n + 1;
+    }
+    int32_t layers[AKE_STUDENT_MAX_LAYERS];
+    for (int32_t j = 0; j < J && j < AKE_STUDENT_MAX_LAYERS; j++) layers[j] = j; /* the origin no longer matters */
+    ake_student_layout L;
+    float *params = NULL, *word = NULL;
+    if (J == 0) {
+        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s holds no encoder.layer.N tensors", trained_path);
+        goto done;
+    }
+    if ((rc = ake_student_layout_init(&L, &teacher->cfg, layers, J, err, errlen)) != AKE_OK) goto done;
+    params = malloc((size_t)L.numel * sizeof(float));
+    word = malloc((size_t)L.cfg.vocab_size * L.cfg.hidden * sizeof(float));
+    if (!params || !word) {
+        rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory assembling %s", out_dir);
+        goto done;
+    }
+    if (teacher->qdtype != AKE_DT_F32 || !is_float(teacher->word_emb)) {
+        rc = ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s is a quantized folder: assemble with its float original",
+                      teacher->dir);
+        goto done;
+    }
+    ake_tensor_f32(teacher->word_emb, word);
+    const int64_t C = L.cfg.hidden;
+    for (int32_t k = 0; k < L.n_params && rc == AKE_OK; k++) {
+        const ake_student_param *p = &L.param[k];
+        const int kind = k < AKE_SP_EMBEDDINGS ? -1 : (k - AKE_SP_EMBEDDINGS) % AKE_SP_PER_LAYER;
+        if (kind == AKE_SP_WQKV || kind == AKE_SP_BQKV) {
+            static const char *qkv[3] = {"query", "key", "value"};
+            const int32_t j = (k - AKE_SP_EMBEDDINGS) / AKE_SP_PER_LAYER;
+            const bool wt = kind == AKE_SP_WQKV;
+            for (int s = 0; s < 3 && rc == AKE_OK; s++) {
+                char name[96];
+                snprintf(name, sizeof name, "encoder.layer.%d.attention.self.%s.%s", j, qkv[s], wt ? "weight" : "bias");
+                rc = read_tensor(st, trained_path, name, wt ? C * C : C, params + p->offset + s * C * (wt ? C : 1),
+                                 err, errlen);
+            }
+        } else {
+            rc = read_tensor(st, trained_path, p->name, p->rows * p->cols, params + p->offset, err, errlen);
+        }
+    }
+    if (rc == AKE_OK) rc = ake_student_write_folder(&L, params, word, teacher->dir, out_dir, AKE_DT_F32, err, errlen);
+done:
+    free(params);
+    free(word);
+    ake_safetensors_close(st);
+    return rc;
+}

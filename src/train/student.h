@@ -80,4 +80,14 @@ ake_status ake_student_write_folder(const ake_student_layout *L, const float *pa
 ake_status ake_student_write_trained(const ake_student_layout *L, const float *params, const char *path,
                                      ake_dtype dtype, char *err, size_t errlen);
 
+/* The inverse of ake_student_write_trained: reads the trained tensors at trained_path (F32, F16
+ * or BF16, HF names), takes the word-embedding table and the configuration from `teacher`
+ * (the student's layer count from the file), and writes the model folder into out_dir as
+ * ake_student_write_folder does, in F32. This is how a fresh machine gets the distilled student
+ * without training it: the teacher comes from its PyPI package, the trained tensors from the
+ * repository. AKE_ENOTFOUND / AKE_EFORMAT naming the tensor that is missing or of the wrong
+ * shape. */
+ake_status ake_student_assemble(const ake_model *teacher, const char *trained_path, const char *out_dir, char *err,
+                                size_t errlen);
+
 #endif
