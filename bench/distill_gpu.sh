@@ -14,6 +14,8 @@
 # measurement, run.txt with card, commit and date); the model folders stay in build/distill-work.
 #
 #   bash bench/distill_gpu.sh [OUT]
+#   PHASES="sweep full" bash bench/distill_gpu.sh OUT     only those parts (sweep full peer bench validate);
+#                                                         LR=... skips the sweep's choice
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-${OUT:-build/distill-gpu}}
@@ -23,6 +25,8 @@ DATA=${DATA:-data/distill}
 LAYERS=${LAYERS:-0,2,4} BATCH=${BATCH:-128} MAXLEN=${MAXLEN:-128} STEPS=${STEPS:-20000}
 LRS=${LRS:-1e-4 3e-4 1e-3} SWEEP_STEPS=${SWEEP_STEPS:-1500} PEER_STEPS=${PEER_STEPS:-300}
 PYTHON=${PYTHON:-python3}
+PHASES=${PHASES:-sweep full peer bench validate}
+want() { [[ " $PHASES " == *" $1 "* ]]; }
 WORK=build/distill-work
 mkdir -p "$OUT" "$WORK"
 {
@@ -37,6 +41,7 @@ recall() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fi
 
 # 1. learning-rate sweep; the tokenized corpus of the first run is reused (its header names the corpus)
 best_lr= best_recall=-1
+want sweep || LRS=
 for lr in $LRS; do
     dir=$WORK/sweep-$lr
     rm -rf "$dir"
@@ -49,10 +54,11 @@ for lr in $LRS; do
     if "$PYTHON" -c "import sys; sys.exit(0 if $r > $best_recall else 1)"; then best_lr=$lr best_recall=$r; fi
 done
 LR=${LR:-$best_lr}
-echo "full run at lr $LR" | tee -a "$OUT/run.txt"
+dir=$WORK/minilm-l3-distilled
 
 # 2. the full run
-dir=$WORK/minilm-l3-distilled
+if want full; then
+echo "full run at lr $LR" | tee -a "$OUT/run.txt"
 rm -rf "$dir"
 mkdir -p "$dir/checkpoint" && cp "$WORK/tokens.bin" "$dir/checkpoint/"
 start=$SECONDS
@@ -61,15 +67,16 @@ start=$SECONDS
 echo "full run: $((SECONDS - start)) s wall" | tee -a "$OUT/run.txt"
 grep -E "^validation" "$OUT/distill.log" | tee -a "$OUT/run.txt"
 cp "$dir/distillation.json" "$dir/curve.tsv" "$dir/trained-f16.safetensors" "$OUT/"
+fi
 
 # 3. PyTorch training the same student
-for compile in 0 ${COMPILE:+1}; do
+want peer && for compile in 0 ${COMPILE:+1}; do
     "$PYTHON" bench/peers/torch_distill.py --teacher "$TEACHER" --corpus "$DATA/train.txt" --layers "$LAYERS" \
         --batch "$BATCH" --max-len "$MAXLEN" --steps "$PEER_STEPS" --precision bf16 \
         $([ "$compile" = 1 ] && echo --compile) --out "$OUT/torch_distill$([ "$compile" = 1 ] && echo _compile).json" \
         2>&1 | tail -3 | tee -a "$OUT/run.txt" || echo "torch peer failed" | tee -a "$OUT/run.txt"
 done
-"$PYTHON" - "$OUT" <<'PY' | tee -a "$OUT/run.txt"
+want peer && "$PYTHON" - "$OUT" <<'PY' | tee -a "$OUT/run.txt"
 import glob, json, sys
 out = sys.argv[1]
 d = json.load(open(f"{out}/distillation.json"))
@@ -82,12 +89,12 @@ for f in sorted(glob.glob(f"{out}/torch_distill*.json")):
 PY
 
 # 4. embedding speed, student and teacher, same card and job
-for m in student teacher; do
+want bench && for m in student teacher; do
     model=$([ $m = student ] && echo "$dir" || echo "$TEACHER")
     "$BIN" bench --model "$model" --device cuda:0 --batch 1,32,128 --seq 32,128 --json "$OUT/bench-$m.json" \
         >"$OUT/bench-$m.txt" 2>&1
 done
-"$PYTHON" - "$OUT" <<'PY' | tee -a "$OUT/run.txt"
+want bench && "$PYTHON" - "$OUT" <<'PY' | tee -a "$OUT/run.txt"
 import json, sys
 out = sys.argv[1]
 rows = {m: json.load(open(f"{out}/bench-{m}.json")) for m in ("student", "teacher")}
@@ -101,6 +108,6 @@ for r in rows["student"]:
 PY
 
 # 5. the student against the teacher on the evaluation sentences (GPU engines, fp16)
-"$BIN" validate --model "$dir" --device cuda:0 --reference "$TEACHER" --reference-device cuda:0 \
+want validate && "$BIN" validate --model "$dir" --device cuda:0 --reference "$TEACHER" --reference-device cuda:0 \
     --corpus "$DATA/eval.txt" --queries 15000 --gate mean=0.95,min=0,recall=0.80 --json "$OUT/validate-gpu.json" \
     2>&1 | tail -6 | tee -a "$OUT/run.txt" || true
