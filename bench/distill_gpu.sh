@@ -60,7 +60,8 @@ dir=$WORK/minilm-l3-distilled
 if want full; then
 echo "full run at lr $LR" | tee -a "$OUT/run.txt"
 rm -rf "$dir"
-mkdir -p "$dir/checkpoint" && cp "$WORK/tokens.bin" "$dir/checkpoint/"
+mkdir -p "$dir/checkpoint"
+[ ! -f "$WORK/tokens.bin" ] || cp "$WORK/tokens.bin" "$dir/checkpoint/"
 start=$SECONDS
 "$BIN" distill "${COMMON[@]}" --lr "$LR" --steps "$STEPS" --valid-every 2000 --checkpoint-every 5000 --out "$dir" \
     2>"$OUT/distill.log" || { tail -20 "$OUT/distill.log"; exit 1; }
