@@ -25,7 +25,9 @@ extern "C" {
             ake_cuda_fail(#x, (int)s_, cublasLtGetStatusString(s_), __FILE__, __LINE__);         \
     } while (0)
 
-enum { GEMM_CANDIDATES = 8, GEMM_CACHE = 512 };
+/* Training shapes change with every batch (M or K is its token count), so they live in a small
+ * ring of their own, the oldest replaced first, instead of filling the inference cache. */
+enum { GEMM_CANDIDATES = 8, GEMM_CACHE = 512, GEMM_TRAIN_CACHE = 64 };
 static const size_t GEMM_WORKSPACE = 32u << 20;
 
 /* What a cached shape computes. */
@@ -61,6 +63,8 @@ struct ake_cuda_gemm {
     cudaEvent_t ev0, ev1;
     gemm_entry *cache; /* owned [GEMM_CACHE] */
     int n;
+    gemm_entry train[GEMM_TRAIN_CACHE]; /* KIND_TRAIN shapes */
+    unsigned train_next;                /* the slot replaced next */
 };
 
 extern "C" ake_status ake_cuda_gemm_create(ake_cuda_gemm **out, int autotune, char *err, size_t errlen) {
@@ -108,6 +112,7 @@ static void destroy_entry(gemm_entry *e) {
 extern "C" void ake_cuda_gemm_free(ake_cuda_gemm *g) {
     if (!g) return;
     for (int i = 0; i < g->n; i++) destroy_entry(&g->cache[i]);
+    for (int i = 0; i < GEMM_TRAIN_CACHE; i++) destroy_entry(&g->train[i]);
     cudaEventDestroy(g->ev0);
     cudaEventDestroy(g->ev1);
     cudaFree(g->scratch);
@@ -123,14 +128,22 @@ extern "C" void ake_cuda_gemm_free(ake_cuda_gemm *g) {
  * a bug. */
 static gemm_entry *lookup(ake_cuda_gemm *g, int kind, ake_dtype dt, int M, int N, int K, ake_gemm_epilogue epi,
                           int has_res, int out32, char ta = 0, char tb = 0) {
-    for (int i = 0; i < g->n; i++) {
-        gemm_entry *e = &g->cache[i];
+    const bool train = kind == KIND_TRAIN;
+    gemm_entry *entries = train ? g->train : g->cache;
+    for (int i = 0; i < (train ? GEMM_TRAIN_CACHE : g->n); i++) {
+        gemm_entry *e = &entries[i];
         if (e->kind == kind && e->dt == (int)dt && e->M == M && e->N == N && e->K == K && e->epi == (int)epi &&
-            e->has_res == has_res && e->out32 == out32 && e->ta == ta && e->tb == tb)
+            e->has_res == has_res && e->out32 == out32 && e->ta == ta && e->tb == tb && (!train || e->desc))
             return e;
     }
-    AKE_ASSERT(g->n < GEMM_CACHE);
-    gemm_entry *e = &g->cache[g->n];
+    gemm_entry *e;
+    if (train) {
+        e = &g->train[g->train_next++ % GEMM_TRAIN_CACHE];
+        destroy_entry(e);
+    } else {
+        AKE_ASSERT(g->n < GEMM_CACHE);
+        e = &g->cache[g->n];
+    }
     memset(e, 0, sizeof *e);
     e->kind = kind, e->dt = dt, e->M = M, e->N = N, e->K = K, e->epi = epi, e->has_res = has_res, e->out32 = out32;
     e->ta = ta, e->tb = tb;
@@ -214,8 +227,8 @@ static gemm_entry *lookup(ake_cuda_gemm *g, int kind, ake_dtype dt, int M, int N
     e->ncand = got;
     /* training GEMMs accumulate (C += ...): timing candidates on the real operands would add
        their product many times, so they take the heuristic's first choice */
-    if (!g->autotune || got == 1 || kind == KIND_TRAIN) e->chosen = 0;
-    g->n++;
+    if (!g->autotune || got == 1 || train) e->chosen = 0;
+    if (!train) g->n++;
     return e;
 }
 
