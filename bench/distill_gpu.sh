@@ -31,7 +31,7 @@ WORK=build/distill-work
 mkdir -p "$OUT" "$WORK"
 {
     echo "card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -n1)"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo "${AKE_COMMIT:-unknown}")"
+    echo "commit: ${AKE_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "teacher: $TEACHER; layers $LAYERS; batch $BATCH; max-len $MAXLEN; corpus $(wc -l <"$DATA/train.txt") sentences"
 } | tee "$OUT/run.txt"
