@@ -41,6 +41,9 @@ static const char distill_help[] =
     "  --weight-decay X       AdamW's decoupled weight decay on the matrices (default 0.01)\n"
     "  --clip X               clip the global gradient norm to X (default 1.0; 0: off)\n"
     "  --hidden-loss W        add W x the MSE of the matched layers' hidden states (default 0: off)\n"
+    "  --contrastive W        add W x in-batch contrastive distillation: each student embedding must pick its\n"
+    "                         own teacher embedding out of the batch's (InfoNCE, DistilCSE; default 0: off)\n"
+    "  --temperature T        the contrastive term's softmax temperature (default 0.05)\n"
     "  --seed N               batch order (default 42)\n"
     "  --checkpoint-every N   write the checkpoint every N updates (default 1000; also at the end and on stop)\n"
     "  --device D             cpu (default), cuda or cuda:N (the teacher runs there too)\n"
@@ -182,7 +185,7 @@ static void plot(const char *out) {
 int ake_cmd_distill(int argc, char **argv) {
     enum { O_TEACHER = 1, O_LAYERS, O_CORPUS, O_OUT, O_RESUME, O_VALID, O_VALID_SIZE, O_VALID_EVERY, O_STEPS,
            O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_HIDDEN, O_SEED, O_CKPT, O_DEVICE,
-           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_TEACHER_DEVICE, O_ASSEMBLE, O_HELP };
+           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_TEACHER_DEVICE, O_ASSEMBLE, O_CONTRASTIVE, O_TEMPERATURE, O_HELP };
     static const struct option longopts[] = {
         {"teacher", required_argument, 0, O_TEACHER},       {"layers", required_argument, 0, O_LAYERS},
         {"corpus", required_argument, 0, O_CORPUS},         {"out", required_argument, 0, O_OUT},
@@ -197,10 +200,11 @@ int ake_cmd_distill(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS},       {"stop-after", required_argument, 0, O_STOP_AFTER},
         {"no-plot", no_argument, 0, O_NO_PLOT},             {"help", no_argument, 0, O_HELP},
         {"precision", required_argument, 0, O_PRECISION},   {"teacher-device", required_argument, 0, O_TEACHER_DEVICE},
-        {"assemble", required_argument, 0, O_ASSEMBLE},
+        {"assemble", required_argument, 0, O_ASSEMBLE},     {"contrastive", required_argument, 0, O_CONTRASTIVE},
+        {"temperature", required_argument, 0, O_TEMPERATURE},
         {0, 0, 0, 0}};
     ake_distill_opts o = {.device = "cpu", .batch = 128, .max_len = 128, .seed = 42, .valid_every = 1000,
-                          .checkpoint_every = 1000, .valid_size = 1000};
+                          .checkpoint_every = 1000, .valid_size = 1000, .loss = {.temperature = 0.05}};
     o.optim = ake_optim_defaults(1e-4, 20000);
     int64_t warmup = -1, seed = 42;
     bool no_plot = false, have_layers = false;
@@ -256,7 +260,7 @@ int ake_cmd_distill(int argc, char **argv) {
             if (!parse_double("--clip", optarg, 0, &o.optim.max_grad_norm)) return 2;
             break;
         case O_HIDDEN:
-            if (!parse_double("--hidden-loss", optarg, 0, &o.hidden_weight)) return 2;
+            if (!parse_double("--hidden-loss", optarg, 0, &o.loss.hidden)) return 2;
             break;
         case O_SEED:
             if (!parse_i64("--seed", optarg, 0, &seed)) return 2;
@@ -267,6 +271,12 @@ int ake_cmd_distill(int argc, char **argv) {
         case O_DEVICE: o.device = optarg; break;
         case O_TEACHER_DEVICE: o.teacher_device = optarg; break;
         case O_ASSEMBLE: assemble = optarg; break;
+        case O_CONTRASTIVE:
+            if (!parse_double("--contrastive", optarg, 0, &o.loss.contrastive)) return 2;
+            break;
+        case O_TEMPERATURE:
+            if (!parse_double("--temperature", optarg, 1e-6, &o.loss.temperature)) return 2;
+            break;
         case O_THREADS:
             if (!ake_cli_parse_int("--threads", optarg, 1, 4096, &o.threads)) return 2;
             break;

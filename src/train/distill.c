@@ -50,7 +50,9 @@ static json_object *settings_json(const ake_distill_opts *o, const ake_model *te
     json_object_object_add(s, "beta2", jdouble(o->optim.beta2));
     json_object_object_add(s, "eps", jdouble(o->optim.eps));
     json_object_object_add(s, "max_grad_norm", jdouble(o->optim.max_grad_norm));
-    json_object_object_add(s, "hidden_loss", jdouble(o->hidden_weight));
+    json_object_object_add(s, "hidden_loss", jdouble(o->loss.hidden));
+    json_object_object_add(s, "contrastive", jdouble(o->loss.contrastive));
+    json_object_object_add(s, "temperature", jdouble(o->loss.contrastive > 0 ? o->loss.temperature : 0));
     json_object_object_add(s, "seed", json_object_new_int64((int64_t)o->seed));
     json_object_object_add(s, "device", json_object_new_string(o->device ? o->device : "cpu"));
     json_object_object_add(s, "teacher_device",
@@ -343,7 +345,7 @@ ake_status ake_distill_run(const ake_distill_opts *o, const ake_distill_hooks *h
     /* trainer, state */
     ake_trainer_opts to = {.device = o->device, .teacher_device = o->teacher_device, .compute_f32 = o->compute_f32, .max_tokens = o->batch * max_len,
                            .max_batch = o->batch, .max_len = max_len, .threads = o->threads, .optim = o->optim,
-                           .hidden_weight = o->hidden_weight};
+                           .loss = o->loss};
     if ((rc = ake_trainer_create(teacher, o->layers, o->n_layers, &to, &tr, err, errlen)) != AKE_OK) goto done;
     const ake_student_layout *L = ake_trainer_layout(tr);
     const int32_t C = L->cfg.hidden;

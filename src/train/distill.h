@@ -44,7 +44,7 @@ typedef struct {
     int32_t max_len;       /* tokens per sentence at most ([CLS], [SEP] included) */
     int32_t threads;       /* CPU threads (<= 0: all cores) */
     ake_optim_config optim; /* total_steps is the run's length */
-    double hidden_weight;  /* --hidden-loss */
+    ake_loss_weights loss; /* --hidden-loss, --contrastive, --temperature */
     uint64_t seed;         /* batch order */
     int64_t valid_every;   /* validate every this many steps (and at the end); <= 0: at the end only */
     int64_t checkpoint_every; /* <= 0: at the end (and on stop) only */

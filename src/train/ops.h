@@ -23,6 +23,9 @@
  *   pool        mean over a sequence's rows, or its first row ([CLS])
  *   l2norm      y = x / max(|x|, 1e-12)                                     (F.normalize)
  *   mse         mean over all elements of (pred - target)^2                (nn.MSELoss)
+ *   infonce     contrastive distillation over the batch (InfoNCE with the teacher's embeddings as
+ *               keys: DistilCSE, Xu et al. 2023): p_ij = softmax_j(s_i . t_j / tau),
+ *               loss = mean_i -log p_ii; p [n, n] keeps the softmax for the backward
  */
 #ifndef AKE_TRAIN_OPS_H
 #define AKE_TRAIN_OPS_H
@@ -56,10 +59,15 @@
     void ake_tr_l2norm_backward##S(R *dx, const R *dout, const R *out, const R *norm, int32_t n, int32_t C);   \
     double ake_tr_mse_forward##S(const R *pred, const R *target, int64_t count);                               \
     void ake_tr_mse_backward##S(R *dpred, const R *pred, const R *target, int64_t count, double weight,         \
-                                bool accumulate);
+                                bool accumulate);                                                              \
+    double ake_tr_infonce_forward##S(R *p, const R *s, const R *t, int32_t n, int32_t C, double tau);          \
+    void ake_tr_infonce_backward##S(R *ds, const R *p, const R *t, int32_t n, int32_t C, double tau,           \
+                                    double weight);
 
 /* mse_backward: dpred (= or +=) weight * 2 (pred - target) / count, the gradient of
- * weight * mse. pool supports AKE_POOL_MEAN and AKE_POOL_CLS (callers refuse max). */
+ * weight * mse. infonce_backward: ds += weight (p - I) t / (n tau), the gradient of weight *
+ * infonce with respect to s (t is the teacher's, a constant). pool supports AKE_POOL_MEAN and
+ * AKE_POOL_CLS (callers refuse max). */
 AKE_TR_OPS(float, _f32)
 AKE_TR_OPS(double, _f64)
 #undef AKE_TR_OPS

@@ -25,6 +25,14 @@
 
 #define AKE_STUDENT_MAX_LAYERS 64
 
+/* The weights of the distillation loss's optional terms (student_cpu.h has the formula); the
+ * zero value is sentence-transformers' plain MSE on the embedding. */
+typedef struct {
+    double hidden;      /* the matched layers' hidden-state MSE (--hidden-loss) */
+    double contrastive; /* in-batch contrastive distillation, InfoNCE against the teacher (--contrastive) */
+    double temperature; /* its softmax temperature (--temperature; > 0 when contrastive is) */
+} ake_loss_weights;
+
 /* The tensors of one student layer, in flat-array order. */
 typedef enum {
     AKE_SP_WQKV = 0, AKE_SP_BQKV, AKE_SP_WO, AKE_SP_BO, AKE_SP_LN1_G, AKE_SP_LN1_B,

@@ -4,11 +4,13 @@
  * ops.h, it keeps every activation the backward reads.
  *
  * The distillation loss of a batch (sentence-transformers' MSELoss on the sentence embedding,
- * plus, with hidden_weight > 0, the hidden-state MSE of matched layers):
- *   loss = mse(out, target) + hidden_weight * (1/J) sum_j mse(h_j, hidden_target_j)
+ * plus the optional terms of ake_loss_weights w):
+ *   loss = mse(out, target) + w.hidden * (1/J) sum_j mse(h_j, hidden_target_j)
+ *          + w.contrastive * infonce(out, target; w.temperature)
  * out [n, C] the student's pooled (and, when the config says so, L2-normalized) embedding,
  * target [n, C] the teacher's; h_j [T, C] the output of student layer j, hidden_target_j the
- * output of the teacher's layer teacher_layer[j]; J = the student's layers. */
+ * output of the teacher's layer teacher_layer[j]; J = the student's layers; infonce as in ops.h
+ * (each student embedding picks its own teacher embedding out of the batch's). */
 #ifndef AKE_TRAIN_STUDENT_CPU_H
 #define AKE_TRAIN_STUDENT_CPU_H
 
@@ -35,6 +37,7 @@
         ake_tr_layer_acts##S *layer; /* owned [layers] */                                                      \
         R *pooled, *norm, *out; /* [n, C], [n], [n, C] */                                                      \
         R *dh, *dres, *dctx, *dqkv, *dff, *dout; /* backward scratch: [T,C] x3, [T,3C], [T,inter], [n,C] */    \
+        R *p;                  /* [n, n] the contrastive term's softmax */                                    \
         R *block;              /* owned: every array above */                                                 \
     } ake_tr_acts##S;                                                                                          \
     ake_status ake_tr_acts_create##S(ake_tr_acts##S *a, const ake_student_layout *L, int32_t max_tokens,       \
@@ -42,17 +45,18 @@
     void ake_tr_acts_free##S(ake_tr_acts##S *a);                                                               \
     void ake_tr_forward##S(ake_tr_acts##S *a, const ake_student_layout *L, const R *params, const R *word,     \
                            const int32_t *ids, const int32_t *cu, int32_t n);                                  \
-    double ake_tr_loss##S(const ake_tr_acts##S *a, const ake_student_layout *L, const int32_t *cu, int32_t n,  \
-                          const R *target, const R *const *hidden_target, double hidden_weight);               \
+    double ake_tr_loss##S(ake_tr_acts##S *a, const ake_student_layout *L, const int32_t *cu, int32_t n,        \
+                          const R *target, const R *const *hidden_target, const ake_loss_weights *w);          \
     void ake_tr_backward##S(ake_tr_acts##S *a, const ake_student_layout *L, const R *params, const int32_t *cu, \
-                            int32_t n, const R *target, const R *const *hidden_target, double hidden_weight,   \
+                            int32_t n, const R *target, const R *const *hidden_target, const ake_loss_weights *w, \
                             R *grads);
 
 /* acts_create: buffers for batches of up to max_tokens tokens and max_batch sequences;
  * AKE_ENOMEM. forward: the batch through the student; a->out holds the embeddings.
  * loss: the loss above of the last forward. backward: after forward, ADDS the loss's
  * gradient with respect to the flat parameter array into grads [L->numel] (the frozen word
- * table gets none). hidden_target may be NULL when hidden_weight is 0. */
+ * table gets none); it reads the softmax loss() kept, so loss() comes first. hidden_target may
+ * be NULL when w->hidden is 0. */
 AKE_TR_STUDENT(float, _f32)
 AKE_TR_STUDENT(double, _f64)
 #undef AKE_TR_STUDENT

@@ -66,8 +66,14 @@ ake_status ake_trainer_create(const ake_model *teacher, const int32_t *layers, i
     if (o->max_tokens < 1 || o->max_batch < 1 || o->max_batch > o->max_tokens)
         return ake_errf(err, errlen, AKE_EINVAL, "batch limits %d tokens, %d sequences are not valid", o->max_tokens,
                         o->max_batch);
-    if (!(o->hidden_weight >= 0) || !isfinite(o->hidden_weight))
-        return ake_errf(err, errlen, AKE_EINVAL, "hidden-loss weight must be >= 0, not %g", o->hidden_weight);
+    const ake_loss_weights *w = &o->loss;
+    if (!(w->hidden >= 0) || !isfinite(w->hidden))
+        return ake_errf(err, errlen, AKE_EINVAL, "hidden-loss weight must be >= 0, not %g", w->hidden);
+    if (!(w->contrastive >= 0) || !isfinite(w->contrastive))
+        return ake_errf(err, errlen, AKE_EINVAL, "contrastive weight must be >= 0, not %g", w->contrastive);
+    if (w->contrastive > 0 && !(w->temperature > 0 && isfinite(w->temperature)))
+        return ake_errf(err, errlen, AKE_EINVAL, "the contrastive term's temperature must be > 0, not %g",
+                        w->temperature);
     ake_status rc = ake_optim_check(&o->optim, err, errlen);
     if (rc != AKE_OK) return rc;
     ake_trainer *tr = calloc(1, sizeof *tr);
@@ -108,7 +114,7 @@ ake_status ake_trainer_create(const ake_model *teacher, const int32_t *layers, i
                           .precision = strcmp(tdev, "cpu") == 0 ? AKE_PREC_FP32 : AKE_PREC_DEFAULT};
     rc = ake_engine_create(teacher, &eo, &tr->teacher_engine, err, errlen);
     if (rc != AKE_OK) goto fail;
-    if (o->hidden_weight > 0)
+    if (o->loss.hidden > 0)
         for (int32_t j = 0; j < n; j++) {
             tr->cut[j] = *teacher;
             tr->cut[j].cfg.layers = layers[j] + 1;
@@ -132,7 +138,7 @@ ake_status ake_trainer_step(ake_trainer *tr, const int32_t *ids, const int32_t *
     const ake_student_layout *L = &tr->layout;
     ake_status rc = ake_engine_embed(tr->teacher_engine, ids, cu, n, tr->target, err, errlen);
     if (rc != AKE_OK) return rc;
-    const bool hidden = tr->opts.hidden_weight > 0;
+    const bool hidden = tr->opts.loss.hidden > 0;
     for (int32_t j = 0; hidden && j < L->cfg.layers; j++) {
         rc = ake_engine_embed_tokens(tr->cut_engine[j], ids, cu, n, tr->hidden_target[j], err, errlen);
         if (rc != AKE_OK) return rc;
@@ -143,8 +149,8 @@ ake_status ake_trainer_step(ake_trainer *tr, const int32_t *ids, const int32_t *
     double loss, norm;
 #ifdef AKE_HAVE_CUDA
     if (tr->cuda) {
-        rc = ake_train_cuda_grads(tr->cuda, ids, cu, n, tr->target, ht, tr->opts.hidden_weight,
-                                  (float)o->max_grad_norm, &loss, &norm, NULL, err, errlen);
+        rc = ake_train_cuda_grads(tr->cuda, ids, cu, n, tr->target, ht, &tr->opts.loss, (float)o->max_grad_norm,
+                                  &loss, &norm, NULL, err, errlen);
         if (rc != AKE_OK) return rc;
         if (!isfinite(loss) || !isfinite(norm))
             return ake_errf(err, errlen, AKE_EFORMAT,
@@ -157,9 +163,9 @@ ake_status ake_trainer_step(ake_trainer *tr, const int32_t *ids, const int32_t *
     }
 #endif
     ake_tr_forward_f32(&tr->acts, L, tr->params, tr->word, ids, cu, n);
-    loss = ake_tr_loss_f32(&tr->acts, L, cu, n, tr->target, ht, tr->opts.hidden_weight);
+    loss = ake_tr_loss_f32(&tr->acts, L, cu, n, tr->target, ht, &tr->opts.loss);
     memset(tr->grads, 0, (size_t)L->numel * sizeof(float));
-    ake_tr_backward_f32(&tr->acts, L, tr->params, cu, n, tr->target, ht, tr->opts.hidden_weight, tr->grads);
+    ake_tr_backward_f32(&tr->acts, L, tr->params, cu, n, tr->target, ht, &tr->opts.loss, tr->grads);
     norm = ake_l2_norm_f32(tr->grads, L->numel);
     if (!isfinite(loss) || !isfinite(norm))
         return ake_errf(err, errlen, AKE_EFORMAT, "step %lld: the loss (%g) or the gradient norm (%g) is not finite",

@@ -25,7 +25,7 @@ typedef struct {
     int32_t max_len;         /* longest sequence (<= 0: min(max_tokens, max_position)) */
     int32_t threads;         /* CPU threads (<= 0: all cores) */
     ake_optim_config optim;
-    double hidden_weight;    /* weight of the matched layers' hidden-state MSE (0: off) */
+    ake_loss_weights loss;   /* the loss's optional terms (zero: plain MSE on the embedding) */
 } ake_trainer_opts;
 
 typedef struct {

@@ -26,12 +26,12 @@ ake_status ake_train_cuda_create(const ake_student_layout *L, const char *device
                                  ake_train_cuda **out, char *err, size_t errlen);
 void ake_train_cuda_free(ake_train_cuda *tc);
 
-/* Forward, loss and backward of a batch into the device's gradient array (zeroed first), and
- * the gradient norm; no update. target [n, hidden] and hidden_target (per student layer,
- * [T, hidden], or NULL when hidden_weight is 0) are host arrays. grads (may be NULL): the
- * gradients copied to the host [L->numel]. */
+/* Forward, loss (student_cpu.h's, with weights w) and backward of a batch into the device's
+ * gradient array (zeroed first), and the gradient norm; no update. target [n, hidden] and
+ * hidden_target (per student layer, [T, hidden], or NULL when w->hidden is 0) are host arrays.
+ * grads (may be NULL): the gradients copied to the host [L->numel]. */
 ake_status ake_train_cuda_grads(ake_train_cuda *tc, const int32_t *ids, const int32_t *cu, int32_t n,
-                                const float *target, const float *const *hidden_target, double hidden_weight,
+                                const float *target, const float *const *hidden_target, const ake_loss_weights *w,
                                 float max_grad_norm, double *loss, double *grad_norm, float *grads, char *err,
                                 size_t errlen);
 

@@ -31,7 +31,7 @@ typedef struct {
     int32_t keep[3], J;
     ake_pooling pool;
     bool normalize;
-    double hidden_weight;
+    ake_loss_weights w;
 } grad_case;
 
 static void grad_check(const grad_case *gc, bool f32) {
@@ -77,8 +77,8 @@ static void grad_check(const grad_case *gc, bool f32) {
     AKE_ASSERT(ake_tr_acts_create_f32(&a, &L, T, n, err, sizeof err) == AKE_OK);
     float *g_cpu = calloc((size_t)L.numel, 4), *g_gpu = malloc((size_t)L.numel * 4);
     ake_tr_forward_f32(&a, &L, params, word, ids, cu, n);
-    const double loss_cpu = ake_tr_loss_f32(&a, &L, cu, n, target, (const float *const *)hid, gc->hidden_weight);
-    ake_tr_backward_f32(&a, &L, params, cu, n, target, (const float *const *)hid, gc->hidden_weight, g_cpu);
+    const double loss_cpu = ake_tr_loss_f32(&a, &L, cu, n, target, (const float *const *)hid, &gc->w);
+    ake_tr_backward_f32(&a, &L, params, cu, n, target, (const float *const *)hid, &gc->w, g_cpu);
     /* GPU */
     ake_train_cuda *tc = NULL;
     if (ake_train_cuda_create(&L, "cuda:0", f32 ? AKE_DT_F32 : AKE_DT_BF16, T, n, gc->max_len, params, word, &tc, err,
@@ -87,7 +87,7 @@ static void grad_check(const grad_case *gc, bool f32) {
         return;
     }
     double loss_gpu = 0, norm_gpu = 0;
-    AKE_ASSERT(ake_train_cuda_grads(tc, ids, cu, n, target, (const float *const *)hid, gc->hidden_weight, 1.0f,
+    AKE_ASSERT(ake_train_cuda_grads(tc, ids, cu, n, target, (const float *const *)hid, &gc->w, 1.0f,
                                     &loss_gpu, &norm_gpu, g_gpu, err, sizeof err) == AKE_OK);
     const char *mode = f32 ? "f32" : "bf16";
     const double loss_tol = f32 ? 1e-5 : 2e-2;
@@ -144,7 +144,7 @@ static float *golden(const char *run, bool f32, double tol, bool want_params, in
                                  .total_steps = (int64_t)NUM("total_steps"), .weight_decay = NUM("weight_decay"),
                                  .beta1 = NUM("beta1"), .beta2 = NUM("beta2"), .eps = NUM("eps"),
                                  .max_grad_norm = NUM("max_grad_norm")};
-    o.hidden_weight = NUM("hidden_loss_weight");
+    o.loss.hidden = NUM("hidden_loss_weight");
 #undef NUM
     AKE_ASSERT(json_object_object_get_ex(settings, "schedule", &v));
     AKE_ASSERT(ake_lr_schedule_parse(json_object_get_string(v), &o.optim.schedule) == 0);
@@ -190,9 +190,11 @@ int main(void) {
     rng_seed_from_env();
     const grad_case cases[] = {
         {"minilm-like heads of 32, mean, normalized, hidden loss", 64, 2, 128, 4, 12, 128, {0, 2, 3}, 3,
-         AKE_POOL_MEAN, true, 0.5},
-        {"heads of 64, cls, not normalized", 128, 2, 256, 3, 9, 64, {1, 2}, 2, AKE_POOL_CLS, false, 0.0},
-        {"a real MiniLM layer shape (384, 12 heads)", 384, 12, 1536, 2, 16, 64, {1}, 1, AKE_POOL_MEAN, true, 0.0},
+         AKE_POOL_MEAN, true, {.hidden = 0.5}},
+        {"heads of 64, cls, not normalized, contrastive", 128, 2, 256, 3, 9, 64, {1, 2}, 2, AKE_POOL_CLS, false,
+         {.contrastive = 0.3, .temperature = 0.1}},
+        {"a real MiniLM layer shape (384, 12 heads), contrastive", 384, 12, 1536, 2, 16, 64, {1}, 1, AKE_POOL_MEAN,
+         true, {.contrastive = 0.5, .temperature = 0.05}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         grad_check(&cases[c], true);

@@ -46,7 +46,7 @@ static void run_golden(const char *run) {
                                  .eps = num(settings, "eps"),
                                  .max_grad_norm = num(settings, "max_grad_norm")};
     assert_int_equal(ake_lr_schedule_parse(json_object_get_string(sched), &o.optim.schedule), 0);
-    o.hidden_weight = num(settings, "hidden_loss_weight");
+    o.loss.hidden = num(settings, "hidden_loss_weight");
     ake_trainer *tr = NULL;
     if (ake_trainer_create(teacher, layers, nl, &o, &tr, err, sizeof err) != AKE_OK) fail_msg("%s", err);
 
@@ -77,7 +77,7 @@ static void run_golden(const char *run) {
     const double first = json_object_get_double(json_object_array_get_idx(loss, 0)),
                  last = json_object_get_double(json_object_array_get_idx(loss, steps - 1));
     assert_true(last < 0.5 * first);
-    if (o.hidden_weight > 0) assert_true(clipped > steps / 2); /* this run exercises clipping */
+    if (o.loss.hidden > 0) assert_true(clipped > steps / 2); /* this run exercises clipping */
     ake_trainer_free(tr);
     ake_model_free(teacher);
     json_object_put(root);

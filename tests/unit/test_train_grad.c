@@ -184,6 +184,32 @@ static void test_pool_norm_mse(void **state) {
     }
 }
 
+/* contrastive distillation: d infonce / d s against finite differences */
+typedef struct {
+    double *s, *t, *p;
+    int32_t n, C;
+    double tau;
+} nce_ctx;
+static double nce_loss(void *q) {
+    nce_ctx *c = q;
+    return ake_tr_infonce_forward_f64(c->p, c->s, c->t, c->n, c->C, c->tau);
+}
+static void test_infonce(void **state) {
+    (void)state;
+    const int32_t n = 5, C = 4;
+    nce_ctx c = {rand_vec(n * C, 1, 0), rand_vec(n * C, 1, 0), calloc(n * n, 8), n, C, 0.3};
+    double *ds = calloc(n * C, 8);
+    nce_loss(&c);
+    for (int i = 0; i < n; i++) { /* rows of p are softmaxes */
+        double z = 0;
+        for (int j = 0; j < n; j++) z += c.p[i * n + j];
+        assert_true(fabs(z - 1) < 1e-12);
+    }
+    ake_tr_infonce_backward_f64(ds, c.p, c.t, n, C, c.tau, 1.0);
+    check_grad("infonce ds", nce_loss, &c, c.s, ds, n * C);
+    free(c.s), free(c.t), free(c.p), free(ds);
+}
+
 typedef struct {
     double *word, *pos, *type0, *w, *out;
     int32_t *ids, C;
@@ -228,15 +254,15 @@ typedef struct {
     ake_tr_acts_f64 *a;
     double *params, *word, *target, *hidden[AKE_STUDENT_MAX_LAYERS];
     const int32_t *ids;
-    double hidden_weight;
+    ake_loss_weights w;
 } student_ctx;
 static double student_loss(void *p) {
     student_ctx *c = p;
     ake_tr_forward_f64(c->a, c->L, c->params, c->word, c->ids, CU, NSEQ);
-    return ake_tr_loss_f64(c->a, c->L, CU, NSEQ, c->target, (const double *const *)c->hidden, c->hidden_weight);
+    return ake_tr_loss_f64(c->a, c->L, CU, NSEQ, c->target, (const double *const *)c->hidden, &c->w);
 }
 
-static void student_case(ake_pooling pool, bool norm, double hidden_weight) {
+static void student_case(ake_pooling pool, bool norm, ake_loss_weights w) {
     static const int32_t ids[TOK] = {2, 7, 3, 2, 2, 9, 10, 4, 3};
     const int32_t keep[2] = {0, 2};
     ake_model_config cfg = tiny_teacher(8, 2, 16, 3, pool, norm);
@@ -246,19 +272,19 @@ static void student_case(ake_pooling pool, bool norm, double hidden_weight) {
     ake_tr_acts_f64 a;
     assert_int_equal(ake_tr_acts_create_f64(&a, &L, TOK, NSEQ, err, sizeof err), AKE_OK);
     student_ctx c = {&L, &a, rand_vec(L.numel, 0.5, 0), rand_vec(cfg.vocab_size * 8, 1, 0),
-                     rand_vec(NSEQ * 8, 0.5, 0), {0}, ids, hidden_weight};
+                     rand_vec(NSEQ * 8, 0.5, 0), {0}, ids, w};
     for (int k = 0; k < L.n_params; k++) /* LayerNorm gains near 1, as in a real model */
         if (strstr(L.param[k].name, "LayerNorm.weight"))
             for (int64_t i = 0; i < L.param[k].cols; i++) c.params[L.param[k].offset + i] += 1;
     for (int j = 0; j < 2; j++) c.hidden[j] = rand_vec(TOK * 8, 1, 0);
     double *grads = calloc((size_t)L.numel, 8);
     student_loss(&c);
-    ake_tr_backward_f64(&a, &L, c.params, CU, NSEQ, c.target, (const double *const *)c.hidden, hidden_weight, grads);
+    ake_tr_backward_f64(&a, &L, c.params, CU, NSEQ, c.target, (const double *const *)c.hidden, &w, grads);
     for (int k = 0; k < L.n_params; k++) {
         const ake_student_param *p = &L.param[k];
         char what[160];
-        snprintf(what, sizeof what, "student (%s pooling%s, hidden weight %.1f): %s", ake_pooling_name(pool),
-                 norm ? ", normalized" : "", hidden_weight, p->name);
+        snprintf(what, sizeof what, "student (%s pooling%s, hidden %.1f, contrastive %.1f): %s",
+                 ake_pooling_name(pool), norm ? ", normalized" : "", w.hidden, w.contrastive, p->name);
         if (k == AKE_SP_TYPE) { /* only token type 0 is used: row 1 gets no gradient */
             check_grad(what, student_loss, &c, c.params + p->offset, grads + p->offset, p->cols);
             for (int64_t i = p->cols; i < p->rows * p->cols; i++) assert_true(grads[p->offset + i] == 0);
@@ -276,9 +302,10 @@ static void student_case(ake_pooling pool, bool norm, double hidden_weight) {
 
 static void test_student_gradients(void **state) {
     (void)state;
-    student_case(AKE_POOL_MEAN, true, 0.0);
-    student_case(AKE_POOL_MEAN, true, 0.7);
-    student_case(AKE_POOL_CLS, false, 0.0);
+    student_case(AKE_POOL_MEAN, true, (ake_loss_weights){0});
+    student_case(AKE_POOL_MEAN, true, (ake_loss_weights){.hidden = 0.7});
+    student_case(AKE_POOL_MEAN, true, (ake_loss_weights){.contrastive = 0.3, .temperature = 0.2});
+    student_case(AKE_POOL_CLS, false, (ake_loss_weights){.hidden = 0.2, .contrastive = 0.5, .temperature = 0.5});
 }
 
 /* The float trainer computes what the double reference does, to float rounding. */
@@ -316,11 +343,12 @@ static void test_float_matches_double(void **state) {
     float *g32 = calloc(L.numel, 4);
     ake_tr_forward_f64(&a64, &L, p64, w64, ids, cu, N);
     ake_tr_forward_f32(&a32, &L, p32, w32, ids, cu, N);
-    const double l64 = ake_tr_loss_f64(&a64, &L, cu, N, t64, (const double *const *)h64, 0.5);
-    const double l32 = ake_tr_loss_f32(&a32, &L, cu, N, t32, (const float *const *)h32, 0.5);
+    const ake_loss_weights w = {.hidden = 0.5, .contrastive = 0.2, .temperature = 0.1};
+    const double l64 = ake_tr_loss_f64(&a64, &L, cu, N, t64, (const double *const *)h64, &w);
+    const double l32 = ake_tr_loss_f32(&a32, &L, cu, N, t32, (const float *const *)h32, &w);
     assert_true(fabs(l64 - l32) <= 1e-5 * fabs(l64));
-    ake_tr_backward_f64(&a64, &L, p64, cu, N, t64, (const double *const *)h64, 0.5, g64);
-    ake_tr_backward_f32(&a32, &L, p32, cu, N, t32, (const float *const *)h32, 0.5, g32);
+    ake_tr_backward_f64(&a64, &L, p64, cu, N, t64, (const double *const *)h64, &w, g64);
+    ake_tr_backward_f32(&a32, &L, p32, cu, N, t32, (const float *const *)h32, &w, g32);
     for (int k = 0; k < L.n_params; k++) {
         const ake_student_param *p = &L.param[k];
         double scale = 0;
@@ -341,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm),        cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_gelu),             cmocka_unit_test(test_attention),
         cmocka_unit_test(test_pool_norm_mse),    cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_infonce),
         cmocka_unit_test(test_student_gradients), cmocka_unit_test(test_float_matches_double),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

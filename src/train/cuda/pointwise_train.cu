@@ -92,51 +92,106 @@ extern "C" void ake_trk_gelu_backward(cudaStream_t s, ake_dtype lo_dt, float *d,
     CUDA_CHECK_LAUNCH();
 }
 
-/* ---- pooled head: pooling, L2 normalization, MSE against the target, and back ---- */
+/* ---- pooled head: pooling and L2 normalization, and back; the embedding's losses ---- */
 
 enum { HEAD_THREADS = 256 };
 
 __global__ void __launch_bounds__(HEAD_THREADS)
-    head_kernel(float *emb, float *loss_part, float *dh, const float *h, const float *target, const int32_t *cu, int C,
-                int pool, int normalize, float inv_nc) {
-    extern __shared__ float sm[]; /* [C] the embedding, then 32 for block_sum */
-    float *e = sm, *red = sm + C;
+    head_forward_kernel(float *emb, float *norm_out, const float *h, const int32_t *cu, int C, int pool, int normalize) {
+    __shared__ float red[32];
     const int i = blockIdx.x, t0 = cu[i], len = cu[i + 1] - cu[i], rows = pool == 1 ? 1 : len;
     float ss = 0;
     for (int c = threadIdx.x; c < C; c += HEAD_THREADS) {
         float acc = 0;
         for (int t = 0; t < rows; t++) acc += h[(size_t)(t0 + t) * C + c];
-        e[c] = acc / rows;
-        ss += e[c] * e[c];
+        acc /= rows;
+        emb[(size_t)i * C + c] = acc;
+        ss += acc * acc;
     }
     const float norm = normalize ? fmaxf(sqrtf(block_sum(ss, red)), 1e-12f) : 1.0f;
-    float loss = 0, yd = 0;
-    for (int c = threadIdx.x; c < C; c += HEAD_THREADS) {
-        const float y = e[c] / norm;
-        emb[(size_t)i * C + c] = y;
-        if (target) {
-            const float d = y - target[(size_t)i * C + c];
-            loss += d * d;
-            yd += y * (2.0f * d * inv_nc);
-        }
-    }
-    if (!target) return;
-    loss = block_sum(loss, red);
+    for (int c = threadIdx.x; c < C; c += HEAD_THREADS) emb[(size_t)i * C + c] /= norm;
+    if (threadIdx.x == 0) norm_out[i] = norm;
+}
+
+extern "C" void ake_trk_head_forward(cudaStream_t s, float *emb, float *norm, const float *h, const int32_t *cu,
+                                     int32_t n, int32_t C, int pool, int normalize) {
+    if (n == 0) return;
+    head_forward_kernel<<<n, HEAD_THREADS, 0, s>>>(emb, norm, h, cu, C, pool, normalize);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* dpooled = (demb - y (y . demb)) / norm when normalized (y = emb), else demb; dh rows = dpooled / rows */
+__global__ void __launch_bounds__(HEAD_THREADS)
+    head_backward_kernel(float *dh, const float *demb, const float *emb, const float *norm, const int32_t *cu, int C,
+                         int pool, int normalize) {
+    __shared__ float red[32];
+    const int i = blockIdx.x, t0 = cu[i], len = cu[i + 1] - cu[i], rows = pool == 1 ? 1 : len;
+    float yd = 0;
+    if (normalize)
+        for (int c = threadIdx.x; c < C; c += HEAD_THREADS) yd += emb[(size_t)i * C + c] * demb[(size_t)i * C + c];
     yd = normalize ? block_sum(yd, red) : 0.0f;
-    if (threadIdx.x == 0) loss_part[i] = loss;
-    /* dy = 2 (y - t) / (n C); dpooled = (dy - y (y . dy)) / norm; dh rows = dpooled / rows */
+    const float nr = norm[i];
     for (int c = threadIdx.x; c < C; c += HEAD_THREADS) {
-        const float y = e[c] / norm, dy = 2.0f * (y - target[(size_t)i * C + c]) * inv_nc;
-        const float dp = (normalize ? (dy - y * yd) / norm : dy) / rows;
+        const float d = demb[(size_t)i * C + c];
+        const float dp = (normalize ? (d - emb[(size_t)i * C + c] * yd) / nr : d) / rows;
         for (int t = 0; t < len; t++) dh[(size_t)(t0 + t) * C + c] = t < rows ? dp : 0.0f;
     }
 }
 
-extern "C" void ake_trk_head(cudaStream_t s, float *emb, float *loss_part, float *dh, const float *h,
-                             const float *target, const int32_t *cu, int32_t n, int32_t C, int pool, int normalize) {
+extern "C" void ake_trk_head_backward(cudaStream_t s, float *dh, const float *demb, const float *emb, const float *norm,
+                                      const int32_t *cu, int32_t n, int32_t C, int pool, int normalize) {
     if (n == 0) return;
-    head_kernel<<<n, HEAD_THREADS, (C + 32) * sizeof(float), s>>>(emb, loss_part, dh, h, target, cu, C, pool,
-                                                                  normalize, 1.0f / ((float)n * C));
+    head_backward_kernel<<<n, HEAD_THREADS, 0, s>>>(dh, demb, emb, norm, cu, C, pool, normalize);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void __launch_bounds__(HEAD_THREADS)
+    emb_mse_kernel(float *loss_part, float *demb, const float *emb, const float *target, int C, float k) {
+    __shared__ float red[32];
+    const int i = blockIdx.x;
+    float loss = 0;
+    for (int c = threadIdx.x; c < C; c += HEAD_THREADS) {
+        const float d = emb[(size_t)i * C + c] - target[(size_t)i * C + c];
+        loss += d * d;
+        demb[(size_t)i * C + c] = k * d;
+    }
+    loss = block_sum(loss, red);
+    if (threadIdx.x == 0) loss_part[i] = loss;
+}
+
+extern "C" void ake_trk_emb_mse(cudaStream_t s, float *loss_part, float *demb, const float *emb, const float *target,
+                                int32_t n, int32_t C) {
+    if (n == 0) return;
+    emb_mse_kernel<<<n, HEAD_THREADS, 0, s>>>(loss_part, demb, emb, target, C, 2.0f / ((float)n * C));
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void __launch_bounds__(HEAD_THREADS)
+    infonce_softmax_kernel(float *p, float *loss_part, int n, float inv_tau, float k) {
+    __shared__ float red[32];
+    const int i = blockIdx.x;
+    float *row = p + (size_t)i * n;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < n; j += HEAD_THREADS) m = fmaxf(m, row[j] * inv_tau);
+    m = warp_max(m);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+    __syncthreads();
+    m = -INFINITY;
+    for (int w = 0; w < HEAD_THREADS / 32; w++) m = fmaxf(m, red[w]);
+    float z = 0;
+    for (int j = threadIdx.x; j < n; j += HEAD_THREADS) z += expf(row[j] * inv_tau - m);
+    z = block_sum(z, red);
+    const float lz = logf(z);
+    if (threadIdx.x == 0) loss_part[i] = -(row[i] * inv_tau - m - lz);
+    __syncthreads(); /* row[i] is read above before any thread overwrites it */
+    for (int j = threadIdx.x; j < n; j += HEAD_THREADS) row[j] = k * (expf(row[j] * inv_tau - m - lz) - (j == i));
+}
+
+extern "C" void ake_trk_infonce_softmax(cudaStream_t s, float *p, float *loss_part, int32_t n, float tau,
+                                        float weight) {
+    if (n == 0) return;
+    infonce_softmax_kernel<<<n, HEAD_THREADS, 0, s>>>(p, loss_part, n, 1.0f / tau, weight / ((float)n * tau));
     CUDA_CHECK_LAUNCH();
 }
 

@@ -61,11 +61,22 @@ void ake_trk_attention_backward(cudaStream_t s, ake_dtype lo_dt, float *dqkv, vo
 size_t ake_trk_attention_smem(int32_t max_len, int32_t NH, int32_t C);
 
 /* The head, one block per sequence: pooled = mean (pool 0) or first row (pool 1) of h [T, C];
- * emb = pooled / max(|pooled|, 1e-12) when normalize, else pooled; written to emb [n, C].
- * With target != NULL also the loss and its gradient: loss_part[i] = sum_c (emb - target)^2
- * (the caller divides by n C), and dh [T, C] = d mse / d h through normalization and pooling. */
-void ake_trk_head(cudaStream_t s, float *emb, float *loss_part, float *dh, const float *h, const float *target,
-                  const int32_t *cu, int32_t n, int32_t C, int pool, int normalize);
+ * emb = pooled / norm, norm = max(|pooled|, 1e-12) when normalize (else 1), into emb [n, C] and
+ * norm [n]. The backward takes demb [n, C] back through normalization and pooling into dh [T, C]. */
+void ake_trk_head_forward(cudaStream_t s, float *emb, float *norm, const float *h, const int32_t *cu, int32_t n,
+                          int32_t C, int pool, int normalize);
+void ake_trk_head_backward(cudaStream_t s, float *dh, const float *demb, const float *emb, const float *norm,
+                           const int32_t *cu, int32_t n, int32_t C, int pool, int normalize);
+
+/* The embedding MSE: loss_part[i] = sum_c (emb - target)^2 (the caller divides by n C) and
+ * demb = 2 (emb - target) / (n C). */
+void ake_trk_emb_mse(cudaStream_t s, float *loss_part, float *demb, const float *emb, const float *target, int32_t n,
+                     int32_t C);
+
+/* The contrastive term's softmax: p [n, n] holds the logits emb target^T on entry; per row,
+ * loss_part[i] = -log softmax(p_i / tau)_i, and p is overwritten with weight (softmax - I) /
+ * (n tau), so that demb += p target (a GEMM) adds the term's gradient. */
+void ake_trk_infonce_softmax(cudaStream_t s, float *p, float *loss_part, int32_t n, float tau, float weight);
 
 /* Hidden-state MSE of one layer: part[b] = partial sums of (h - t)^2 over blocks of rows, and
  * dh += weight 2 (h - t) / (T C). ake_trk_mse_blocks(T) blocks. */

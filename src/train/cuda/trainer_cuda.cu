@@ -52,10 +52,13 @@ struct ake_train_cuda {
     layer_acts *layer;             /* [J] */
     float *dh, *dres, *dctx, *dff, *dqkv, *scratch, *colsum_part;
     void *dh_lo, *dres_lo, *dff_lo, *dqkv_lo;
-    float *emb_out, *loss_part;    /* [max_batch, C], [max_batch] */
+    float *emb_out, *emb_norm;     /* [max_batch, C], [max_batch]: the head's output and norms */
+    float *demb;                   /* [max_batch, C] d loss / d emb */
+    float *loss_part, *closs_part; /* [max_batch] each: the MSE's and the contrastive term's per sequence */
+    float *logits;                 /* [max_batch, max_batch] the contrastive term's softmax */
     double *norm_part, *norm;      /* [256], [1] */
     float *clip;                   /* [1] */
-    float *host_parts;             /* pinned: loss parts, then each layer's mse parts */
+    float *host_parts;             /* pinned: loss parts, contrastive parts, then each layer's mse parts */
     double host_norm;
     float max_grad_norm;
     /* every cudaMalloc'd pointer, for free */
@@ -157,6 +160,7 @@ extern "C" ake_status ake_train_cuda_create(const ake_student_layout *L, const c
         !F32(tc->scratch, T * C) || !F32(tc->colsum_part, ake_trk_colsum_scratch((int32_t)(3 * C > I ? 3 * C : I))) ||
         !LO(tc->dh_lo, tc->dh, T * C) || !LO(tc->dres_lo, tc->dres, T * C) || !LO(tc->dff_lo, tc->dff, T * I) ||
         !LO(tc->dqkv_lo, tc->dqkv, T * 3 * C) || !F32(tc->emb_out, B * C) || !F32(tc->loss_part, B) ||
+        !F32(tc->emb_norm, B) || !F32(tc->demb, B * C) || !F32(tc->closs_part, B) || !F32(tc->logits, B * B) ||
         !dmalloc(tc, (void **)&tc->norm_part, 256 * sizeof(double)) ||
         !dmalloc(tc, (void **)&tc->norm, sizeof(double)) || !F32(tc->clip, 1))
         goto fail;
@@ -174,7 +178,7 @@ extern "C" ake_status ake_train_cuda_create(const ake_student_layout *L, const c
     }
 #undef F32
 #undef LO
-    if (cudaMallocHost((void **)&tc->host_parts, (B + (size_t)J * ake_trk_mse_blocks(max_tokens)) * sizeof(float)) !=
+    if (cudaMallocHost((void **)&tc->host_parts, (2 * B + (size_t)J * ake_trk_mse_blocks(max_tokens)) * sizeof(float)) !=
         cudaSuccess)
         goto fail;
     {
@@ -273,13 +277,14 @@ static void forward(ake_train_cuda *tc, int32_t n, int32_t T) {
 }
 
 static void backward(ake_train_cuda *tc, int32_t n, int32_t T, int32_t longest, double hidden_weight) {
+    const int pool = tc->L->cfg.pooling == AKE_POOL_CLS, normalize = tc->L->cfg.normalize;
     const ake_student_layout *L = tc->L;
     const int32_t C = L->cfg.hidden, I = L->cfg.intermediate, NH = L->cfg.heads, J = L->cfg.layers;
     const ake_dtype dt = tc->dt;
     cudaStream_t s = tc->s;
     float *cp = tc->colsum_part;
     CUDA_CHECK(cudaMemsetAsync(tc->grads, 0, (size_t)L->numel * sizeof(float), s));
-    /* the head left d loss / d h[J] in dh */
+    ake_trk_head_backward(s, tc->dh, tc->demb, tc->emb_out, tc->emb_norm, tc->cu, n, C, pool, normalize);
     for (int32_t j = J - 1; j >= 0; j--) {
         layer_acts *a = &tc->layer[j];
         if (hidden_weight != 0)
@@ -318,10 +323,12 @@ static void backward(ake_train_cuda *tc, int32_t n, int32_t T, int32_t longest, 
 
 extern "C" ake_status ake_train_cuda_grads(ake_train_cuda *tc, const int32_t *ids, const int32_t *cu, int32_t n,
                                            const float *target, const float *const *hidden_target,
-                                           double hidden_weight, float max_grad_norm, double *loss,
+                                           const ake_loss_weights *w, float max_grad_norm, double *loss,
                                            double *grad_norm, float *grads, char *err, size_t errlen) {
     const ake_student_layout *L = tc->L;
     const int32_t C = L->cfg.hidden, J = L->cfg.layers, T = cu[n > 0 ? n : 0];
+    const int pool = L->cfg.pooling == AKE_POOL_CLS, normalize = L->cfg.normalize;
+    const double hidden_weight = w->hidden;
     int32_t longest = 0;
     CUDA_CHECK(cudaSetDevice(tc->device));
     ake_status rc = upload_batch(tc, ids, cu, n, &longest, err, errlen);
@@ -333,27 +340,37 @@ extern "C" ake_status ake_train_cuda_grads(ake_train_cuda *tc, const int32_t *id
             CUDA_CHECK(cudaMemcpyAsync(tc->hidden[j], hidden_target[j], (size_t)T * C * sizeof(float),
                                        cudaMemcpyHostToDevice, s));
     forward(tc, n, T);
-    ake_trk_head(s, tc->emb_out, tc->loss_part, tc->dh, tc->h[J], tc->target, tc->cu, n, C,
-                 L->cfg.pooling == AKE_POOL_CLS, L->cfg.normalize);
+    ake_trk_head_forward(s, tc->emb_out, tc->emb_norm, tc->h[J], tc->cu, n, C, pool, normalize);
+    ake_trk_emb_mse(s, tc->loss_part, tc->demb, tc->emb_out, tc->target, n, C);
+    if (w->contrastive != 0) { /* logits = emb target^T; demb += weight (softmax - I) target / (n tau) */
+        ake_cuda_gemm_train(tc->gemm, s, 'N', 'T', n, n, C, AKE_DT_F32, tc->emb_out, tc->target, 0, tc->logits);
+        ake_trk_infonce_softmax(s, tc->logits, tc->closs_part, n, (float)w->temperature, (float)w->contrastive);
+        ake_cuda_gemm_train(tc->gemm, s, 'N', 'N', n, C, n, AKE_DT_F32, tc->logits, tc->target, 1, tc->demb);
+    }
     backward(tc, n, T, longest, hidden_weight);
     ake_trk_grad_norm(s, tc->grads, L->numel, tc->norm_part, tc->norm, tc->clip, max_grad_norm);
     const int32_t mb = ake_trk_mse_blocks(T);
-    CUDA_CHECK(cudaMemcpyAsync(tc->host_parts, tc->loss_part, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    float *hp = tc->host_parts, *hc = hp + n, *hh = hp + 2 * n;
+    CUDA_CHECK(cudaMemcpyAsync(hp, tc->loss_part, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    if (w->contrastive != 0)
+        CUDA_CHECK(cudaMemcpyAsync(hc, tc->closs_part, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s));
     if (hidden_weight != 0)
         for (int32_t j = 0; j < J; j++)
-            CUDA_CHECK(cudaMemcpyAsync(tc->host_parts + n + (size_t)j * mb, tc->layer[j].mse_part, (size_t)mb * sizeof(float),
+            CUDA_CHECK(cudaMemcpyAsync(hh + (size_t)j * mb, tc->layer[j].mse_part, (size_t)mb * sizeof(float),
                                        cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaMemcpyAsync(&tc->host_norm, tc->norm, sizeof(double), cudaMemcpyDeviceToHost, s));
     if (grads) CUDA_CHECK(cudaMemcpyAsync(grads, tc->grads, (size_t)L->numel * sizeof(float), cudaMemcpyDeviceToHost, s));
     CUDA_CHECK(cudaStreamSynchronize(s));
-    double embed = 0, hid = 0;
-    for (int32_t i = 0; i < n; i++) embed += tc->host_parts[i];
+    double embed = 0, contrast = 0, hid = 0;
+    for (int32_t i = 0; i < n; i++) embed += hp[i];
+    for (int32_t i = 0; w->contrastive != 0 && i < n; i++) contrast += hc[i];
     for (int32_t j = 0; hidden_weight != 0 && j < J; j++) {
         double lj = 0;
-        for (int32_t b = 0; b < mb; b++) lj += tc->host_parts[n + (size_t)j * mb + b];
+        for (int32_t b = 0; b < mb; b++) lj += hh[(size_t)j * mb + b];
         hid += lj / ((double)T * C);
     }
-    *loss = embed / ((double)n * C) + (hidden_weight != 0 ? hidden_weight / J * hid : 0.0);
+    *loss = embed / ((double)n * C) + (hidden_weight != 0 ? hidden_weight / J * hid : 0.0) +
+            (w->contrastive != 0 ? w->contrastive * contrast / n : 0.0);
     *grad_norm = tc->host_norm;
     return AKE_OK;
 }
@@ -377,8 +394,8 @@ extern "C" ake_status ake_train_cuda_embed(ake_train_cuda *tc, const int32_t *id
     ake_status rc = upload_batch(tc, ids, cu, n, &longest, err, errlen);
     if (rc != AKE_OK) return rc;
     forward(tc, n, cu[n]);
-    ake_trk_head(tc->s, tc->emb_out, NULL, NULL, tc->h[L->cfg.layers], NULL, tc->cu, n, L->cfg.hidden,
-                 L->cfg.pooling == AKE_POOL_CLS, L->cfg.normalize);
+    ake_trk_head_forward(tc->s, tc->emb_out, tc->emb_norm, tc->h[L->cfg.layers], tc->cu, n, L->cfg.hidden,
+                         L->cfg.pooling == AKE_POOL_CLS, L->cfg.normalize);
     CUDA_CHECK(cudaMemcpyAsync(out, tc->emb_out, (size_t)n * L->cfg.hidden * sizeof(float), cudaMemcpyDeviceToHost,
                                tc->s));
     CUDA_CHECK(cudaStreamSynchronize(tc->s));
