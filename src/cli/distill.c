@@ -173,7 +173,7 @@ static void plot(const char *out) {
             "set multiplot layout 2,1 title 'akidb-embed distill: %s'\n"
             "set logscale y\nset grid\nset xlabel 'step'\nset ylabel 'loss'\n"
             "plot '%s/curve.tsv' using 1:2 with lines title 'training loss'\n"
-            "unset logscale y\nset ylabel 'validation'\nset yrange [*:1]\n"
+            "unset logscale y\nset ylabel 'validation'\nset yrange [0:1]\nset key bottom right\n"
             "plot '%s/curve.tsv' using 1:5 with linespoints title 'recall@10 of the teacher''s neighbours', "
             "'' using 1:6 with linespoints title 'mean cosine to the teacher'\n"
             "unset multiplot\n",
