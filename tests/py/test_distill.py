@@ -35,9 +35,10 @@ def curve(out):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted run of 120 steps, validated every 40, checkpointed every 20."""
+    """An uninterrupted run of 120 steps, validated every 40, checkpointed every 20, with its curve.png."""
     out = tmp_path_factory.mktemp("distill") / "ref"
-    p = run(*BASE, "--steps", 120, "--valid-every", 40, "--checkpoint-every", 20, "--out", out)
+    plotted = [a for a in BASE if a != "--no-plot"]
+    p = run(*plotted, "--steps", 120, "--valid-every", 40, "--checkpoint-every", 20, "--out", out)
     assert p.returncode == 0, p.stderr
     return out
 
@@ -59,6 +60,7 @@ def test_loss_falls_and_the_output_is_a_model_folder(reference, tmp_path):
     assert 0 < v["recall_at_10"] <= 1 and 0.5 < v["mean_cos"] <= 1
     valid_rows = [l for l in (reference / "curve.tsv").read_text().splitlines() if l.split("\t")[1:2] == [""]]
     assert len(valid_rows) == 3  # steps 40, 80, 120
+    assert (reference / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # gnuplot (scripts/setup installs it)
     # embed loads the folder: 2 layers, the teacher's tokenizer, normalized vectors of 32
     e = subprocess.run([str(BIN), "embed", "--model", reference], input="a tiny test\nof the student\n",
                        capture_output=True, text=True, timeout=60)
