@@ -155,7 +155,7 @@ test-http-san:
 # libFuzzer targets, each run for FUZZ_SECONDS over its seed corpus (-Wno-pass-failed: at -O1
 # clang does not vectorize, and says so for every `omp simd` loop). The library is compiled once
 # into build-fuzz/obj (instrumented with fuzzer-no-link) and linked into every target.
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -march=$(ARCH) -Wno-pass-failed -Isrc -Ibuild-fuzz/gen -fopenmp
 FUZZ_OBJ     := $(LIB_SRC:%.c=build-fuzz/obj/%.o) build-fuzz/obj/gen/onnx/onnx_subset.pb-c.o
 build-fuzz/obj/%.o: %.c | build-fuzz/gen/onnx/onnx_subset.pb-c.h

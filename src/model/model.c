@@ -19,8 +19,10 @@
  *                               if that file exists, else mean pooling; normalize is
  *                               false (plain Hugging Face models are not normalized).
  *   <pooling>/config.json       exactly one of pooling_mode_cls_token / _mean_tokens /
- *                               _max_tokens true; mean_sqrt_len, weightedmean,
- *                               lasttoken, or several modes at once: AKE_EUNSUPPORTED.
+ *                               _max_tokens true, or (sentence-transformers 6) "pooling_mode":
+ *                               "cls" | "mean" | "max" (a list of one); mean_sqrt_len,
+ *                               weightedmean, lasttoken, or several modes at once:
+ *                               AKE_EUNSUPPORTED. Both forms present must agree.
  *   sentence_bert_config.json   optional max_seq_length, clamped to max_position.
  *   model.safetensors           required; see load_weights().
  */
@@ -178,6 +180,18 @@ static bool safe_rel_path(const char *p) {
 
 /* Reads modules.json. *pool_rel (malloc'd, caller frees) gets the Pooling module's
  * folder; *normalize whether a Normalize module is listed. AKE_ENOTFOUND when absent. */
+
+/* The class a sentence-transformers module type names: "Transformer" for both the classic
+ * "sentence_transformers.models.Transformer" and the paths that sentence-transformers 6 saves
+ * ("sentence_transformers.base.modules.transformer.Transformer",
+ * "sentence_transformers.sentence_transformer.modules.pooling.Pooling"); NULL for a type from
+ * another package. */
+static const char *st_module_class(const char *type) {
+    static const char prefix[] = "sentence_transformers.";
+    if (strncmp(type, prefix, sizeof prefix - 1) != 0) return NULL;
+    const char *dot = strrchr(type, '.');
+    return dot + 1;
+}
 static ake_status parse_modules(const char *dir, char **pool_rel, bool *normalize, char *err, size_t errlen) {
     *pool_rel = NULL;
     *normalize = false;
@@ -198,10 +212,10 @@ static ake_status parse_modules(const char *dir, char **pool_rel, bool *normaliz
             rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: module #%zu has no string \"type\".", path, i);
             goto out;
         }
-        const char *t = json_object_get_string(type);
-        if (strcmp(t, "sentence_transformers.models.Transformer") == 0) {
+        const char *t = json_object_get_string(type), *cls = st_module_class(t);
+        if (cls && strcmp(cls, "Transformer") == 0) {
             continue;
-        } else if (strcmp(t, "sentence_transformers.models.Pooling") == 0) {
+        } else if (cls && strcmp(cls, "Pooling") == 0) {
             if (*pool_rel) {
                 rc = ake_errf(err, errlen, AKE_EUNSUPPORTED, "%s lists more than one Pooling module.", path);
                 goto out;
@@ -215,7 +229,7 @@ static ake_status parse_modules(const char *dir, char **pool_rel, bool *normaliz
                 rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory reading %s.", path);
                 goto out;
             }
-        } else if (strcmp(t, "sentence_transformers.models.Normalize") == 0) {
+        } else if (cls && strcmp(cls, "Normalize") == 0) {
             if (!*pool_rel) {
                 rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
                               "%s lists Normalize before any Pooling module; only Pooling then Normalize is "
@@ -296,6 +310,32 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
         size_t l = strlen(on);
         snprintf(on + l, sizeof on - l, "%s%s", l ? " and " : "", modes[i].key);
     }
+    /* sentence-transformers 6 writes one "pooling_mode" string (or a list of them) instead */
+    json_object *pm = json_object_object_get(root, "pooling_mode");
+    if (json_object_is_type(pm, json_type_array) && json_object_array_length(pm) == 1)
+        pm = json_object_array_get_idx(pm, 0);
+    if (pm) {
+        static const struct {
+            const char *name;
+            int mode;
+        } named[] = {{"cls", AKE_POOL_CLS}, {"mean", AKE_POOL_MEAN}, {"max", AKE_POOL_MAX}};
+        const char *name = json_object_is_type(pm, json_type_string) ? json_object_get_string(pm) : NULL;
+        int mode = -1;
+        for (size_t i = 0; name && i < sizeof named / sizeof named[0]; i++)
+            if (strcmp(name, named[i].name) == 0) mode = named[i].mode;
+        if (mode < 0) {
+            rc = ake_errf(err, errlen, AKE_EUNSUPPORTED,
+                          "%s: pooling_mode %s is not implemented (only cls, mean or max pooling, one at a time).", path,
+                          json_object_to_json_string_ext(pm, JSON_C_TO_STRING_PLAIN));
+            goto out;
+        }
+        if (n_on == 1 && mode != chosen) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: pooling_mode \"%s\" contradicts %s.", path, name, on);
+            goto out;
+        }
+        n_on = 1;
+        chosen = mode;
+    }
     if (n_on == 0) {
         rc = ake_errf(err, errlen, AKE_EFORMAT, "%s sets no pooling mode (expected one of cls, mean or max).", path);
         goto out;
@@ -306,10 +346,13 @@ static ake_status parse_pooling(const char *dir, const char *rel, ake_model_conf
         goto out;
     }
     double wd;
-    if (ake_json_number(json_object_object_get(root, "word_embedding_dimension"), &wd) && wd != (double)c->hidden) {
-        rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: word_embedding_dimension %g does not match hidden_size %d.", path,
-                      wd, c->hidden);
-        goto out;
+    for (int k = 0; k < 2; k++) { /* embedding_dimension: sentence-transformers 6's name */
+        const char *key = k ? "embedding_dimension" : "word_embedding_dimension";
+        if (ake_json_number(json_object_object_get(root, key), &wd) && wd != (double)c->hidden) {
+            rc = ake_errf(err, errlen, AKE_EFORMAT, "%s: %s %g does not match hidden_size %d.", path, key, wd,
+                          c->hidden);
+            goto out;
+        }
     }
     /* include_prompt false (INSTRUCTOR-style) leaves the prompt's tokens out of the pooling;
      * our pooling covers every token, so such a model would give other vectors */

@@ -310,6 +310,34 @@ static void test_tiny_sentence_transformers(void **state) {
     assert_int_equal(m->cfg.max_seq_length, 12);
     ake_model_free(m);
 
+    /* The module paths sentence-transformers 6 saves load the same. */
+    test_put_file(dir, "modules.json",
+             "[{\"path\":\"\",\"type\":\"sentence_transformers.base.modules.transformer.Transformer\"},"
+             "{\"path\":\"1_Pooling\",\"type\":\"sentence_transformers.sentence_transformer.modules.pooling.Pooling\"},"
+             "{\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.base.modules.normalize.Normalize\"}]");
+    m = expect_load_ok(dir);
+    assert_int_equal(m->cfg.pooling, AKE_POOL_MAX);
+    assert_true(m->cfg.normalize);
+    ake_model_free(m);
+    test_put_file(dir, "1_Pooling/config.json", "{\"embedding_dimension\":8,\"pooling_mode\":\"cls\",\"include_prompt\":true}");
+    m = expect_load_ok(dir);
+    assert_int_equal(m->cfg.pooling, AKE_POOL_CLS);
+    ake_model_free(m);
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode\":[\"mean\"]}");
+    m = expect_load_ok(dir);
+    assert_int_equal(m->cfg.pooling, AKE_POOL_MEAN);
+    ake_model_free(m);
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode\":\"lasttoken\"}");
+    expect_load_fail(dir, AKE_EUNSUPPORTED, "lasttoken", NULL, NULL);
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode\":\"mean\",\"pooling_mode_cls_token\":true}");
+    expect_load_fail(dir, AKE_EFORMAT, "contradicts", NULL, NULL);
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode\":\"mean\",\"embedding_dimension\":9}");
+    expect_load_fail(dir, AKE_EFORMAT, "embedding_dimension", NULL, NULL);
+    test_put_file(dir, "1_Pooling/config.json", "{\"pooling_mode_max_tokens\":true}");
+    test_put_file(dir, "modules.json",
+             "[{\"path\":\"\",\"type\":\"other_package.Transformer\"}]");
+    expect_load_fail(dir, AKE_EUNSUPPORTED, "other_package.Transformer", NULL, NULL);
+
     /* Pooling without Normalize. */
     test_put_file(dir, "modules.json",
              "[{\"path\":\"\",\"type\":\"sentence_transformers.models.Transformer\"},"
