@@ -145,6 +145,10 @@ static float *golden(const char *run, bool f32, double tol, bool want_params, in
                                  .beta1 = NUM("beta1"), .beta2 = NUM("beta2"), .eps = NUM("eps"),
                                  .max_grad_norm = NUM("max_grad_norm")};
     o.loss.hidden = NUM("hidden_loss_weight");
+    if (json_object_object_get_ex(settings, "contrastive_weight", &v)) {
+        o.loss.contrastive = json_object_get_double(v);
+        o.loss.temperature = NUM("temperature");
+    }
 #undef NUM
     AKE_ASSERT(json_object_object_get_ex(settings, "schedule", &v));
     AKE_ASSERT(ake_lr_schedule_parse(json_object_get_string(v), &o.optim.schedule) == 0);
@@ -202,6 +206,7 @@ int main(void) {
     }
     golden("mse", true, 1e-3, false, NULL);
     golden("hidden", true, 1e-3, false, NULL);
+    golden("contrastive", true, 1e-3, false, NULL);
     golden("mse", false, 5e-2, false, NULL);
     /* determinism: the same 50 steps twice, same bits */
     int64_t numel = 0;

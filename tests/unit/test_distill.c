@@ -1,7 +1,8 @@
 /* The whole training step against PyTorch (llm.c's test_gpt2 idea): tests/golden/distill/
  * holds a tiny teacher, 50 batches, and the loss and gradient norm of each step of PyTorch
  * training the same student from the same weights with the same AdamW settings
- * (make_distill_golden.py). Our CPU trainer must follow that sequence to 1e-3 relative. */
+ * (make_distill_golden.py), for three losses: MSE, + hidden-state MSE (with clipping), +
+ * in-batch contrastive. Our CPU trainer must follow each sequence to 1e-3 relative. */
 #include <math.h>
 
 #include <json-c/json.h>
@@ -47,6 +48,11 @@ static void run_golden(const char *run) {
                                  .max_grad_norm = num(settings, "max_grad_norm")};
     assert_int_equal(ake_lr_schedule_parse(json_object_get_string(sched), &o.optim.schedule), 0);
     o.loss.hidden = num(settings, "hidden_loss_weight");
+    json_object *cw;
+    if (json_object_object_get_ex(settings, "contrastive_weight", &cw)) {
+        o.loss.contrastive = json_object_get_double(cw);
+        o.loss.temperature = num(settings, "temperature");
+    }
     ake_trainer *tr = NULL;
     if (ake_trainer_create(teacher, layers, nl, &o, &tr, err, sizeof err) != AKE_OK) fail_msg("%s", err);
 
@@ -76,7 +82,7 @@ static void run_golden(const char *run) {
     /* the sequence must have moved: a trainer that never updated would fail above, but say so */
     const double first = json_object_get_double(json_object_array_get_idx(loss, 0)),
                  last = json_object_get_double(json_object_array_get_idx(loss, steps - 1));
-    assert_true(last < 0.5 * first);
+    assert_true(last < (o.loss.contrastive > 0 ? 0.75 : 0.5) * first);
     if (o.loss.hidden > 0) assert_true(clipped > steps / 2); /* this run exercises clipping */
     ake_trainer_free(tr);
     ake_model_free(teacher);
@@ -93,10 +99,16 @@ static void test_matches_pytorch_hidden_loss_and_clipping(void **state) {
     run_golden("hidden");
 }
 
+static void test_matches_pytorch_contrastive(void **state) {
+    (void)state;
+    run_golden("contrastive");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_pytorch_mse),
         cmocka_unit_test(test_matches_pytorch_hidden_loss_and_clipping),
+        cmocka_unit_test(test_matches_pytorch_contrastive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
