@@ -24,6 +24,7 @@ TEACHER=${TEACHER:-.carry/all-MiniLM-L6-v2-f16}
 DATA=${DATA:-data/distill}
 LAYERS=${LAYERS:-0,2,4} BATCH=${BATCH:-128} MAXLEN=${MAXLEN:-128} STEPS=${STEPS:-20000}
 LRS=${LRS:-1e-4 3e-4 1e-3} SWEEP_STEPS=${SWEEP_STEPS:-1500} PEER_STEPS=${PEER_STEPS:-300}
+LOSS_ARGS=${LOSS_ARGS:-}   # e.g. "--contrastive 0.05 --temperature 0.05": given to our trainer and the peer alike
 PYTHON=${PYTHON:-python3}
 PHASES=${PHASES:-sweep full peer bench validate}
 want() { [[ " $PHASES " == *" $1 "* ]]; }
@@ -36,7 +37,7 @@ mkdir -p "$OUT" "$WORK"
     echo "teacher: $TEACHER; layers $LAYERS; batch $BATCH; max-len $MAXLEN; corpus $(wc -l <"$DATA/train.txt") sentences"
 } | tee "$OUT/run.txt"
 COMMON=(--teacher "$TEACHER" --layers "$LAYERS" --corpus "$DATA/train.txt" --valid "$DATA/valid.txt"
-        --batch "$BATCH" --max-len "$MAXLEN" --device cuda:0 --no-plot)
+        --batch "$BATCH" --max-len "$MAXLEN" --device cuda:0 --no-plot $LOSS_ARGS)
 recall() { "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["final_validation"]["recall_at_10"])' "$1"; }
 
 # 1. learning-rate sweep; the tokenized corpus of the first run is reused (its header names the corpus)
@@ -73,7 +74,7 @@ fi
 # 3. PyTorch training the same student
 want peer && for compile in 0 ${COMPILE:+1}; do
     "$PYTHON" bench/peers/torch_distill.py --teacher "$TEACHER" --corpus "$DATA/train.txt" --layers "$LAYERS" \
-        --batch "$BATCH" --max-len "$MAXLEN" --steps "$PEER_STEPS" --precision bf16 \
+        --batch "$BATCH" --max-len "$MAXLEN" --steps "$PEER_STEPS" --precision bf16 $LOSS_ARGS \
         $([ "$compile" = 1 ] && echo --compile) --out "$OUT/torch_distill$([ "$compile" = 1 ] && echo _compile).json" \
         2>&1 | tail -3 | tee -a "$OUT/run.txt" || echo "torch peer failed" | tee -a "$OUT/run.txt"
 done

@@ -29,7 +29,9 @@ What is trained (each point as in our trainer):
             longest sentence with an attention mask; token_type_ids are zeros. The padded batches
             are built, pinned, before timing and copied to the GPU (non_blocking) inside each step.
   Embedding masked mean of last_hidden_state, then F.normalize (L2).
-  Loss      F.mse_loss(student embedding, teacher embedding): mean over batch x dim.
+  Loss      F.mse_loss(student embedding, teacher embedding): mean over batch x dim; with
+            --contrastive W also W x F.cross_entropy(student teacher^T / --temperature,
+            arange(batch)) (akidb-embed distill's in-batch contrastive term).
   Optimizer torch.optim.AdamW(lr, betas (0.9, 0.999), eps 1e-8), weight decay 0.01 on Linear
             weights and the position / token-type tables, 0 on biases and LayerNorm; fused=True
             on CUDA (--no-fused: foreach). LambdaLR: lr (s+1)/W for s < W, then lr (1 - (s-W)/(S-W)),
@@ -214,8 +216,9 @@ class Trainer:
     """The step of a run: optimizer, schedule, precision, optional compile."""
 
     def __init__(self, teacher, student, device, precision, lr, warmup, total, fused, compile_mode=None,
-                 weight_decay=0.01, max_grad_norm=1.0):
+                 weight_decay=0.01, max_grad_norm=1.0, contrastive=0.0, temperature=0.05):
         self.device = device
+        self.contrastive, self.temperature = contrastive, temperature
         self.teacher = Embedder(teacher).to(device)
         self.student = Embedder(student).to(device)
         self.params = [p for p in student.parameters() if p.requires_grad]
@@ -239,6 +242,10 @@ class Trainer:
                 target = self.teacher_fn(ids, mask, types)
             pred = self.student_fn(ids, mask, types)
             loss = F.mse_loss(pred, target)
+            if self.contrastive:
+                logits = pred.float() @ target.float().T / self.temperature
+                loss = loss + self.contrastive * F.cross_entropy(
+                    logits, torch.arange(logits.shape[0], device=logits.device))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.opt.step()
@@ -290,7 +297,8 @@ def run(args):
 
     tr = Trainer(teacher, student, device, args.precision, args.lr, total // 10, total,
                  fused=device.type == "cuda" and not args.no_fused,
-                 compile_mode=args.compile_mode if args.compile else None)
+                 compile_mode=args.compile_mode if args.compile else None, contrastive=args.contrastive,
+                 temperature=args.temperature)
     del teacher, student
 
     losses = []  # (step, loss tensor), read after the timed window except at --log-every
@@ -336,7 +344,7 @@ def run(args):
                step_ms=round(seconds / args.steps * 1000, 4), seconds=round(seconds, 4),
                real_tokens=real, padded_tokens=padded, pad_fraction=round(1 - real / padded, 4),
                first_loss=loss_log[0][1], last_loss=loss_log[-1][1], loss_log=loss_log,
-               lr=args.lr, seed=args.seed, fused=tr.opt.defaults.get("fused") or False,
+               lr=args.lr, contrastive=args.contrastive, temperature=args.temperature, seed=args.seed, fused=tr.opt.defaults.get("fused") or False,
                warmup_s=round(warmup_s, 3), teacher=args.teacher, corpus=args.corpus, sentences=len(seqs))
     if args.compile:
         row.update(compile_mode=args.compile_mode, compile_s=round(warmup_s, 3),
@@ -408,6 +416,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--contrastive", type=float, default=0.0, help="weight of the in-batch contrastive term")
+    ap.add_argument("--temperature", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps before the timed ones")
     ap.add_argument("--steps", type=int, default=200, help="timed steps")
     ap.add_argument("--seed", type=int, default=42)
