@@ -78,10 +78,10 @@ want peer && for compile in 0 ${COMPILE:+1}; do
         $([ "$compile" = 1 ] && echo --compile) --out "$OUT/torch_distill$([ "$compile" = 1 ] && echo _compile).json" \
         2>&1 | tail -3 | tee -a "$OUT/run.txt" || echo "torch peer failed" | tee -a "$OUT/run.txt"
 done
-want peer && "$PYTHON" - "$OUT" <<'PY' | tee -a "$OUT/run.txt"
+want peer && "$PYTHON" - "$OUT" "$dir" <<'PY' | tee -a "$OUT/run.txt"
 import glob, json, sys
-out = sys.argv[1]
-d = json.load(open(f"{out}/distillation.json"))
+out, run = sys.argv[1], sys.argv[2]
+d = json.load(open(f"{run}/distillation.json"))  # the full run's, this job's or an earlier one's
 ours = d["train_tokens"] / d["train_seconds"]
 print(f"training tokens/s: akidb-embed {ours:,.0f} (all {d['steps_done']} steps)")
 for f in sorted(glob.glob(f"{out}/torch_distill*.json")):
@@ -111,5 +111,6 @@ PY
 
 # 5. the student against the teacher on the evaluation sentences (GPU engines, fp16)
 want validate && "$BIN" validate --model "$dir" --device cuda:0 --reference "$TEACHER" --reference-device cuda:0 \
+    --reference-dtype fp16 \
     --corpus "$DATA/eval.txt" --queries 15000 --gate mean=0.95,min=0,recall=0.80 --json "$OUT/validate-gpu.json" \
     2>&1 | tail -6 | tee -a "$OUT/run.txt" || true
