@@ -1,6 +1,6 @@
 /* One distillation step at a time: the teacher (in the inference engine) gives the targets of a
- * batch, the student (training's own forward and backward, student_cpu.h) its loss and
- * gradients, and AdamW (optim.h) the update. The state a checkpoint holds (parameters, AdamW's
+ * batch, the student (training's own forward and backward: student_cpu.h on the CPU,
+ * trainer_cuda.h on a GPU) its loss and gradients, and AdamW (optim.h) the update. The state a checkpoint holds (parameters, AdamW's
  * moments, the update count) is read and written here; the data, the schedule of the run and
  * the files are distill.c's. */
 #ifndef AKE_TRAIN_TRAINER_H
