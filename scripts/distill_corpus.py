@@ -65,7 +65,7 @@ post-install script or dependency comes along, and no root is needed once apt's 
   openjdk-17-doc              the Java 17 API documentation (javadoc description blocks)
   qtbase5-doc-html, erlang-doc, racket-doc, rust-doc, ghc-doc, libstdc++-12-doc (doxygen:
   not its "Definition at line" / "References" lines), cppreference-doc-en-html,
-  libboost1.74-doc, scala-doc, sqlite3-doc, cmake-doc, python-django-doc, python-sklearn-doc,
+  libboost1.74-doc, sqlite3-doc, cmake-doc, python-django-doc, python-sklearn-doc,
   python-scipy-doc, python-sympy-doc, python-sqlalchemy-doc, python-pandas-doc,
   python-astropy-doc, python-ipython-doc, sphinx-doc, nodejs-doc, libglib2.0-doc,
   libgtk-3-doc, octave-doc, maxima-doc, gap-doc, r-doc-html, lilypond-doc-html, apache2-doc,
@@ -104,13 +104,16 @@ are disjoint by construction (the script also checks it). Each file is sorted by
 topic-mixed order), one sentence per line, UTF-8, each line ended by '\\n'.
 
 Outputs (in --out, default data/distill under the repository root): train.txt, valid.txt,
-eval.txt and manifest.json (package versions, sentences per package and split, per-file
-sha256, bytes, mean words and characters, and these rules). Nothing in them depends on the
-time or the machine, only on the package versions (and the Python's Unicode version, recorded).
+eval.txt and manifest.json (package versions and, for downloaded ones, the .deb's name, size
+and SHA256; sentences per package and split, per-file sha256, bytes, mean words and
+characters, and these rules). Nothing in them depends on the time or the machine, only on the
+package versions (and the Python's Unicode version, recorded). --max-train N keeps only the
+first N sentences of train.txt (in its hash order, so a fixed, topic-mixed subset; valid.txt
+and eval.txt stay whole); the manifest records N and how many were left out.
 
 Usage:
-    scripts/distill_corpus [--out DIR]          # installs the packages, then runs this
-    python3 scripts/distill_corpus.py [--out DIR] [--jobs N]
+    scripts/distill_corpus [--out DIR] [--debs DIR] [--max-train N]   # installs, then runs this
+    python3 scripts/distill_corpus.py [--out DIR] [--debs DIR] [--jobs N] [--max-train N]
 """
 import argparse
 import gzip
@@ -368,7 +371,8 @@ def is_code_word(w):
 
 
 CODE_CHARS_DEL = str.maketrans("", "", "".join(sorted(CODE_CHARS)))
-ASCII_LETTERS_DEL = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+CODE_CHARS_B = "".join(sorted(CODE_CHARS)).encode("ascii")
+ASCII_LETTERS_B = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def accept(s, shape=True):
@@ -382,13 +386,16 @@ def accept(s, shape=True):
         return False
     if shape and not (SHAPE_START.match(s) and SHAPE_END.search(s)):
         return False
-    if len(s) - len(s.translate(CODE_CHARS_DEL)) > 2:
-        return False
     if s.isascii():
+        b = s.encode("ascii")
+        if len(b) - len(b.translate(None, CODE_CHARS_B)) > 2:
+            return False
         if not s.isprintable():
             return False  # control characters
-        letters, nonascii = len(s) - len(s.translate(ASCII_LETTERS_DEL)), 0
+        letters, nonascii = len(b) - len(b.translate(None, ASCII_LETTERS_B)), 0
     else:
+        if len(s) - len(s.translate(CODE_CHARS_DEL)) > 2:
+            return False
         letters = nonascii = 0
         for c in s:
             if c.isalpha():
@@ -401,16 +408,12 @@ def accept(s, shape=True):
         return False
     if BOILERPLATE.match(s):
         return False
-    stop = 0
-    for w in words:
-        if w.strip(EDGE).lower() in STOP:
-            stop += 1
+    bare = [w.strip(EDGE) for w in words]
+    stop = len([w for w in bare if w.lower() in STOP])
     if stop == 0 or stop < 0.1 * n:
         return False
-    codey = 0
-    for w in words:
-        if is_code_word(w):
-            codey += 1
+    codey = len([w for w in bare if w and not w.isalpha() and not ABBR_WORD.fullmatch(w + ".")
+                 and CODE_WORD.search(w)])  # is_code_word
     return codey <= 2 and codey <= 0.15 * n
 
 
@@ -645,18 +648,29 @@ GCIDE_TAG = re.compile(r"\[(?:1913 Webster|Webster 1913 Suppl\.|Webster|PJC|Word
                        r"Century Dict\.|RN|JC|MW|NRCD|CIDE|AS|Chambers)[^\]]*\]")
 
 
+GCIDE_BRACES = re.compile(r"\{([^{}]*)\}")
+GCIDE_ATTRIBUTION = re.compile(r"\s--(?=[A-Z])[^.]*(?:\.[^A-Z]*)?")
+GCIDE_NUMBER = re.compile(r"^\s*(?:\d+\.|\([a-z]\))\s*")
+GCIDE_FIELD = re.compile(r"^\((?:[A-Z][a-z]*\.?\s*)+\)\s*")
+PARA_SPLIT = re.compile(r"\n[ \t]*\n")
+
+
 def read_gcide(path):
     """GCIDE (dictd text): the definition and quotation paragraphs of each entry; headword
-    lines, source tags such as [1913 Webster] and "--Author." attributions dropped."""
-    for block in re.split(r"\n[ \t]*\n", read_text(path)):
+    lines with their [etymology], source tags such as [1913 Webster] and "--Author."
+    attributions dropped."""
+    for block in PARA_SPLIT.split(read_text(path)):
         lines = block.split("\n")
-        while lines and lines[0] and not lines[0].startswith("   "):
-            lines = lines[1:]  # headword line(s), at column 0
+        i = depth = 0  # headword line(s) at column 0, and the [etymology] they open
+        while i < len(lines) and (depth > 0 or (lines[i] and not lines[i].startswith("   "))):
+            depth += lines[i].count("[") - lines[i].count("]")
+            i += 1
+        lines = lines[i:]
         body = GCIDE_TAG.sub(" ", " ".join(l.strip() for l in lines))
-        body = re.sub(r"\{([^{}]*)\}", r"\1", body)
-        for part in re.split(r"\s--(?=[A-Z])[^.]*(?:\.[^A-Z]*)?", body):
-            part = re.sub(r"^\s*(?:\d+\.|\([a-z]\))\s*", "", part.strip())
-            yield re.sub(r"^\((?:[A-Z][a-z]*\.?\s*)+\)\s*", "", part)  # (Physiol.)
+        body = GCIDE_BRACES.sub(r"\1", body)
+        for part in GCIDE_ATTRIBUTION.split(body):
+            part = GCIDE_NUMBER.sub("", part.strip())
+            yield GCIDE_FIELD.sub("", part)  # (Physiol.)
 
 
 def read_foldoc(path):
@@ -1098,6 +1112,7 @@ def main():
             st["kept"] += 1
     del results
 
+    log(f"{len(seen)} distinct sentences after {time.time() - t0:.0f} s")
     os.makedirs(args.out, exist_ok=True)
     splits = {"train": [], "valid": [], "eval": []}
     train_dropped = 0
@@ -1129,12 +1144,13 @@ def main():
             lines = f.read().decode("utf-8").split("\n")
         assert lines[-1] == "" and len(lines) - 1 == files[sp]["sentences"], sp
         for line in lines[:-1]:
-            assert line and line == line.strip() and not any(
-                unicodedata.category(c)[0] == "C" for c in line), (sp, line)
+            assert line and line == line.strip() and (line.isprintable() or not any(
+                unicodedata.category(c)[0] == "C" for c in line)), (sp, line)
             k = dedup_key(line)
             assert k not in keys_seen, (sp, line)
             assert split_of(hashlib.sha256(k.encode("utf-8")).hexdigest()) == sp, (sp, line)
             keys_seen.add(k)
+    log(f"written and checked after {time.time() - t0:.0f} s")
     allrows = [r for sp in splits.values() for r in sp]
     manifest = {
         "purpose": "sentences for distilling all-MiniLM-L6-v2 into a 3-layer student (issue 11)",
