@@ -89,7 +89,7 @@ $(BUILD)/libake.a: $(LIB_OBJ)
 $(BUILD)/akidb-embed: $(CLI_OBJ) $(BUILD)/libake.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libake.a tests/unit/test_util.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libake.a tests/unit/test_util.h tests/golden/distill/golden_steps.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
@@ -126,7 +126,7 @@ test-unit: $(TEST_BIN)
 GPU_TEST_BIN := $(BUILD)/tests/gpu/test_kernels $(BUILD)/tests/gpu/test_engine_gpu $(BUILD)/tests/gpu/to_f16 \
                 $(BUILD)/tests/gpu/test_train_gpu
 GPU_MODEL    ?= models/all-MiniLM-L6-v2
-$(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h
+$(BUILD)/tests/gpu/%: tests/gpu/%.c $(BUILD)/libake.a tests/gpu/gpu_util.h tests/golden/distill/golden_steps.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/gpu $< $(BUILD)/libake.a $(LDFLAGS) $(LDLIBS) -o $@
 

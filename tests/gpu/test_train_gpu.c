@@ -3,7 +3,8 @@
  *   1. the loss and every parameter's gradient of random students (mean and [CLS] pooling,
  *      heads of 32 and 64, sequences of 1 to max_len tokens, the hidden-state loss on), with
  *      F32 GEMMs (tight) and BF16 GEMMs (loose);
- *   2. PyTorch's 50-step loss sequence (tests/golden/distill) on the GPU, F32 GEMMs;
+ *   2. PyTorch's 50-step loss sequences (tests/golden/distill) on the GPU: F32 GEMMs to 1e-3,
+ *      BF16 GEMMs to 5 %;
  *   3. determinism: two runs of the same steps give the same bits.
  * Prints one line per check; exit status 1 on any failure. */
 #include "gpu_util.h"
@@ -11,7 +12,7 @@
 #include "train/trainer.h"
 #include "train/trainer_cuda.h"
 
-#include <json-c/json.h>
+#include "../golden/distill/golden_steps.h"
 
 static int failures;
 
@@ -126,55 +127,36 @@ static void grad_check(const grad_case *gc, bool f32) {
 }
 
 /* PyTorch's loss sequence, as tests/unit/test_distill.c checks it on the CPU; teacher on the CPU
- * (FP32) so that only the student's arithmetic moves to the GPU. */
-/* Returns the final parameters (malloc'd, *numel of them) when want_params. */
+ * (FP32) so that only the student's arithmetic moves to the GPU. Returns the final parameters
+ * (malloc'd, *numel of them) when want_params. */
 static float *golden(const char *run, bool f32, double tol, bool want_params, int64_t *numel) {
-    json_object *root = json_object_from_file("tests/golden/distill/steps.json"), *runs, *r, *settings, *batches,
-                *loss, *v;
-    AKE_ASSERT(root && json_object_object_get_ex(root, "runs", &runs) && json_object_object_get_ex(runs, run, &r) &&
-               json_object_object_get_ex(r, "settings", &settings) && json_object_object_get_ex(r, "loss", &loss) &&
-               json_object_object_get_ex(root, "batches", &batches));
     char err[512];
-    ake_model *teacher = NULL;
-    AKE_ASSERT(ake_model_load("tests/golden/distill/teacher", &teacher, err, sizeof err) == AKE_OK);
-#define NUM(key) (json_object_object_get_ex(settings, key, &v) ? json_object_get_double(v) : NAN)
-    ake_trainer_opts o = {.device = "cuda:0", .teacher_device = "cpu", .compute_f32 = f32, .max_tokens = 1024,
-                          .max_batch = 64, .max_len = 32};
-    o.optim = (ake_optim_config){.lr = NUM("lr"), .warmup_steps = (int64_t)NUM("warmup_steps"),
-                                 .total_steps = (int64_t)NUM("total_steps"), .weight_decay = NUM("weight_decay"),
-                                 .beta1 = NUM("beta1"), .beta2 = NUM("beta2"), .eps = NUM("eps"),
-                                 .max_grad_norm = NUM("max_grad_norm")};
-    o.loss.hidden = NUM("hidden_loss_weight");
-    if (json_object_object_get_ex(settings, "contrastive_weight", &v)) {
-        o.loss.contrastive = json_object_get_double(v);
-        o.loss.temperature = NUM("temperature");
-    }
-#undef NUM
-    AKE_ASSERT(json_object_object_get_ex(settings, "schedule", &v));
-    AKE_ASSERT(ake_lr_schedule_parse(json_object_get_string(v), &o.optim.schedule) == 0);
-    const int32_t layers[2] = {0, 2};
-    ake_trainer *tr = NULL;
-    if (ake_trainer_create(teacher, layers, 2, &o, &tr, err, sizeof err) != AKE_OK) {
+    golden_run g;
+    ake_trainer_opts o = {.device = "cuda:0", .teacher_device = "cpu", .compute_f32 = f32, .max_len = 32};
+    if (!golden_open(run, &g, &o, err, sizeof err)) {
         CHECK(0, "golden %s: %s", run, err);
         return NULL;
     }
+    ake_model *teacher = NULL;
+    AKE_ASSERT(ake_model_load(GOLDEN_DIR "/teacher", &teacher, err, sizeof err) == AKE_OK);
+    ake_trainer *tr = NULL;
+    if (ake_trainer_create(teacher, g.layers, g.nlayers, &o, &tr, err, sizeof err) != AKE_OK) {
+        CHECK(0, "golden %s: %s", run, err);
+        ake_model_free(teacher);
+        golden_close(&g);
+        return NULL;
+    }
     double worst = 0;
-    for (int s = 0; s < (int)json_object_array_length(loss); s++) {
-        json_object *b = json_object_array_get_idx(batches, s);
-        int32_t n = (int32_t)json_object_array_length(b), ids[1024], cu[65] = {0};
-        for (int32_t i = 0; i < n; i++) {
-            json_object *seq = json_object_array_get_idx(b, i);
-            const int32_t len = (int32_t)json_object_array_length(seq);
-            for (int32_t t = 0; t < len; t++) ids[cu[i] + t] = json_object_get_int(json_object_array_get_idx(seq, t));
-            cu[i + 1] = cu[i] + len;
-        }
+    for (int s = 0; s < g.steps; s++) {
+        int32_t ids[GOLDEN_MAX_TOKENS], cu[GOLDEN_MAX_BATCH + 1];
+        const int32_t n = golden_batch(&g, s, ids, cu);
+        AKE_ASSERT(n > 0);
         ake_step_stats st;
         AKE_ASSERT(ake_trainer_step(tr, ids, cu, n, &st, err, sizeof err) == AKE_OK);
-        const double want = json_object_get_double(json_object_array_get_idx(loss, s));
-        worst = fmax(worst, fabs(st.loss - want) / fabs(want));
+        worst = fmax(worst, fabs(st.loss - golden_loss(&g, s)) / fabs(golden_loss(&g, s)));
     }
-    printf("golden %s %s: 50 steps, largest relative loss difference to PyTorch %.3g (allowed %.0e)\n", run,
-           f32 ? "f32" : "bf16", worst, tol);
+    printf("golden %s %s: %d steps, largest relative loss difference to PyTorch %.3g (allowed %.0e)\n", run,
+           f32 ? "f32" : "bf16", g.steps, worst, tol);
     CHECK(worst <= tol, "golden %s: loss differs from PyTorch by %.3g relative", run, worst);
     float *params = NULL;
     if (want_params) {
@@ -186,7 +168,7 @@ static float *golden(const char *run, bool f32, double tol, bool want_params, in
     }
     ake_trainer_free(tr);
     ake_model_free(teacher);
-    json_object_put(root);
+    golden_close(&g);
     return params;
 }
 
@@ -207,10 +189,13 @@ int main(void) {
     golden("mse", true, 1e-3, false, NULL);
     golden("hidden", true, 1e-3, false, NULL);
     golden("contrastive", true, 1e-3, false, NULL);
+    /* BF16 GEMMs: PyTorch's loss within 5 % (measured 0.0026 and 0.0015 on the H200) */
     golden("mse", false, 5e-2, false, NULL);
-    /* determinism: the same 50 steps twice, same bits */
+    golden("hidden", false, 5e-2, false, NULL);
+    /* determinism: the same 50 steps twice, same bits (each also checked against PyTorch) */
     int64_t numel = 0;
-    float *p1 = golden("hidden", false, 1.0, true, &numel), *p2 = golden("hidden", false, 1.0, true, &numel);
+    float *p1 = golden("contrastive", false, 5e-2, true, &numel),
+          *p2 = golden("contrastive", false, 5e-2, true, &numel);
     const bool same = p1 && p2 && memcmp(p1, p2, (size_t)numel * 4) == 0;
     CHECK(same, "two identical BF16 runs ended with different weights");
     printf("determinism: two BF16 runs of 50 steps end with %s weights\n", same ? "identical" : "DIFFERENT");
