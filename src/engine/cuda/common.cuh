@@ -115,4 +115,16 @@ static __device__ __forceinline__ float warp_max(float v) {
         }                                                                             \
     } while (0)
 
+/* AKE_DISPATCH_DTYPE plus F32 (T = float), for kernels instantiated in all three (the
+ * training kernels, whose F32 build checks the gradients tightly; pooling of an fp32 residual). */
+#define AKE_DISPATCH_DTYPE_OR_F32(dt, T, ...)                                          \
+    do {                                                                              \
+        if ((dt) == AKE_DT_F32) {                                                     \
+            typedef float T;                                                          \
+            __VA_ARGS__;                                                              \
+        } else {                                                                      \
+            AKE_DISPATCH_DTYPE(dt, T, __VA_ARGS__);                                   \
+        }                                                                             \
+    } while (0)
+
 #endif

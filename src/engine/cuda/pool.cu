@@ -56,12 +56,8 @@ extern "C" void ake_cuda_pool(cudaStream_t stream, ake_dtype dt, float *out, con
     AKE_ASSERT(d > 0 && d % 8 == 0 && d / 8 <= POOL_THREADS && mode >= 0 && mode <= 2 && max_seqs >= 0);
     AKE_ASSERT((uintptr_t)x % 16 == 0);
     if (max_seqs == 0) return;
-    if (dt == AKE_DT_F32)
-        pool_kernel<float><<<(unsigned)max_seqs, POOL_THREADS, 0, stream>>>(out, (const float *)x, cu, n_dev, d, mode,
-                                                                            normalize);
-    else
-        AKE_DISPATCH_DTYPE(dt, T,
-                           pool_kernel<T><<<(unsigned)max_seqs, POOL_THREADS, 0, stream>>>(out, (const T *)x, cu,
-                                                                                              n_dev, d, mode, normalize));
+    AKE_DISPATCH_DTYPE_OR_F32(dt, T,
+                              pool_kernel<T><<<(unsigned)max_seqs, POOL_THREADS, 0, stream>>>(
+                                  out, (const T *)x, cu, n_dev, d, mode, normalize));
     CUDA_CHECK_LAUNCH();
 }

@@ -155,7 +155,7 @@ extern "C" void ake_trk_attention_forward(cudaStream_t s, ake_dtype lo_dt, float
                                           int32_t max_len, int32_t NH, int32_t C) {
     if (n == 0) return;
     const size_t smem = ake_trk_attention_smem(max_len, NH, C);
-    AKE_DISPATCH_LO(lo_dt, L, {
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, {
         opt_in((const void *)attention_forward_kernel<L>, smem);
         attention_forward_kernel<L><<<dim3(n, NH), ATT_WARPS * 32, smem, s>>>(out, (L *)out_lo, lse, qkv, bqkv, cu,
                                                                              NH, C, max_len);
@@ -169,7 +169,7 @@ extern "C" void ake_trk_attention_backward(cudaStream_t s, ake_dtype lo_dt, floa
                                            int32_t NH, int32_t C) {
     if (n == 0) return;
     const size_t smem = ake_trk_attention_smem(max_len, NH, C);
-    AKE_DISPATCH_LO(lo_dt, L, {
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, {
         opt_in((const void *)attention_backward_kernel<L>, smem);
         attention_backward_kernel<L><<<dim3(n, NH), ATT_WARPS * 32, smem, s>>>(
             dqkv, (L *)dqkv_lo, dout, qkv, bqkv, out, lse, cu, NH, C, max_len);

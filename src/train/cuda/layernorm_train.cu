@@ -44,7 +44,7 @@ extern "C" void ake_trk_layernorm_forward(cudaStream_t s, ake_dtype lo_dt, float
                                           const float *g, const float *beta, int32_t T, int32_t C, float eps) {
     AKE_ASSERT(b || bias || res == a);
     if (T == 0) return;
-    AKE_DISPATCH_LO(lo_dt, L, (ln_forward_kernel<L><<<(T + 7) / 8, 256, 0, s>>>(out, (L *)out_lo, mean, rstd, res, a,
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, (ln_forward_kernel<L><<<(T + 7) / 8, 256, 0, s>>>(out, (L *)out_lo, mean, rstd, res, a,
                                                                                  b, bias, g, beta, T, C, eps)));
     CUDA_CHECK_LAUNCH();
 }
@@ -80,7 +80,7 @@ extern "C" void ake_trk_layernorm_backward(cudaStream_t s, ake_dtype lo_dt, floa
                                            const float *dout, const float *x, const float *g, const float *mean,
                                            const float *rstd, int32_t T, int32_t C, int accumulate) {
     if (T == 0) return;
-    AKE_DISPATCH_LO(lo_dt, L, (ln_backward_kernel<L><<<(T + 7) / 8, 256, 0, s>>>(dx, (L *)dx_lo, scratch, dout, x, g,
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, (ln_backward_kernel<L><<<(T + 7) / 8, 256, 0, s>>>(dx, (L *)dx_lo, scratch, dout, x, g,
                                                                                   mean, rstd, T, C, accumulate)));
     CUDA_CHECK_LAUNCH();
 }

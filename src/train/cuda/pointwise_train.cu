@@ -79,7 +79,7 @@ extern "C" void ake_trk_gelu_forward(cudaStream_t s, ake_dtype lo_dt, float *pre
                                      int64_t T, int32_t I) {
     const int64_t count = T * I;
     if (count == 0) return;
-    AKE_DISPATCH_LO(lo_dt, L, (gelu_forward_kernel<L><<<ake_trk_blocks(count, 256, GRID_CAP), 256, 0, s>>>(
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, (gelu_forward_kernel<L><<<ake_trk_blocks(count, 256, GRID_CAP), 256, 0, s>>>(
                                   pre, (L *)act_lo, b, count, I)));
     CUDA_CHECK_LAUNCH();
 }
@@ -87,7 +87,7 @@ extern "C" void ake_trk_gelu_forward(cudaStream_t s, ake_dtype lo_dt, float *pre
 extern "C" void ake_trk_gelu_backward(cudaStream_t s, ake_dtype lo_dt, float *d, void *d_lo, const float *pre,
                                       int64_t count) {
     if (count == 0) return;
-    AKE_DISPATCH_LO(lo_dt, L, (gelu_backward_kernel<L><<<ake_trk_blocks(count, 256, GRID_CAP), 256, 0, s>>>(
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, (gelu_backward_kernel<L><<<ake_trk_blocks(count, 256, GRID_CAP), 256, 0, s>>>(
                                   d, (L *)d_lo, pre, count)));
     CUDA_CHECK_LAUNCH();
 }
@@ -285,7 +285,7 @@ __global__ void adamw_kernel(float *p, T *p_lo, const float *g, float *m, float 
 extern "C" void ake_trk_adamw(cudaStream_t s, ake_dtype lo_dt, float *p, void *p_lo, const float *g, float *m,
                               float *v, const uint8_t *decay, int64_t n, const float *clip, float keep, float beta1,
                               float beta2, float eps, float step_size, float bc2_sqrt) {
-    AKE_DISPATCH_LO(lo_dt, L, (adamw_kernel<L><<<ake_trk_blocks(n, 256, GRID_CAP), 256, 0, s>>>(
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L, (adamw_kernel<L><<<ake_trk_blocks(n, 256, GRID_CAP), 256, 0, s>>>(
                                   p, (L *)p_lo, g, m, v, decay, n, clip, keep, beta1, beta2, eps, step_size,
                                   bc2_sqrt)));
     CUDA_CHECK_LAUNCH();
@@ -300,7 +300,7 @@ template <typename T> __global__ void convert_kernel(T *dst, const float *src, i
 
 extern "C" void ake_trk_convert(cudaStream_t s, ake_dtype lo_dt, void *dst, const float *src, int64_t count) {
     if (count == 0) return;
-    AKE_DISPATCH_LO(lo_dt, L,
+    AKE_DISPATCH_DTYPE_OR_F32(lo_dt, L,
                     (convert_kernel<L><<<ake_trk_blocks(count, 256, GRID_CAP), 256, 0, s>>>((L *)dst, src, count)));
     CUDA_CHECK_LAUNCH();
 }

@@ -9,23 +9,6 @@ template <> __device__ __forceinline__ float to_lo<float>(float v) { return v; }
 template <> __device__ __forceinline__ __half to_lo<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 to_lo<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-/* Calls the statement with T the C++ type of the compute type dt (F32, F16 or BF16). */
-#define AKE_DISPATCH_LO(dt, T, ...)                                                   \
-    do {                                                                              \
-        if ((dt) == AKE_DT_F32) {                                                     \
-            typedef float T;                                                          \
-            __VA_ARGS__;                                                              \
-        } else if ((dt) == AKE_DT_F16) {                                              \
-            typedef __half T;                                                         \
-            __VA_ARGS__;                                                              \
-        } else if ((dt) == AKE_DT_BF16) {                                             \
-            typedef __nv_bfloat16 T;                                                  \
-            __VA_ARGS__;                                                              \
-        } else {                                                                      \
-            AKE_ASSERT(!"training computes in F32, F16 or BF16");                      \
-        }                                                                             \
-    } while (0)
-
 static inline unsigned ake_trk_blocks(int64_t work, int per_block, unsigned cap) {
     int64_t b = (work + per_block - 1) / per_block;
     if (b < 1) b = 1;

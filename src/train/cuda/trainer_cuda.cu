@@ -321,6 +321,16 @@ static void backward(ake_train_cuda *tc, int32_t n, int32_t T, int32_t longest, 
     ake_trk_colsum(s, G(AKE_SP_TYPE), tc->dres, T, C, cp); /* row 0: every token has type 0 */
 }
 
+static void download_f32(cudaStream_t s, float *host, const float *dev, int64_t count) {
+    CUDA_CHECK(cudaMemcpyAsync(host, dev, (size_t)count * sizeof(float), cudaMemcpyDeviceToHost, s));
+}
+
+static double sum_f64(const float *v, int64_t count) {
+    double t = 0;
+    for (int64_t i = 0; i < count; i++) t += v[i];
+    return t;
+}
+
 extern "C" ake_status ake_train_cuda_grads(ake_train_cuda *tc, const int32_t *ids, const int32_t *cu, int32_t n,
                                            const float *target, const float *const *hidden_target,
                                            const ake_loss_weights *w, float max_grad_norm, double *loss,
@@ -349,26 +359,19 @@ extern "C" ake_status ake_train_cuda_grads(ake_train_cuda *tc, const int32_t *id
     }
     backward(tc, n, T, longest, hidden_weight);
     ake_trk_grad_norm(s, tc->grads, L->numel, tc->norm_part, tc->norm, tc->clip, max_grad_norm);
+    /* the loss parts (per sentence; per block of the hidden-state MSE) are summed on the host
+     * in a fixed order: the loss is deterministic without atomics */
     const int32_t mb = ake_trk_mse_blocks(T);
     float *hp = tc->host_parts, *hc = hp + n, *hh = hp + 2 * n;
-    CUDA_CHECK(cudaMemcpyAsync(hp, tc->loss_part, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s));
-    if (w->contrastive != 0)
-        CUDA_CHECK(cudaMemcpyAsync(hc, tc->closs_part, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, s));
-    if (hidden_weight != 0)
-        for (int32_t j = 0; j < J; j++)
-            CUDA_CHECK(cudaMemcpyAsync(hh + (size_t)j * mb, tc->layer[j].mse_part, (size_t)mb * sizeof(float),
-                                       cudaMemcpyDeviceToHost, s));
+    download_f32(s, hp, tc->loss_part, n);
+    if (w->contrastive != 0) download_f32(s, hc, tc->closs_part, n);
+    for (int32_t j = 0; hidden_weight != 0 && j < J; j++) download_f32(s, hh + (size_t)j * mb, tc->layer[j].mse_part, mb);
     CUDA_CHECK(cudaMemcpyAsync(&tc->host_norm, tc->norm, sizeof(double), cudaMemcpyDeviceToHost, s));
-    if (grads) CUDA_CHECK(cudaMemcpyAsync(grads, tc->grads, (size_t)L->numel * sizeof(float), cudaMemcpyDeviceToHost, s));
+    if (grads) download_f32(s, grads, tc->grads, L->numel);
     CUDA_CHECK(cudaStreamSynchronize(s));
-    double embed = 0, contrast = 0, hid = 0;
-    for (int32_t i = 0; i < n; i++) embed += hp[i];
-    for (int32_t i = 0; w->contrastive != 0 && i < n; i++) contrast += hc[i];
-    for (int32_t j = 0; hidden_weight != 0 && j < J; j++) {
-        double lj = 0;
-        for (int32_t b = 0; b < mb; b++) lj += hh[(size_t)j * mb + b];
-        hid += lj / ((double)T * C);
-    }
+    const double embed = sum_f64(hp, n), contrast = w->contrastive != 0 ? sum_f64(hc, n) : 0.0;
+    double hid = 0;
+    for (int32_t j = 0; hidden_weight != 0 && j < J; j++) hid += sum_f64(hh + (size_t)j * mb, mb) / ((double)T * C);
     *loss = embed / ((double)n * C) + (hidden_weight != 0 ? hidden_weight / J * hid : 0.0) +
             (w->contrastive != 0 ? w->contrastive * contrast / n : 0.0);
     *grad_norm = tc->host_norm;
