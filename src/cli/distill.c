@@ -12,12 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fs.h"
 #include "cli/cli.h"
 #include "train/distill.h"
 
 static const char distill_help[] =
     "usage: akidb-embed distill --teacher DIR --layers LIST --corpus FILE --out DIR [options]\n"
     "       akidb-embed distill --assemble TRAINED --teacher DIR --out DIR\n"
+    "       akidb-embed distill --plot DIR\n"
     "  Distils a teacher into a student that keeps some of its layers (sentence-transformers' recipe):\n"
     "  the student starts from the teacher's embeddings and the listed layers and learns to reproduce\n"
     "  the teacher's pooled, normalized sentence embedding (MSE), with AdamW. The word-embedding table\n"
@@ -54,7 +56,10 @@ static const char distill_help[] =
     "  --stop-after N         stop after N updates as if interrupted (checkpoint written; for tests)\n"
     "  --no-plot              no curve.png\n"
     "  --assemble TRAINED     instead of training: write the model folder of a student from its trained tensors\n"
-    "                         (a trained-f16.safetensors) and the teacher's word table, configuration and tokenizer\n"
+    "                         (a trained-f16.safetensors) and the teacher's word table, configuration and tokenizer;\n"
+    "                         a distillation.json beside TRAINED is copied in\n"
+    "  --plot DIR             instead of training: draw DIR/curve.png from DIR/curve.tsv (a run made with --no-plot,\n"
+    "                         e.g. on a GPU machine without gnuplot)\n"
     "Exit status: 0 done (or --stop-after), 1 error, 2 usage, 130 / 143 stopped by SIGINT / SIGTERM\n"
     "(the checkpoint holds the run: --resume continues it bit-exactly on the same device and threads).\n";
 
@@ -158,14 +163,19 @@ static bool parse_i64(const char *flag, const char *s, int64_t lo, int64_t *out)
 }
 
 /* curve.png from curve.tsv: the loss (log scale) over steps, and recall@10 and mean cosine at
- * each validation. gnuplot from Debian (gnuplot-nox). */
-static void plot(const char *out) {
+ * each validation. gnuplot from Debian (gnuplot-nox). Returns false (said on stderr) when there
+ * is no PNG. */
+static bool plot(const char *out) {
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
         fprintf(stderr, "distill: gnuplot is not installed: no curve.png (apt-get install gnuplot-nox)\n");
-        return;
+        return false;
+    }
+    if (strchr(out, '\'') || strchr(out, '\n')) { /* the path goes into gnuplot's quotes */
+        fprintf(stderr, "distill: no curve.png: the folder name has a quote or a newline\n");
+        return false;
     }
     FILE *g = popen("gnuplot", "w");
-    if (!g) return;
+    if (!g) return false;
     fprintf(g,
             "set terminal pngcairo size 1000,700 noenhanced\n"
             "set output '%s/curve.png'\n"
@@ -180,12 +190,30 @@ static void plot(const char *out) {
             out, out, out, out);
     const int rc = pclose(g);
     if (rc != 0) fprintf(stderr, "distill: gnuplot failed (status %d): no curve.png\n", rc);
+    return rc == 0;
+}
+
+/* The run's record travels with the model: distillation.json beside TRAINED (as `distill`
+ * writes it, and as scripts/models keeps it under weights/) is copied into the assembled folder. */
+static ake_status copy_record(const char *trained, const char *out, char *err, size_t errlen) {
+    char src[4096], dst[4096];
+    const char *slash = strrchr(trained, '/');
+    const int dir_len = slash ? (int)(slash - trained) : 1;
+    snprintf(src, sizeof src, "%.*s/distillation.json", dir_len, slash ? trained : ".");
+    snprintf(dst, sizeof dst, "%s/distillation.json", out);
+    if (!ake_file_exists(src)) return AKE_OK;
+    char *buf = NULL;
+    size_t len = 0;
+    ake_status rc = ake_read_file(src, 1 << 20, &buf, &len, err, errlen);
+    if (rc == AKE_OK) rc = ake_write_file_atomic(dst, buf, len, err, errlen);
+    free(buf);
+    return rc;
 }
 
 int ake_cmd_distill(int argc, char **argv) {
     enum { O_TEACHER = 1, O_LAYERS, O_CORPUS, O_OUT, O_RESUME, O_VALID, O_VALID_SIZE, O_VALID_EVERY, O_STEPS,
            O_BATCH, O_MAXLEN, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP, O_HIDDEN, O_SEED, O_CKPT, O_DEVICE,
-           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_TEACHER_DEVICE, O_ASSEMBLE, O_CONTRASTIVE, O_TEMPERATURE, O_HELP };
+           O_THREADS, O_STOP_AFTER, O_NO_PLOT, O_PRECISION, O_TEACHER_DEVICE, O_ASSEMBLE, O_CONTRASTIVE, O_TEMPERATURE, O_PLOT, O_HELP };
     static const struct option longopts[] = {
         {"teacher", required_argument, 0, O_TEACHER},       {"layers", required_argument, 0, O_LAYERS},
         {"corpus", required_argument, 0, O_CORPUS},         {"out", required_argument, 0, O_OUT},
@@ -200,7 +228,7 @@ int ake_cmd_distill(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS},       {"stop-after", required_argument, 0, O_STOP_AFTER},
         {"no-plot", no_argument, 0, O_NO_PLOT},             {"help", no_argument, 0, O_HELP},
         {"precision", required_argument, 0, O_PRECISION},   {"teacher-device", required_argument, 0, O_TEACHER_DEVICE},
-        {"assemble", required_argument, 0, O_ASSEMBLE},     {"contrastive", required_argument, 0, O_CONTRASTIVE},
+        {"assemble", required_argument, 0, O_ASSEMBLE},     {"plot", required_argument, 0, O_PLOT},     {"contrastive", required_argument, 0, O_CONTRASTIVE},
         {"temperature", required_argument, 0, O_TEMPERATURE},
         {0, 0, 0, 0}};
     ake_distill_opts o = {.device = "cpu", .batch = 128, .max_len = 128, .seed = 42, .valid_every = 1000,
@@ -208,7 +236,7 @@ int ake_cmd_distill(int argc, char **argv) {
     o.optim = ake_optim_defaults(1e-4, 20000);
     int64_t warmup = -1, seed = 42;
     bool no_plot = false, have_layers = false;
-    const char *assemble = NULL;
+    const char *assemble = NULL, *plot_dir = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -271,6 +299,7 @@ int ake_cmd_distill(int argc, char **argv) {
         case O_DEVICE: o.device = optarg; break;
         case O_TEACHER_DEVICE: o.teacher_device = optarg; break;
         case O_ASSEMBLE: assemble = optarg; break;
+        case O_PLOT: plot_dir = optarg; break;
         case O_CONTRASTIVE:
             if (!parse_double("--contrastive", optarg, 0, &o.loss.contrastive)) return 2;
             break;
@@ -299,6 +328,15 @@ int ake_cmd_distill(int argc, char **argv) {
         fprintf(stderr, "akidb-embed distill: unexpected argument '%s'\n\n%s", argv[optind], distill_help);
         return 2;
     }
+    if (plot_dir) {
+        char tsv[4096];
+        snprintf(tsv, sizeof tsv, "%s/curve.tsv", plot_dir);
+        if (access(tsv, R_OK) != 0) {
+            fprintf(stderr, "akidb-embed distill: cannot read %s: %s\n", tsv, strerror(errno));
+            return 1;
+        }
+        return plot(plot_dir) ? 0 : 1;
+    }
     if (assemble) {
         if (!o.teacher || !o.out) {
             fprintf(stderr, "akidb-embed distill: --assemble needs --teacher and --out\n");
@@ -308,6 +346,7 @@ int ake_cmd_distill(int argc, char **argv) {
         ake_model *teacher = NULL;
         ake_status rc = ake_model_load(o.teacher, &teacher, err, sizeof err);
         if (rc == AKE_OK) rc = ake_student_assemble(teacher, assemble, o.out, err, sizeof err);
+        if (rc == AKE_OK) rc = copy_record(assemble, o.out, err, sizeof err);
         ake_model_free(teacher);
         if (rc != AKE_OK) {
             fprintf(stderr, "akidb-embed distill: %s\n", err);

@@ -76,6 +76,14 @@ def test_loss_falls_and_the_output_is_a_model_folder(reference, tmp_path):
                         capture_output=True, text=True, timeout=60)
     vecs2 = [json.loads(l) for l in e2.stdout.splitlines()]
     assert all(np.dot(a, b) > 0.999 for a, b in zip(vecs, vecs2))
+    assert json.loads((asm / "distillation.json").read_text()) == report  # the record travels with it
+    # --plot draws curve.png of a run made with --no-plot (a GPU machine without gnuplot)
+    plotted = tmp_path / "plotted"
+    plotted.mkdir()
+    (plotted / "curve.tsv").write_bytes((reference / "curve.tsv").read_bytes())
+    p = run("--plot", plotted)
+    assert p.returncode == 0, p.stderr
+    assert (plotted / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_stop_after_and_resume_is_bit_exact(reference, tmp_path):
@@ -167,3 +175,5 @@ def test_bad_input_is_refused_by_name(reference, tmp_path):
     assert p.returncode == 1 and "no checkpoint" in p.stderr
     p = run("--assemble", CORPUS, "--teacher", TEACHER, "--out", tmp_path / "asm")
     assert p.returncode == 1 and str(CORPUS) in p.stderr
+    p = run("--plot", tmp_path / "none")
+    assert p.returncode == 1 and "curve.tsv" in p.stderr
