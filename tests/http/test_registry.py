@@ -317,13 +317,14 @@ def test_load_unload_cycles_keep_memory(make_server, tmp_path, l3_dir):
 
 
 def test_the_plans_five_models(make_server):
-    """`scripts/models` builds the repository of the five models; one server serves them all,
-    each with the vectors of its folder."""
+    """`scripts/models` builds the repository of the five models (and the imported 3-layer model
+    beside them); one server serves them all, each with the vectors of its folder."""
     r = subprocess.run(["bash", "scripts/models"], capture_output=True, timeout=900, cwd=REPO,
                        env={**os.environ, "AKE_BIN": AKE_BIN})
     assert r.returncode == 0, r.stderr.decode()
     repo = os.path.join(REPO, "models", "repository")
-    names = ["all-MiniLM-L6-v2", "bert-base", "bge-small", "paraphrase-MiniLM-L3-v2", "uae-large"]
+    names = ["all-MiniLM-L6-v2", "bert-base", "bge-small", "minilm-l3-distilled", "paraphrase-MiniLM-L3-v2",
+             "uae-large"]
     state = os.path.join(str(repo), ".akidb-state.json")
     if os.path.exists(state):
         os.unlink(state)  # what another run served is not this test's business
@@ -332,7 +333,11 @@ def test_the_plans_five_models(make_server):
     assert sorted(m["id"] for m in models) == names
     info = {m["model_id"]: m for m in requests.get(srv.url + "/info", timeout=10).json()["models"]}
     assert {n: info[n]["dim"] for n in names} == {"all-MiniLM-L6-v2": 384, "bert-base": 768, "bge-small": 384,
-                                                  "paraphrase-MiniLM-L3-v2": 384, "uae-large": 1024}
+                                                  "minilm-l3-distilled": 384, "paraphrase-MiniLM-L3-v2": 384,
+                                                  "uae-large": 1024}
+    with open(os.path.join(repo, "minilm-l3-distilled", "1", "distillation.json")) as f:
+        record = json.load(f)  # the run's record travels with the assembled student
+    assert record["settings"]["layers"] == [1, 3, 5] and record["final_validation"]["recall_at_10"] > 0.7
     assert [n for n in names if info[n]["synthetic_weights"]] == ["bert-base", "bge-small", "uae-large"]
     for name in names:
         # /embed normalizes (TEI's default); the CLI gives bert-base's vectors as the model does
