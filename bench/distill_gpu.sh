@@ -22,8 +22,8 @@ OUT=${1:-${OUT:-build/distill-gpu}}
 BIN=${BIN:-build/akidb-embed}
 TEACHER=${TEACHER:-.carry/all-MiniLM-L6-v2-f16}
 DATA=${DATA:-data/distill}
-LAYERS=${LAYERS:-0,2,4} BATCH=${BATCH:-128} MAXLEN=${MAXLEN:-128} STEPS=${STEPS:-20000}
-LRS=${LRS:-1e-4 3e-4 1e-3} SWEEP_STEPS=${SWEEP_STEPS:-1500} PEER_STEPS=${PEER_STEPS:-300}
+LAYERS=${LAYERS:-1,3,5} BATCH=${BATCH:-512} MAXLEN=${MAXLEN:-128} STEPS=${STEPS:-54000}
+LRS=${LRS:-1e-3 2e-3} SWEEP_STEPS=${SWEEP_STEPS:-6000} PEER_STEPS=${PEER_STEPS:-300}
 LOSS_ARGS=${LOSS_ARGS:-}   # e.g. "--contrastive 0.05 --temperature 0.05": given to our trainer and the peer alike
 PYTHON=${PYTHON:-python3}
 PHASES=${PHASES:-sweep full peer bench validate}
