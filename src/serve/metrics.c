@@ -167,6 +167,11 @@ void ake_metrics_write(const ake_metrics *m, const char *server_version, int64_t
                    "# HELP ake_in_flight_requests Admitted requests not yet answered.\n"
                    "# TYPE ake_in_flight_requests gauge\nake_in_flight_requests %lld\n",
                    (long long)queue_depth, (long long)atomic_load(&m->in_flight));
+    ake_buf_printf(o,
+                   "# HELP ake_model_load_failures_total Model versions that failed to load (at start, by the "
+                   "repository poll or the admin API).\n# TYPE ake_model_load_failures_total counter\n"
+                   "ake_model_load_failures_total %llu\n",
+                   (unsigned long long)atomic_load(&m->model_load_failures));
     for (int c = 0; c < AKE_C_COUNT; c++)
         ake_buf_printf(o, "# HELP ake_%s %s\n# TYPE ake_%s counter\nake_%s %llu\n", counter_meta[c].name,
                        counter_meta[c].help, counter_meta[c].name, counter_meta[c].name,

@@ -71,6 +71,7 @@ typedef struct ake_metrics {
     ake_histogram hist[AKE_H_COUNT];
     _Atomic uint64_t counter[AKE_C_COUNT];
     _Atomic int64_t in_flight;  /* admitted requests not yet answered (the server's only) */
+    _Atomic uint64_t model_load_failures; /* model versions that failed to load (the server's only) */
     struct ake_metrics *parent; /* every update is also made there; NULL for the server's */
 } ake_metrics;
 

@@ -580,6 +580,7 @@ static int load_version(ake_registry *r, ake_model_entry *m, const char *version
         v->batcher = NULL;
         v->state = AKE_MV_FAILED;
         snprintf(v->error, sizeof v->error, "%s", err);
+        if (r->o.metrics) atomic_fetch_add(&r->o.metrics->model_load_failures, 1);
         skip_add(m, version);
         pthread_mutex_unlock(&r->mu);
         ake_log(AKE_LOG_ERROR, "model %s version %s failed to load: %s", m->name, version, err);

@@ -234,6 +234,8 @@ def test_corrupt_version_keeps_the_old_one(make_server, tmp_path, refs):
     r = admin(srv, "/admin/models/minilm/load", {"version": "2"})
     assert r.status_code == 422 and "failed to load" in r.json()["error"], r.text
     assert served(srv, "minilm")["serving_version"] == "1"
+    # broken/1 and minilm/2 at start, minilm/2 again by the admin API: what the alert rule watches
+    assert srv.metrics()["ake_model_load_failures_total"] == 3
     check_vectors(embed(srv.url, TEXTS[:3]).json(), TEXTS[:3], refs["minilm"], "old version")
     for body, want in (({"version": "9"}, 404), ({"version": "x"}, 422), ({"version": 3}, 422)):
         r = admin(srv, "/admin/models/minilm/load", body)
