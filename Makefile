@@ -4,6 +4,7 @@
 #   make run-all    the same with the plan's five models (scripts/models) and the admin API on :8081
 #   make test       set up, build (also with ASan+UBSan), run every test
 #   make SANITIZE=address,undefined   sanitized build into build-san/
+#   make test-cluster  three replicas behind HAProxy and a real Prometheus (make test runs it)
 #   make test-gpu   kernel and whole-engine tests on a CUDA GPU (see tests/gpu/)
 #   make CUDA=0     leave the CUDA backend out even where nvcc exists
 CC       ?= gcc
@@ -58,7 +59,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run run-all test test-unit test-py test-http-san test-gpu fuzz clean
+.PHONY: all setup run run-all test test-unit test-py test-http-san test-cluster test-gpu fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
@@ -116,6 +117,7 @@ test: setup
 	$(MAKE) fuzz
 	$(MAKE) test-py
 	$(MAKE) test-http-san
+	$(MAKE) test-cluster
 
 test-unit: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; AKE_MODEL_DIR=models/all-MiniLM-L6-v2 $$t; done
@@ -148,6 +150,14 @@ test-gpu: all $(GPU_TEST_BIN)
 
 test-py: all
 	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q tests/py tests/http
+
+# Three replicas behind HAProxy with a real Prometheus (tests/cluster/test_cluster.py, issue 12):
+# kill -9, SIGTERM and a restart under load with zero failed requests, every dashboard and alert
+# expression evaluated live, the saturation alert made to fire. About 3 minutes; pytest keeps
+# the temporary folders of failed runs only.
+test-cluster: all
+	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q -p no:cacheprovider \
+	  -o tmp_path_retention_policy=failed tests/cluster
 
 # The HTTP smoke tests again on the ASan/UBSan build (leaks and races on the request path).
 test-http-san:
