@@ -196,17 +196,19 @@ static bool plot(const char *out) {
 /* The run's record travels with the model: distillation.json beside TRAINED (as `distill`
  * writes it, and as scripts/models keeps it under weights/) is copied into the assembled folder. */
 static ake_status copy_record(const char *trained, const char *out, char *err, size_t errlen) {
-    char src[4096], dst[4096];
     const char *slash = strrchr(trained, '/');
-    const int dir_len = slash ? (int)(slash - trained) : 1;
-    snprintf(src, sizeof src, "%.*s/distillation.json", dir_len, slash ? trained : ".");
-    snprintf(dst, sizeof dst, "%s/distillation.json", out);
-    if (!ake_file_exists(src)) return AKE_OK;
+    char *dir = slash ? strndup(trained, slash == trained ? 1 : (size_t)(slash - trained)) : strdup(".");
+    char *src = dir ? ake_path_join(dir, "distillation.json") : NULL, *dst = ake_path_join(out, "distillation.json");
     char *buf = NULL;
     size_t len = 0;
-    ake_status rc = ake_read_file(src, 1 << 20, &buf, &len, err, errlen);
-    if (rc == AKE_OK) rc = ake_write_file_atomic(dst, buf, len, err, errlen);
+    ake_status rc = AKE_OK;
+    if (!src || !dst) rc = ake_errf(err, errlen, AKE_ENOMEM, "out of memory");
+    else if (ake_file_exists(src) && (rc = ake_read_file(src, 1 << 20, &buf, &len, err, errlen)) == AKE_OK)
+        rc = ake_write_file_atomic(dst, buf, len, err, errlen);
     free(buf);
+    free(dst);
+    free(src);
+    free(dir);
     return rc;
 }
 
@@ -329,13 +331,11 @@ int ake_cmd_distill(int argc, char **argv) {
         return 2;
     }
     if (plot_dir) {
-        char tsv[4096];
-        snprintf(tsv, sizeof tsv, "%s/curve.tsv", plot_dir);
-        if (access(tsv, R_OK) != 0) {
-            fprintf(stderr, "akidb-embed distill: cannot read %s: %s\n", tsv, strerror(errno));
-            return 1;
-        }
-        return plot(plot_dir) ? 0 : 1;
+        char *tsv = ake_path_join(plot_dir, "curve.tsv");
+        const bool readable = tsv && access(tsv, R_OK) == 0;
+        if (!readable) fprintf(stderr, "akidb-embed distill: cannot read %s/curve.tsv: %s\n", plot_dir, strerror(errno));
+        free(tsv);
+        return readable && plot(plot_dir) ? 0 : 1;
     }
     if (assemble) {
         if (!o.teacher || !o.out) {
