@@ -58,7 +58,8 @@ class Server:
         full_env.update(env or {})
         self._log = open(self.log_path, "wb")
         cmd = [AKE_BIN, "serve", "--host", "127.0.0.1", "--port", "0"]
-        if "--model" not in args and "--model-repository" not in args:
+        models_given = {"--model", "--model-repository"} & set(args) or {"AKE_MODEL", "AKE_MODEL_REPOSITORY"} & set(env or {})
+        if not models_given:
             cmd += ["--model", MODEL_DIR]
         if "--device" not in args:
             cmd += ["--device", DEVICE] + (["--dtype", DTYPE] if DTYPE else [])

@@ -1,0 +1,296 @@
+"""The Kubernetes manifests we ship (deploy/k8s) against the real tools, offline (issue 12):
+
+- every kustomization renders with Debian's kubectl 1.20, whose built-in Kustomize v2.0.3 is the
+  oldest the files support (scripts/setup unpacks it into .tools/);
+- the rendered Kubernetes resources pass kubernetes-validate --strict against the 1.30 schemas,
+  and checkov's Kubernetes checks (security and reliability) find nothing;
+- the custom resources (Istio, Flagger, Prometheus Operator) and the prometheus-adapter values pass
+  our own schemas of the fields we use (deploy/k8s/schemas, each naming the version it follows),
+  which refuse unknown fields: a misspelt field fails here instead of being ignored by a cluster;
+- what the files promise holds: grace period over preStop + request timeout, probes on /health,
+  the plan's canary steps and gates, the alerts equal to deploy/prometheus's, every AKE_* variable
+  a real option, the Flagger and adapter queries valid PromQL on metrics the server exports;
+- a server started with a rendered Deployment's environment (the pod's paths mapped onto this
+  machine) becomes healthy, and the in-pod A/B overlay's experiment starts.
+What this cannot show (no cluster, Istio or Flagger here) is named in the README."""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import jsonschema
+import pytest
+import requests
+import yaml
+
+from conftest import AKE_BIN, MODEL_DIR, REPO, Server
+
+K8S = os.path.join(REPO, "deploy", "k8s")
+TOOLS = os.path.join(REPO, ".tools")
+KUBECTL = os.path.join(TOOLS, "kubectl")
+OVERLAYS = ["cpu", "gpu", "canary-flagger", "canary-istio/step-5", "canary-istio/step-25",
+            "canary-istio/step-50", "ab-in-pod"]
+KUBE_VERSION = "1.30.0"  # the oldest Kubernetes still in support when this was written
+SCHEMAS = {  # kind -> our schema of it (the kinds Kubernetes' own schemas do not cover)
+    "VirtualService": "istio-virtualservice", "DestinationRule": "istio-destinationrule",
+    "Canary": "flagger-canary", "MetricTemplate": "flagger-metrictemplate",
+    "PodMonitor": "prometheus-operator-podmonitor", "PrometheusRule": "prometheus-operator-prometheusrule",
+}
+EXPERIMENT = os.path.join(K8S, "overlays", "ab-in-pod", "experiments.json")
+
+
+def tool(name):
+    path = os.path.join(TOOLS, "venv", "bin", name) if name != "kubectl" else KUBECTL
+    assert os.access(path, os.X_OK), f"{path} not found: bash scripts/setup installs it"
+    return path
+
+
+def schema(name):
+    return json.load(open(os.path.join(K8S, "schemas", name + ".schema.json")))
+
+
+def kustomize(folder):
+    r = subprocess.run([tool("kubectl"), "kustomize", folder], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"kubectl kustomize {folder}: {r.stderr}"
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """{overlay: (path of the rendered YAML, [documents])}."""
+    out = tmp_path_factory.mktemp("k8s")
+    v = subprocess.run([tool("kubectl"), "version", "--client"], capture_output=True, text=True).stdout
+    assert 'GitVersion:"v1.20.2"' in v, v  # Kustomize v2.0.3: what the manifests are written for
+    res = {}
+    for o in OVERLAYS:
+        text = kustomize(os.path.join(K8S, "overlays", o))
+        path = out / (o.replace("/", "_") + ".yaml")
+        path.write_text(text)
+        res[o] = (str(path), list(yaml.safe_load_all(text)))
+    return res
+
+
+def docs_of(rendered, kind, overlays=OVERLAYS):
+    return [(o, d) for o in overlays for d in rendered[o][1] if d["kind"] == kind]
+
+
+def test_every_kustomization_renders_whole_documents():
+    """Every folder with a kustomization.yaml (the base's parts too) renders, and every document
+    is a whole resource (Kustomize v2.0.3 leaves an empty one where `$patch: delete` was used)."""
+    folders = [d for d, _, files in os.walk(K8S) if "kustomization.yaml" in files]
+    assert len(folders) >= 12
+    for f in folders:
+        for d in yaml.safe_load_all(kustomize(f)):
+            assert d and d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), (f, d)
+            if d["kind"] != "Namespace":
+                assert d["metadata"].get("namespace") == "akidb-embed" or "base" in f, (f, d["kind"])
+
+
+def test_kubernetes_resources_pass_kubernetes_validate(rendered):
+    for o, (path, docs) in rendered.items():
+        r = subprocess.run([tool("kubernetes-validate"), "--strict", "-k", KUBE_VERSION, path],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode in (0, 2) and "ERROR" not in r.stdout + r.stderr, (o, r.stdout + r.stderr)
+        passed = len(re.findall(r"^INFO .* passed for resource", r.stdout, re.M))
+        no_schema = re.findall(r"Couldn't find schema for kind (\w+)", r.stdout + r.stderr)
+        assert passed + len(no_schema) == len(docs), (o, r.stdout)
+        # what Kubernetes' schemas do not know, ours must (test below)
+        assert set(no_schema) <= set(SCHEMAS), (o, no_schema)
+
+
+def test_checkov_finds_nothing(rendered):
+    args = [tool("checkov"), "--framework", "kubernetes", "--skip-download", "-o", "json"]
+    for _, (path, _) in rendered.items():
+        args += ["-f", path]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    reports = json.loads(r.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [(c["check_id"], c["resource"], c["file_path"]) for rep in reports for c in rep["results"]["failed_checks"]]
+    assert not failed and not any(rep["summary"]["parsing_errors"] for rep in reports), (failed, r.stderr)
+    passed = sum(rep["summary"]["passed"] for rep in reports)
+    skipped = {c["check_id"] for rep in reports for c in rep["results"]["skipped_checks"]}
+    assert passed >= 500 and skipped == {"CKV_K8S_43"}, (passed, skipped)  # the one skip is explained in the Deployment
+
+
+def test_custom_resources_pass_our_schemas(rendered):
+    seen = set()
+    for o in OVERLAYS:
+        for d in rendered[o][1]:
+            if d["kind"] in SCHEMAS:
+                jsonschema.validate(d, schema(SCHEMAS[d["kind"]]))
+                seen.add(d["kind"])
+    assert seen == set(SCHEMAS), seen
+    jsonschema.validate(yaml.safe_load(open(os.path.join(K8S, "prometheus-adapter", "values.yaml"))),
+                        schema("prometheus-adapter"))
+
+
+def test_our_schemas_refuse_what_a_cluster_would_silently_ignore(rendered):
+    """The schemas are not vacuous: a misspelt field, a weight as a string, an unknown retry
+    condition and a missing query each fail."""
+    vs = next(d for _, d in docs_of(rendered, "VirtualService"))
+    canary = next(d for _, d in docs_of(rendered, "Canary"))
+    mt = next(d for _, d in docs_of(rendered, "MetricTemplate"))
+    bad = [
+        ("VirtualService", lambda d: d["spec"]["http"][0]["route"][0].update(weigth=95), vs),
+        ("VirtualService", lambda d: d["spec"]["http"][0]["retries"].update(retryOn="5xx,on-fire"), vs),
+        ("Canary", lambda d: d["spec"]["analysis"].update(stepWeights=["5"]), canary),
+        ("Canary", lambda d: d["spec"]["analysis"]["metrics"][0].update(thresholdrange={"max": 1}), canary),
+        ("MetricTemplate", lambda d: d["spec"].pop("query"), mt),
+    ]
+    for kind, mutate, doc in bad:
+        d = json.loads(json.dumps(doc))
+        mutate(d)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(d, schema(SCHEMAS[kind]))
+
+
+def serve_options():
+    r = subprocess.run([AKE_BIN, "serve", "--help"], capture_output=True, text=True)
+    return set(re.findall(r"\b(AKE_[A-Z_]+)\b", r.stdout + r.stderr))
+
+
+def test_deployments_keep_their_promises(rendered):
+    options = serve_options()
+    deployments = docs_of(rendered, "Deployment")
+    assert len(deployments) == len(OVERLAYS) + 3  # canary-istio's three steps have two each
+    for o, d in deployments:
+        pod = d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert set(env) <= options, (o, set(env) - options)
+        grace = pod["terminationGracePeriodSeconds"]
+        pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert grace > pre_stop + int(env["AKE_REQUEST_TIMEOUT_MS"]) / 1000, o
+        # a liveness failure can never cut the drain short
+        live = c["livenessProbe"]
+        assert live["periodSeconds"] * live["failureThreshold"] >= grace, o
+        for p in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert c[p]["httpGet"] == {"path": "/health", "port": "http"}, (o, p)
+        assert pod["securityContext"]["runAsNonRoot"] and c["securityContext"]["readOnlyRootFilesystem"], o
+        if o == "gpu":
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == "1" and env["AKE_DEVICE"] == "cuda:0"
+        # the selector picks the Deployment's own pods
+        assert d["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items(), o
+
+
+def test_the_alerts_are_deploy_prometheus_alerts(rendered):
+    rules = yaml.safe_load(open(os.path.join(REPO, "deploy", "prometheus", "rules", "akidb-embed.yml")))
+    for o, d in docs_of(rendered, "PrometheusRule"):
+        assert d["spec"] == rules, f"{o}: deploy/k8s/base/shared/prometheusrule.yaml differs from the rules file"
+    for o, d in docs_of(rendered, "PodMonitor"):
+        # the alerts select job="akidb-embed"
+        assert d["spec"]["jobLabel"] in d["spec"]["selector"]["matchLabels"], o
+
+
+def test_canaries_follow_the_plan(rendered):
+    """Istio's steps and Flagger's steps and gates are the plan's (the in-pod experiment's)."""
+    plan = json.load(open(EXPERIMENT))
+    steps = plan["rollout"]["steps"]
+    for o, (stable, canary) in [("canary-istio/step-5", (95, 5)), ("canary-istio/step-25", (75, 25)),
+                                ("canary-istio/step-50", (50, 50))]:
+        (_, vs), = docs_of(rendered, "VirtualService", [o])
+        route = vs["spec"]["http"][0]["route"]
+        assert [(r["destination"]["subset"], r["weight"]) for r in route] == [("stable", stable), ("canary", canary)]
+        assert canary in steps
+        (_, dr), = docs_of(rendered, "DestinationRule", [o])
+        subsets = {s["name"]: s["labels"] for s in dr["spec"]["subsets"]}
+        tracks = {d["spec"]["template"]["metadata"]["labels"]["track"] for _, d in docs_of(rendered, "Deployment", [o])}
+        assert {s["track"] for s in subsets.values()} == tracks == {"stable", "canary"}
+    (_, c), = docs_of(rendered, "Canary", ["canary-flagger"])
+    a = c["spec"]["analysis"]
+    assert a["stepWeights"] == [s for s in steps if s < 100]  # Flagger promotes after its last step
+    gates = plan["rollout"]["gates"]
+    limits = {m["name"]: m["thresholdRange"] for m in a["metrics"]}
+    assert limits == {"error-rate-increase": {"max": gates["error_rate_increase_max"]},
+                      "p95-improvement": {"min": gates["latency_improvement_min"]}}
+    templates = {d["metadata"]["name"] for _, d in docs_of(rendered, "MetricTemplate", ["canary-flagger"])}
+    assert {m["templateRef"]["name"] for m in a["metrics"]} == templates
+    (_, dep), = docs_of(rendered, "Deployment", ["canary-flagger"])
+    assert set(dep["spec"]["selector"]["matchLabels"]) == {"app"}  # the label Flagger rewrites for the primary
+
+
+def flagger_query(q, interval="1m"):
+    """A MetricTemplate's query as Flagger fills it in for the Canary akidb-embed."""
+    return q.replace("{{ namespace }}", "akidb-embed").replace("{{ target }}", "akidb-embed").replace(
+        "{{ interval }}", interval)
+
+
+def adapter_query():
+    rule = yaml.safe_load(open(os.path.join(K8S, "prometheus-adapter", "values.yaml")))["rules"]["custom"][0]
+    series = rule["seriesQuery"].split("{")[0]
+    return series, rule["metricsQuery"].replace("<<.Series>>", series).replace(
+        "<<.LabelMatchers>>", 'namespace="akidb-embed",pod=~"akidb-embed-.*"').replace("<<.GroupBy>>", "pod")
+
+
+def test_flagger_and_autoscaler_queries_are_promql_on_exported_metrics(rendered, server, tmp_path):
+    exprs = [flagger_query(d["spec"]["query"]) for _, d in docs_of(rendered, "MetricTemplate", ["canary-flagger"])]
+    series, adapter = adapter_query()
+    exprs.append(adapter)
+    rules = {"groups": [{"name": "k8s", "rules": [{"record": f"k8s:q_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    f = tmp_path / "k8s-rules.yml"
+    f.write_text(yaml.safe_dump(rules))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: bash scripts/setup installs Debian's prometheus package"
+    r = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = requests.get(server.url + "/metrics", timeout=30).text
+    exported = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    names = {n for n, _ in exported} | {n + "_bucket" for n, k in exported if k == "histogram"}
+    for e in exprs:
+        assert set(re.findall(r"\bake_[a-z_]+", e)) <= names, e
+    # the HPA scales on the metric the adapter serves, a gauge the server exports
+    hpa_metrics = {d["spec"]["metrics"][0]["pods"]["metric"]["name"] for _, d in docs_of(rendered, "HorizontalPodAutoscaler")}
+    assert hpa_metrics == {series} and (series, "gauge") in exported
+
+
+def pod_env(rendered, overlay, mounts):
+    """The container's environment of overlay's (first) Deployment with the pod's paths mapped
+    onto this machine by mounts {pod path: local path}."""
+    (_, d), *_ = docs_of(rendered, "Deployment", [overlay])
+    env = {}
+    for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
+        v = e["value"]
+        for pod_path, local in mounts.items():
+            if v.startswith(pod_path):
+                v = local + v[len(pod_path):]
+        env[e["name"]] = v
+    return env
+
+
+def test_the_cpu_deployment_environment_serves(rendered, tmp_path):
+    env = pod_env(rendered, "cpu", {"/opt/akidb-embed/models": os.path.dirname(MODEL_DIR)})
+    assert env["AKE_MODEL"] == MODEL_DIR and env["AKE_HOST"] == "0.0.0.0"
+    # --host/--port on the command line (the test's own free port) win over AKE_HOST/AKE_PORT
+    with Server(tmp_path / "cpu.log", env=env) as s:
+        r = requests.post(s.url + "/embed", json={"inputs": ["from the cpu overlay"]}, timeout=30)
+        assert r.status_code == 200 and len(r.json()[0]) == 384
+        assert requests.get(s.url + "/health", timeout=5).status_code == 200
+
+
+def test_the_in_pod_ab_deployment_starts_its_experiment(rendered, tmp_path):
+    """ab-in-pod: a repository like the one its PersistentVolumeClaim describes, the experiment
+    from its ConfigMap, its environment: the server serves `minilm` with the experiment running."""
+    repo = tmp_path / "models" / "minilm"
+    (repo / "2").mkdir(parents=True)
+    os.symlink(MODEL_DIR, repo / "1")
+    for f in os.listdir(MODEL_DIR):
+        os.symlink(os.path.join(MODEL_DIR, f), repo / "2" / f)
+    (repo / "2" / "akidb-model.json").write_text('{"dtype": "int8"}')
+    (repo / "akidb-model.json").write_text('{"version_policy": {"specific": ["1"]}}')
+    (cm,) = [d for _, d in docs_of(rendered, "ConfigMap", ["ab-in-pod"])]
+    etc, state = tmp_path / "etc", tmp_path / "state"
+    etc.mkdir()
+    state.mkdir()
+    (etc / "experiments.json").write_text(cm["data"]["experiments.json"])
+    env = pod_env(rendered, "ab-in-pod", {"/models": str(tmp_path / "models"), "/etc/akidb-embed": str(etc),
+                                          "/var/lib/akidb-embed": str(state)})
+    assert "AKE_MODEL" not in env and env["AKE_ADMIN_PORT"] == "8081"
+    env["AKE_ADMIN_PORT"] = "0"  # any free port here: 8081 may be taken on a shared machine
+    with Server(tmp_path / "ab.log", env=env) as s:
+        assert s.admin_url, s.log()
+        e = requests.get(s.admin_url + "/admin/experiments/minilm-int8", timeout=10).json()
+        assert e["status"] == "running" and e["model"] == "minilm", e
+        r = requests.post(s.url + "/v1/embeddings", json={"model": "minilm", "input": "a", "user": "u1"}, timeout=30)
+        assert r.status_code == 200 and r.headers["X-Model-Version"] in ("1", "2")
+    assert (state / "experiments.json").exists() and (state / "state.json").exists()
