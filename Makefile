@@ -5,6 +5,7 @@
 #   make test       set up, build (also with ASan+UBSan), run every test
 #   make SANITIZE=address,undefined   sanitized build into build-san/
 #   make test-cluster  three replicas behind HAProxy and a real Prometheus (make test runs it)
+#   make test-container  build and run the CPU container image with podman (opt-in)
 #   make test-gpu   kernel and whole-engine tests on a CUDA GPU (see tests/gpu/)
 #   make CUDA=0     leave the CUDA backend out even where nvcc exists
 CC       ?= gcc
@@ -59,7 +60,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run run-all test test-unit test-py test-http-san test-cluster test-gpu fuzz clean
+.PHONY: all setup run run-all test test-unit test-py test-http-san test-cluster test-container test-gpu fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
@@ -158,6 +159,14 @@ test-py: all
 test-cluster: all
 	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q -p no:cacheprovider \
 	  -o tmp_path_retention_policy=failed tests/cluster
+
+# Opt-in (not in make test): deploy/container/Containerfile.cpu built and run with podman from a
+# Debian root made by debootstrap (tests/container/test_container.py, issue 12); installs podman,
+# runc and debootstrap. About 6 minutes on 2 cores the first time (debootstrap, apt, compile).
+test-container: all
+	bash scripts/setup --container
+	AKE_BIN=$(BUILD)/akidb-embed .venv/bin/python -m pytest -q -p no:cacheprovider \
+	  -o tmp_path_retention_policy=failed tests/container
 
 # The HTTP smoke tests again on the ASan/UBSan build (leaks and races on the request path).
 test-http-san:
