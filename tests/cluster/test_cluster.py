@@ -14,7 +14,9 @@
    the alert rules is evaluated through its HTTP API: each returns a series (panels whose
    description starts with GPU-only or Experiment-only excepted; an alert's expression is
    evaluated without its threshold), and the request-rate panel is within 10 % of loadgen's
-   rate.
+   rate. Flagger's two checks (deploy/k8s/overlays/canary-flagger) and the autoscaler's metric
+   (as prometheus-adapter queries it) are evaluated too, with the replicas labelled as the
+   Prometheus Operator labels a Flagger canary's and its primary's pods.
 3. Overload: one replica with few admission slots gets more concurrent requests than it admits
    for over a minute: it answers 429, and AkidbEmbedQueueSaturated is seen firing.
 Every process, port and folder is the test's own (tmp_path) and gone after it.
@@ -39,6 +41,9 @@ AKE_BIN = os.path.join(REPO, os.environ.get("AKE_BIN", "build/akidb-embed"))
 MODEL = os.path.join(REPO, "models", "all-MiniLM-L6-v2")
 LOAD_RATE, LOAD_SECONDS = 40, 60
 STEP = 2  # Prometheus scrape and rule interval of the test, seconds
+PODS = ["akidb-embed-primary-7d9f8b6c5-x2k4q", "akidb-embed-6c8b7d9f4-m7p3z", "akidb-embed-primary-7d9f8b6c5-r8w1n"]
+FLAGGER_TEMPLATES = os.path.join(REPO, "deploy", "k8s", "overlays", "canary-flagger", "metrictemplates.yaml")
+ADAPTER_VALUES = os.path.join(REPO, "deploy", "k8s", "prometheus-adapter", "values.yaml")
 
 
 def free_port():
@@ -119,7 +124,10 @@ backend replicas
         conf["global"].update(scrape_interval=f"{STEP}s", evaluation_interval=f"{STEP}s")
         yaml.safe_dump(conf, open(os.path.join(prom, "prometheus.yml"), "w"))
         os.unlink(os.path.join(prom, "targets", "example.json"))
-        json.dump([{"targets": [f"127.0.0.1:{r.port}" for r in replicas]}],
+        # labelled as the Prometheus Operator labels pods, r2 as a Flagger canary's pod and the
+        # others as its primary's, so that Flagger's queries can be evaluated here too
+        json.dump([{"targets": [f"127.0.0.1:{r.port}"], "labels": {"namespace": "akidb-embed", "pod": pod}}
+                   for r, pod in zip(replicas, PODS)],
                   open(os.path.join(prom, "targets", "replicas.json"), "w"))
         procs.append(subprocess.Popen(
             ["prometheus", f"--config.file={prom}/prometheus.yml", f"--storage.tsdb.path={tmp}/tsdb",
@@ -201,6 +209,17 @@ def test_replicas_fail_and_drain_without_a_failed_request_and_prometheus_sees_th
             if not query(api, e):
                 empty.append((r["alert"], e))
     assert not empty, f"expressions with no series: {empty}"
+    # Flagger's two checks (deploy/k8s canary-flagger) as Flagger fills them in: one number each
+    for t in yaml.safe_load_all(open(FLAGGER_TEMPLATES)):
+        e = t["spec"]["query"].replace("{{ namespace }}", "akidb-embed").replace("{{ target }}", "akidb-embed")
+        (v,) = query(api, e.replace("{{ interval }}", "5m"))
+        value = float(v["value"][1])
+        assert -1 <= value <= 1, (t["metadata"]["name"], value)  # finite: both tracks have requests
+    # the autoscaler's metric as prometheus-adapter asks for it: one series per pod
+    rule = yaml.safe_load(open(ADAPTER_VALUES))["rules"]["custom"][0]
+    e = rule["metricsQuery"].replace("<<.Series>>", rule["seriesQuery"].split("{")[0]).replace(
+        "<<.LabelMatchers>>", 'namespace="akidb-embed",pod=~"akidb-embed-.*"').replace("<<.GroupBy>>", "pod")
+    assert sorted(x["metric"]["pod"] for x in query(api, e)) == sorted(PODS)
     # the request-rate panel (its own expression) against loadgen's rate, inside the load's window
     panel = next(p for p in dash["panels"] if p["title"].startswith("Requests per second by endpoint"))
     e = panel["targets"][0]["expr"].replace("$instance", ".*").replace("$__rate_interval", "45s")
