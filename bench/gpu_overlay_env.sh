@@ -8,5 +8,5 @@ mkdir -p .carry
 import sys, yaml
 (d,) = [d for d in yaml.safe_load_all(sys.stdin) if d["kind"] == "Deployment"]
 for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
-    print(f"{e[\"name\"]}={e[\"value\"]}")' >.carry/gpu-overlay.env
+    print(e["name"] + "=" + e["value"])' >.carry/gpu-overlay.env
 cat .carry/gpu-overlay.env
