@@ -23,12 +23,17 @@ mapfile -t overlay_env <"$here/.carry/gpu-overlay.env"
 env -i PATH="$PATH" LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}" "${overlay_env[@]}" AKE_PORT=18080 \
     build/akidb-embed serve --model synth=/tmp/synth >/tmp/serve.log 2>&1 &
 pid=$!
-for _ in $(seq 600); do curl -sf localhost:18080/health >/dev/null && break; sleep 0.1; done
-curl -sf localhost:18080/health; echo
+# HTTP through python3's urllib: the carried Debian libraries (LD_LIBRARY_PATH) break the image's curl
+http() { env -u LD_LIBRARY_PATH python3 -c 'import sys, urllib.request as u
+body = sys.argv[2].encode() if len(sys.argv) > 2 else None
+r = u.urlopen(u.Request("http://127.0.0.1:18080" + sys.argv[1], body, {"content-type": "application/json"}), timeout=30)
+sys.stdout.write(r.read().decode())' "$@"; }
+for _ in $(seq 600); do http /health >/dev/null 2>&1 && break; sleep 0.1; done
+http /health; echo
 head -5 /tmp/serve.log
-curl -sf localhost:18080/info | python3 -c 'import json,sys; i=json.load(sys.stdin); print("info:", {k: i.get(k) for k in ("model_id", "model_dtype", "dtype", "device", "max_batch_tokens")})'
+http /info | python3 -c 'import json,sys; i=json.load(sys.stdin); print("info:", i)'
 texts='["the gpu overlay serves", "a second sentence, somewhat longer than the first one"]'
-curl -sf localhost:18080/embed -H 'content-type: application/json' -d "{\"inputs\": $texts}" >/tmp/gpu.json
+http /embed "{\"inputs\": $texts}" >/tmp/gpu.json
 python3 -c "import json; [print(json.dumps(t)) for t in json.loads('$texts')]" |
     build/akidb-embed embed --model /tmp/synth --jsonl --device cpu >/tmp/cpu.jsonl
 python3 - <<'PY'
