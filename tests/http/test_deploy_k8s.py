@@ -210,6 +210,22 @@ def test_canaries_follow_the_plan(rendered):
     assert set(dep["spec"]["selector"]["matchLabels"]) == {"app"}  # the label Flagger rewrites for the primary
 
 
+def test_promote_and_rollback_with_prune_remove_the_canary_and_keep_the_models(rendered):
+    """The README promotes or rolls back a manual canary with `kubectl apply -k overlays/cpu
+    --prune -l app=akidb-embed`: that deletes exactly the objects of the label that cpu does not
+    have, so everything canary-istio adds must carry it (a VirtualService left behind would send
+    5 % of the traffic to a subset with no pods), and ab-in-pod's model volume must not."""
+    ident = lambda d: (d["kind"], d["metadata"]["name"])
+    cpu = {ident(d) for d in rendered["cpu"][1]}
+    for o in ("canary-istio/step-5", "canary-istio/step-25", "canary-istio/step-50"):
+        extra = [d for d in rendered[o][1] if ident(d) not in cpu]
+        assert {d["kind"] for d in extra} == {"Deployment", "HorizontalPodAutoscaler", "DestinationRule", "VirtualService"}
+        for d in extra:
+            assert d["metadata"].get("labels", {}).get("app") == "akidb-embed", (o, ident(d))
+    (_, pvc), = docs_of(rendered, "PersistentVolumeClaim", ["ab-in-pod"])
+    assert "app" not in pvc["metadata"].get("labels", {})
+
+
 def flagger_query(q, interval="1m"):
     """A MetricTemplate's query as Flagger fills it in for the Canary akidb-embed."""
     return q.replace("{{ namespace }}", "akidb-embed").replace("{{ target }}", "akidb-embed").replace(
