@@ -30,7 +30,9 @@ K8S = os.path.join(REPO, "deploy", "k8s")
 TOOLS = os.path.join(REPO, ".tools")
 KUBECTL = os.path.join(TOOLS, "kubectl")
 OVERLAYS = ["cpu", "gpu", "canary-flagger", "canary-istio/step-5", "canary-istio/step-25",
-            "canary-istio/step-50", "ab-in-pod"]
+            "canary-istio/step-50", "canary-istio/step-0", "ab-in-pod"]
+CANARY_STEPS = {"canary-istio/step-5": (95, 5), "canary-istio/step-25": (75, 25),
+                "canary-istio/step-50": (50, 50), "canary-istio/step-0": (100, 0)}
 KUBE_VERSION = "1.30.0"  # the oldest Kubernetes still in support when this was written
 SCHEMAS = {  # kind -> our schema of it (the kinds Kubernetes' own schemas do not cover)
     "VirtualService": "istio-virtualservice", "DestinationRule": "istio-destinationrule",
@@ -153,7 +155,7 @@ def serve_options():
 def test_deployments_keep_their_promises(rendered):
     options = serve_options()
     deployments = docs_of(rendered, "Deployment")
-    assert len(deployments) == len(OVERLAYS) + 3  # canary-istio's three steps have two each
+    assert len(deployments) == len(OVERLAYS) + len(CANARY_STEPS)  # canary-istio's steps have two each
     for o, d in deployments:
         pod = d["spec"]["template"]["spec"]
         c = pod["containers"][0]
@@ -161,7 +163,11 @@ def test_deployments_keep_their_promises(rendered):
         assert set(env) <= options, (o, set(env) - options)
         grace = pod["terminationGracePeriodSeconds"]
         pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
-        assert grace > pre_stop + int(env["AKE_REQUEST_TIMEOUT_MS"]) / 1000, o
+        # the drain waits for a request that queued up to the timeout and then runs about as long
+        # in the engine (the default token limit is what the engines embed within the timeout)
+        assert "AKE_MAX_REQUEST_TOKENS" not in env, o
+        assert grace > pre_stop + 2 * int(env["AKE_REQUEST_TIMEOUT_MS"]) / 1000, o
+        assert "replicas" not in d["spec"], f"{o}: the HPA owns the count; `replicas` would reset it on every apply"
         # a liveness failure can never cut the drain short
         live = c["livenessProbe"]
         assert live["periodSeconds"] * live["failureThreshold"] >= grace, o
@@ -187,12 +193,14 @@ def test_canaries_follow_the_plan(rendered):
     """Istio's steps and Flagger's steps and gates are the plan's (the in-pod experiment's)."""
     plan = json.load(open(EXPERIMENT))
     steps = plan["rollout"]["steps"]
-    for o, (stable, canary) in [("canary-istio/step-5", (95, 5)), ("canary-istio/step-25", (75, 25)),
-                                ("canary-istio/step-50", (50, 50))]:
+    for o, (stable, canary) in CANARY_STEPS.items():
         (_, vs), = docs_of(rendered, "VirtualService", [o])
         route = vs["spec"]["http"][0]["route"]
         assert [(r["destination"]["subset"], r["weight"]) for r in route] == [("stable", stable), ("canary", canary)]
-        assert canary in steps
+        assert canary in steps or canary == 0
+        # the longest request the server admits (queue timeout + as long in the engine) fits
+        timeout_s = int(vs["spec"]["http"][0]["timeout"].rstrip("s"))
+        assert timeout_s > 2 * 30 and int(vs["spec"]["http"][0]["retries"]["perTryTimeout"].rstrip("s")) == timeout_s
         (_, dr), = docs_of(rendered, "DestinationRule", [o])
         subsets = {s["name"]: s["labels"] for s in dr["spec"]["subsets"]}
         tracks = {d["spec"]["template"]["metadata"]["labels"]["track"] for _, d in docs_of(rendered, "Deployment", [o])}
@@ -210,20 +218,160 @@ def test_canaries_follow_the_plan(rendered):
     assert set(dep["spec"]["selector"]["matchLabels"]) == {"app"}  # the label Flagger rewrites for the primary
 
 
-def test_promote_and_rollback_with_prune_remove_the_canary_and_keep_the_models(rendered):
-    """The README promotes or rolls back a manual canary with `kubectl apply -k overlays/cpu
-    --prune -l app=akidb-embed`: that deletes exactly the objects of the label that cpu does not
-    have, so everything canary-istio adds must carry it (a VirtualService left behind would send
-    5 % of the traffic to a subset with no pods), and ab-in-pod's model volume must not."""
+def test_the_way_out_of_a_manual_canary_removes_exactly_the_canary(rendered):
+    """Promotion and rollback end the same way (README): step-0 sends everything to stable, then
+    `kubectl delete -k canary-istio/canary-arm` and the VirtualService and DestinationRule by name.
+    What that deletes must be exactly what canary-istio adds to the cpu overlay."""
     ident = lambda d: (d["kind"], d["metadata"]["name"])
     cpu = {ident(d) for d in rendered["cpu"][1]}
-    for o in ("canary-istio/step-5", "canary-istio/step-25", "canary-istio/step-50"):
-        extra = [d for d in rendered[o][1] if ident(d) not in cpu]
-        assert {d["kind"] for d in extra} == {"Deployment", "HorizontalPodAutoscaler", "DestinationRule", "VirtualService"}
-        for d in extra:
-            assert d["metadata"].get("labels", {}).get("app") == "akidb-embed", (o, ident(d))
-    (_, pvc), = docs_of(rendered, "PersistentVolumeClaim", ["ab-in-pod"])
-    assert "app" not in pvc["metadata"].get("labels", {})
+    arm = {ident(d) for d in yaml.safe_load_all(kustomize(os.path.join(K8S, "overlays", "canary-istio", "canary-arm")))}
+    assert arm == {("Deployment", "akidb-embed-canary"), ("HorizontalPodAutoscaler", "akidb-embed-canary")}
+    for o in CANARY_STEPS:
+        extra = {ident(d) for d in rendered[o][1]} - cpu
+        assert extra == arm | {("VirtualService", "akidb-embed"), ("DestinationRule", "akidb-embed")}, o
+
+
+def pods_of(docs):
+    """[(Deployment, pod labels, container port names)], with the -primary Deployment Flagger
+    makes of a Canary's target (its pods labelled app: NAME-primary)."""
+    out = []
+    for d in docs:
+        if d["kind"] == "Deployment":
+            t = d["spec"]["template"]
+            out.append((d["metadata"]["name"], t["metadata"]["labels"],
+                        {p["name"] for c in t["spec"]["containers"] for p in c.get("ports", [])}))
+    for c in (d for d in docs if d["kind"] == "Canary"):
+        for name, labels, ports in list(out):
+            if name == c["spec"]["targetRef"]["name"]:
+                out.append((name + "-primary", dict(labels, app=name + "-primary"), ports))
+    return out
+
+
+def reference_errors(docs):
+    """What in one rendered overlay points at nothing: selectors that match no pods, ports no
+    container names, targets, hosts, subsets, claims, config maps and accounts that do not exist."""
+    errors = []
+    pods = pods_of(docs)
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+
+    def matching(selector):
+        return [p for p in pods if selector and selector.items() <= p[1].items()]
+
+    services = dict(by_kind.get("Service", {}))
+    for c in by_kind.get("Canary", {}).values():  # Flagger writes these
+        t = c["spec"]["targetRef"]["name"]
+        port = {"port": c["spec"]["service"]["port"], "targetPort": c["spec"]["service"]["targetPort"]}
+        for name, app in ((t, t + "-primary"), (t + "-primary", t + "-primary"), (t + "-canary", t)):
+            services[name] = {"spec": {"selector": {"app": app}, "ports": [port]}}
+        if c["spec"]["targetRef"]["name"] not in by_kind.get("Deployment", {}):
+            errors.append(f"Canary targets a missing Deployment {t}")
+        a = c["spec"].get("autoscalerRef")
+        if a and a["name"] not in by_kind.get(a["kind"], {}):
+            errors.append(f"Canary's autoscalerRef {a['name']} is missing")
+        for m in c["spec"]["analysis"]["metrics"]:
+            if "templateRef" in m and m["templateRef"]["name"] not in by_kind.get("MetricTemplate", {}):
+                errors.append(f"Canary metric {m['name']}: no MetricTemplate {m['templateRef']['name']}")
+    for name, svc in services.items():
+        matched = matching(svc["spec"]["selector"])
+        if not matched:
+            errors.append(f"Service {name} selects no pods")
+        for p in svc["spec"]["ports"]:
+            tp = p.get("targetPort", p["port"])
+            if isinstance(tp, str) and any(tp not in m[2] for m in matched):
+                errors.append(f"Service {name}: targetPort {tp} is not a container port of its pods")
+    for kind in ("PodDisruptionBudget", "PodMonitor"):
+        for name, d in by_kind.get(kind, {}).items():
+            matched = matching(d["spec"]["selector"]["matchLabels"])
+            if not matched:
+                errors.append(f"{kind} {name} selects no pods")
+            for ep in d["spec"].get("podMetricsEndpoints", []):
+                if any(ep["port"] not in m[2] for m in matched):
+                    errors.append(f"PodMonitor {name}: port {ep['port']} is not a container port")
+    for name, d in by_kind.get("NetworkPolicy", {}).items():
+        if not matching(d["spec"]["podSelector"]["matchLabels"]):
+            errors.append(f"NetworkPolicy {name} selects no pods")
+    for name, d in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        ref = d["spec"]["scaleTargetRef"]
+        if ref["name"] not in by_kind.get(ref["kind"], {}):
+            errors.append(f"HPA {name} scales a missing {ref['kind']} {ref['name']}")
+    subsets = {}
+    for name, d in by_kind.get("DestinationRule", {}).items():
+        host = d["spec"]["host"]
+        if host not in services:
+            errors.append(f"DestinationRule {name}: no Service {host}")
+            continue
+        behind = matching(services[host]["spec"]["selector"])
+        for sub in d["spec"].get("subsets", []):
+            subsets[(host, sub["name"])] = sub
+            if not [p for p in behind if sub["labels"].items() <= p[1].items()]:
+                errors.append(f"DestinationRule {name}: subset {sub['name']} matches no pod behind {host}")
+    for name, d in by_kind.get("VirtualService", {}).items():
+        for h in d["spec"]["http"]:
+            for r in h["route"]:
+                dest = r["destination"]
+                if dest["host"] not in services:
+                    errors.append(f"VirtualService {name}: no Service {dest['host']}")
+                    continue
+                if "subset" in dest and (dest["host"], dest["subset"]) not in subsets:
+                    errors.append(f"VirtualService {name}: no subset {dest['subset']} of {dest['host']}")
+                ports = {p["port"] for p in services[dest["host"]]["spec"]["ports"]}
+                if "port" in dest and dest["port"]["number"] not in ports:
+                    errors.append(f"VirtualService {name}: {dest['host']} has no port {dest['port']['number']}")
+            if sum(r.get("weight", 0) for r in h["route"]) != 100:
+                errors.append(f"VirtualService {name}: weights do not sum to 100")
+    for name, d in by_kind.get("Deployment", {}).items():
+        spec = d["spec"]["template"]["spec"]
+        if d["spec"]["selector"]["matchLabels"].items() > d["spec"]["template"]["metadata"]["labels"].items():
+            errors.append(f"Deployment {name}: its selector does not select its own pods")
+        if spec.get("serviceAccountName") and spec["serviceAccountName"] not in by_kind.get("ServiceAccount", {}):
+            errors.append(f"Deployment {name}: no ServiceAccount {spec['serviceAccountName']}")
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec["containers"]:
+            for m in c.get("volumeMounts", []):
+                if m["name"] not in volumes:
+                    errors.append(f"Deployment {name}: mount of a missing volume {m['name']}")
+        for v in volumes.values():
+            if "persistentVolumeClaim" in v and v["persistentVolumeClaim"]["claimName"] not in by_kind.get("PersistentVolumeClaim", {}):
+                errors.append(f"Deployment {name}: no PersistentVolumeClaim {v['persistentVolumeClaim']['claimName']}")
+            if "configMap" in v and v["configMap"]["name"] not in by_kind.get("ConfigMap", {}):
+                errors.append(f"Deployment {name}: no ConfigMap {v['configMap']['name']}")
+    return errors
+
+
+def test_every_reference_points_at_something(rendered):
+    for o in OVERLAYS:
+        assert not reference_errors(rendered[o][1]), (o, reference_errors(rendered[o][1]))
+
+
+MISTAKES = [  # (overlay, kind, name, what a typo does to it)
+    ("cpu", "Service", "akidb-embed", lambda d: d["spec"]["selector"].update(app="akidb-embd")),
+    ("cpu", "Service", "akidb-embed", lambda d: d["spec"]["ports"][0].update(targetPort="htp")),
+    ("cpu", "PodDisruptionBudget", "akidb-embed", lambda d: d["spec"]["selector"]["matchLabels"].update(track="stabel")),
+    ("cpu", "PodMonitor", "akidb-embed", lambda d: d["spec"]["podMetricsEndpoints"][0].update(port="metrics")),
+    ("cpu", "HorizontalPodAutoscaler", "akidb-embed", lambda d: d["spec"]["scaleTargetRef"].update(name="akidb")),
+    ("cpu", "NetworkPolicy", "akidb-embed", lambda d: d["spec"]["podSelector"]["matchLabels"].update(x="y")),
+    ("cpu", "Deployment", "akidb-embed", lambda d: d["spec"]["template"]["spec"].update(serviceAccountName="default")),
+    ("canary-istio/step-5", "DestinationRule", "akidb-embed", lambda d: d["spec"].update(host="akidb-embed-canary")),
+    ("canary-istio/step-5", "DestinationRule", "akidb-embed", lambda d: d["spec"]["subsets"][1]["labels"].update(track="canery")),
+    ("canary-istio/step-5", "VirtualService", "akidb-embed", lambda d: d["spec"]["http"][0]["route"][1]["destination"].update(host="akidb-embed-canary")),
+    ("canary-istio/step-5", "VirtualService", "akidb-embed", lambda d: d["spec"]["http"][0]["route"][0]["destination"]["port"].update(number=8081)),
+    ("canary-istio/step-5", "VirtualService", "akidb-embed", lambda d: d["spec"]["http"][0]["route"][1].update(weight=10)),
+    ("canary-flagger", "Canary", "akidb-embed", lambda d: d["spec"]["targetRef"].update(name="akidb")),
+    ("canary-flagger", "Canary", "akidb-embed", lambda d: d["spec"]["service"].update(targetPort="htp")),
+    ("canary-flagger", "Canary", "akidb-embed", lambda d: d["spec"]["analysis"]["metrics"][0]["templateRef"].update(name="x")),
+    ("canary-flagger", "PodDisruptionBudget", "akidb-embed", lambda d: d["spec"]["selector"]["matchLabels"].update(app="akidb-embed-primery")),
+    ("ab-in-pod", "Deployment", "akidb-embed", lambda d: d["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"].update(claimName="models")),
+]
+
+
+@pytest.mark.parametrize("overlay,kind,name,mistake", MISTAKES, ids=[f"{m[0]}-{m[1]}-{i}" for i, m in enumerate(MISTAKES)])
+def test_a_broken_reference_is_caught(rendered, overlay, kind, name, mistake):
+    docs = json.loads(json.dumps(rendered[overlay][1]))
+    (d,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    mistake(d)
+    assert reference_errors(docs)
 
 
 def flagger_query(q, interval="1m"):
@@ -255,22 +403,43 @@ def test_flagger_and_autoscaler_queries_are_promql_on_exported_metrics(rendered,
     names = {n for n, _ in exported} | {n + "_bucket" for n, k in exported if k == "histogram"}
     for e in exprs:
         assert set(re.findall(r"\bake_[a-z_]+", e)) <= names, e
+    # every endpoint and status a query names is one the server counts (src/serve/metrics.c)
+    src = open(os.path.join(REPO, "src", "serve", "metrics.c")).read()
+    endpoints = set(re.findall(r'"(\w+)"', re.search(r"ep_names\[AKE_EP_COUNT\] = \{(.*?)\};", src, re.S).group(1)))
+    statuses = set(re.findall(r"\d+", re.search(r"status_codes\[[^]]*\] = \{(.*?)\};", src, re.S).group(1)))
+    for e in exprs:
+        for label, values in re.findall(r'\b(endpoint|status)(?:=~|!~|!=|=)"([^"]*)"', e):
+            for v in values.split("|"):
+                assert v in (endpoints if label == "endpoint" else statuses), (label, v, e)
     # the HPA scales on the metric the adapter serves, a gauge the server exports
     hpa_metrics = {d["spec"]["metrics"][0]["pods"]["metric"]["name"] for _, d in docs_of(rendered, "HorizontalPodAutoscaler")}
     assert hpa_metrics == {series} and (series, "gauge") in exported
 
 
-def pod_env(rendered, overlay, mounts):
-    """The container's environment of overlay's (first) Deployment with the pod's paths mapped
-    onto this machine by mounts {pod path: local path}."""
-    (_, d), *_ = docs_of(rendered, "Deployment", [overlay])
+def image_env(image):
+    """The ENV of the image a Deployment names, from deploy/container/Containerfile.cpu: the
+    `runtime` target for a -nomodel tag, else the default (`baked`) one, which adds the model."""
+    text = open(os.path.join(REPO, "deploy", "container", "Containerfile.cpu")).read().replace("\\\n", " ")
+    stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S))
     env = {}
-    for e in d["spec"]["template"]["spec"]["containers"][0]["env"]:
-        v = e["value"]
+    for stage in ["runtime"] + ([] if image.endswith("-nomodel") else ["baked"]):
+        for line in re.findall(r"^ENV (.*)$", stages[stage], re.M):
+            env.update(kv.split("=", 1) for kv in line.split())
+    assert env, image
+    return env
+
+
+def pod_env(rendered, overlay, mounts):
+    """The environment overlay's (first) Deployment's container runs with: its image's ENV under
+    the pod's env, with the pod's paths mapped onto this machine by mounts {pod path: local path}."""
+    (_, d), *_ = docs_of(rendered, "Deployment", [overlay])
+    c = d["spec"]["template"]["spec"]["containers"][0]
+    env = image_env(c["image"])
+    env.update({e["name"]: e["value"] for e in c["env"]})
+    for k, v in env.items():
         for pod_path, local in mounts.items():
             if v.startswith(pod_path):
-                v = local + v[len(pod_path):]
-        env[e["name"]] = v
+                env[k] = local + v[len(pod_path):]
     return env
 
 
@@ -301,6 +470,7 @@ def test_the_in_pod_ab_deployment_starts_its_experiment(rendered, tmp_path):
     (etc / "experiments.json").write_text(cm["data"]["experiments.json"])
     env = pod_env(rendered, "ab-in-pod", {"/models": str(tmp_path / "models"), "/etc/akidb-embed": str(etc),
                                           "/var/lib/akidb-embed": str(state)})
+    # the image has no model of its own: the repository's are the only ones
     assert "AKE_MODEL" not in env and env["AKE_ADMIN_PORT"] == "8081"
     env["AKE_ADMIN_PORT"] = "0"  # any free port here: 8081 may be taken on a shared machine
     with Server(tmp_path / "ab.log", env=env) as s:
@@ -309,4 +479,6 @@ def test_the_in_pod_ab_deployment_starts_its_experiment(rendered, tmp_path):
         assert e["status"] == "running" and e["model"] == "minilm", e
         r = requests.post(s.url + "/v1/embeddings", json={"model": "minilm", "input": "a", "user": "u1"}, timeout=30)
         assert r.status_code == 200 and r.headers["X-Model-Version"] in ("1", "2")
+        # requests that name no model (TEI's /embed) are the experiment's too
+        assert [m["id"] for m in requests.get(s.url + "/v1/models", timeout=10).json()["data"]] == ["minilm"]
     assert (state / "experiments.json").exists() and (state / "state.json").exists()
