@@ -168,6 +168,11 @@ def test_deployments_keep_their_promises(rendered):
         assert "AKE_MAX_REQUEST_TOKENS" not in env, o
         assert grace > pre_stop + 2 * int(env["AKE_REQUEST_TIMEOUT_MS"]) / 1000, o
         assert "replicas" not in d["spec"], f"{o}: the HPA owns the count; `replicas` would reset it on every apply"
+        # Istio's sidecar keeps proxying through the longest drain and is gone before the kill
+        ann = d["spec"]["template"]["metadata"]["annotations"]
+        drain = int(json.loads(ann["proxy.istio.io/config"])["terminationDrainDuration"].rstrip("s"))
+        assert pre_stop + 2 * int(env["AKE_REQUEST_TIMEOUT_MS"]) / 1000 <= drain < grace, o
+        assert ann["sidecar.istio.io/proxyCPU"] == ann["sidecar.istio.io/proxyCPULimit"], o  # Guaranteed QoS
         # a liveness failure can never cut the drain short
         live = c["livenessProbe"]
         assert live["periodSeconds"] * live["failureThreshold"] >= grace, o
@@ -238,12 +243,13 @@ def pods_of(docs):
     for d in docs:
         if d["kind"] == "Deployment":
             t = d["spec"]["template"]
-            out.append((d["metadata"]["name"], t["metadata"]["labels"],
-                        {p["name"] for c in t["spec"]["containers"] for p in c.get("ports", [])}))
+            ports = [p for c in t["spec"]["containers"] for p in c.get("ports", [])]
+            out.append((d["metadata"]["name"], t["metadata"]["labels"], {p["name"] for p in ports},
+                        {p["containerPort"] for p in ports}))
     for c in (d for d in docs if d["kind"] == "Canary"):
-        for name, labels, ports in list(out):
+        for name, labels, names, numbers in list(out):
             if name == c["spec"]["targetRef"]["name"]:
-                out.append((name + "-primary", dict(labels, app=name + "-primary"), ports))
+                out.append((name + "-primary", dict(labels, app=name + "-primary"), names, numbers))
     return out
 
 
@@ -265,6 +271,8 @@ def reference_errors(docs):
         port = {"port": c["spec"]["service"]["port"], "targetPort": c["spec"]["service"]["targetPort"]}
         for name, app in ((t, t + "-primary"), (t + "-primary", t + "-primary"), (t + "-canary", t)):
             services[name] = {"spec": {"selector": {"app": app}, "ports": [port]}}
+        if c["spec"]["service"]["port"] != 8080:  # the port every client uses (base/service)
+            errors.append(f"Canary: service port {c['spec']['service']['port']} is not the Service's 8080")
         if c["spec"]["targetRef"]["name"] not in by_kind.get("Deployment", {}):
             errors.append(f"Canary targets a missing Deployment {t}")
         a = c["spec"].get("autoscalerRef")
@@ -289,9 +297,16 @@ def reference_errors(docs):
             for ep in d["spec"].get("podMetricsEndpoints", []):
                 if any(ep["port"] not in m[2] for m in matched):
                     errors.append(f"PodMonitor {name}: port {ep['port']} is not a container port")
+                if ep.get("path", "/metrics") != "/metrics":
+                    errors.append(f"PodMonitor {name}: the server's metrics are at /metrics, not {ep['path']}")
     for name, d in by_kind.get("NetworkPolicy", {}).items():
-        if not matching(d["spec"]["podSelector"]["matchLabels"]):
+        matched = matching(d["spec"]["podSelector"]["matchLabels"])
+        if not matched:
             errors.append(f"NetworkPolicy {name} selects no pods")
+        for rule in d["spec"].get("ingress", []):
+            for p in rule.get("ports", []):
+                if any(p["port"] not in m[3] for m in matched):
+                    errors.append(f"NetworkPolicy {name}: port {p['port']} is not a container port")
     for name, d in by_kind.get("HorizontalPodAutoscaler", {}).items():
         ref = d["spec"]["scaleTargetRef"]
         if ref["name"] not in by_kind.get(ref["kind"], {}):
@@ -327,6 +342,10 @@ def reference_errors(docs):
             errors.append(f"Deployment {name}: its selector does not select its own pods")
         if spec.get("serviceAccountName") and spec["serviceAccountName"] not in by_kind.get("ServiceAccount", {}):
             errors.append(f"Deployment {name}: no ServiceAccount {spec['serviceAccountName']}")
+        for c in spec["containers"]:
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            if "AKE_PORT" in env and {int(env["AKE_PORT"])} != {p["containerPort"] for p in c.get("ports", [])}:
+                errors.append(f"Deployment {name}: the server listens on AKE_PORT {env['AKE_PORT']}, not its containerPort")
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for c in spec["containers"]:
             for m in c.get("volumeMounts", []):
@@ -363,6 +382,10 @@ MISTAKES = [  # (overlay, kind, name, what a typo does to it)
     ("canary-flagger", "Canary", "akidb-embed", lambda d: d["spec"]["analysis"]["metrics"][0]["templateRef"].update(name="x")),
     ("canary-flagger", "PodDisruptionBudget", "akidb-embed", lambda d: d["spec"]["selector"]["matchLabels"].update(app="akidb-embed-primery")),
     ("ab-in-pod", "Deployment", "akidb-embed", lambda d: d["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"].update(claimName="models")),
+    ("cpu", "NetworkPolicy", "akidb-embed", lambda d: d["spec"]["ingress"][0]["ports"][0].update(port=9090)),
+    ("cpu", "PodMonitor", "akidb-embed", lambda d: d["spec"]["podMetricsEndpoints"][0].update(path="/metrcs")),
+    ("cpu", "Deployment", "akidb-embed", lambda d: [e.update(value="9090") for e in d["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "AKE_PORT"]),
+    ("canary-flagger", "Canary", "akidb-embed", lambda d: d["spec"]["service"].update(port=8081)),
 ]
 
 
@@ -372,6 +395,31 @@ def test_a_broken_reference_is_caught(rendered, overlay, kind, name, mistake):
     (d,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     mistake(d)
     assert reference_errors(docs)
+
+
+def test_retries_and_template_variables_are_the_intended_ones(rendered):
+    """Replays are for requests that got no answer or a 503 only (a 429 asks the client to back
+    off), and a MetricTemplate uses only the variables Flagger fills in (a misspelt one is still
+    valid PromQL, and matches nothing)."""
+    retry = {"connect-failure", "refused-stream", "reset", "503"}
+    for o, d in docs_of(rendered, "VirtualService"):
+        assert set(d["spec"]["http"][0]["retries"]["retryOn"].split(",")) == retry, o
+    for o, d in docs_of(rendered, "Canary"):
+        assert set(d["spec"]["service"]["retries"]["retryOn"].split(",")) == retry, o
+    for o, d in docs_of(rendered, "MetricTemplate", ["canary-flagger"]):
+        used = set(re.findall(r"{{\s*([\w.]+)\s*}}", d["spec"]["query"]))
+        assert used <= {"name", "namespace", "target", "service", "ingress", "interval"}, used
+        assert {"namespace", "target", "interval"} <= used, used
+
+
+def test_device_and_precision_are_ones_the_server_takes(rendered):
+    help_text = subprocess.run([AKE_BIN, "serve", "--help"], capture_output=True, text=True).stdout
+    dtypes = set(re.search(r"engine precision: ([^(]*?)\(", help_text).group(1).replace("or", ",").replace(" ", "").split(",")) - {""}
+    assert {"fp32", "fp16", "bf16", "int8", "fp8", "default"} <= dtypes, dtypes
+    for o, d in docs_of(rendered, "Deployment"):
+        env = {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env.get("AKE_DTYPE", "default") in dtypes, (o, env.get("AKE_DTYPE"))
+        assert re.fullmatch(r"cpu|cuda:\d+(,cuda:\d+)*", env.get("AKE_DEVICE", "cpu")), (o, env.get("AKE_DEVICE"))
 
 
 def flagger_query(q, interval="1m"):
