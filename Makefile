@@ -60,7 +60,7 @@ TEST_SRC := $(wildcard tests/unit/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all setup run run-all test test-unit test-py test-http-san test-cluster test-container test-gpu fuzz clean
+.PHONY: all setup run run-all test test-bins test-unit test-py test-http-san test-cluster test-container test-gpu fuzz clean
 all: $(BUILD)/akidb-embed
 
 $(BUILD)/%.o: %.c
@@ -120,14 +120,15 @@ run-all: setup
 # compiles every .cu file, and nvcc for both took minutes of make test.
 test: setup
 	$(MAKE) -j$(NPROC) all
-	$(MAKE) -j$(NPROC) SANITIZE=address,undefined CUDA=0 all $(TEST_SRC:tests/unit/%.c=build-san/tests/%)
+	$(MAKE) -j$(NPROC) SANITIZE=address,undefined CUDA=0 all test-bins
 	$(MAKE) SANITIZE=address,undefined CUDA=0 test-unit
 	$(MAKE) fuzz
 	$(MAKE) test-py
 	$(MAKE) test-http-san
 	$(MAKE) test-cluster
 
-test-unit: $(TEST_BIN)
+test-bins: $(TEST_BIN)
+test-unit: test-bins
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; AKE_MODEL_DIR=models/all-MiniLM-L6-v2 $$t; done
 
 # GPU tests (tests/gpu/): kernels vs CPU references, whole engine vs the CPU engine on

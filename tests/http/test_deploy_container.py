@@ -4,7 +4,6 @@ nothing; the CPU runtime stage installs the Debian package of every shared libra
 links (a new dependency would otherwise build fine and fail at the container's start); and the
 images agree with deploy/k8s on the user, the port and the baked model's path."""
 import glob
-import json
 import os
 import re
 import shutil
@@ -13,42 +12,30 @@ import subprocess
 import yaml
 
 from conftest import AKE_BIN, REPO
+from deploy_tools import checkov, containerfile_stages
 
 CONTAINER = os.path.join(REPO, "deploy", "container")
-CHECKOV = os.path.join(REPO, ".tools", "venv", "bin", "checkov")
 # linked only by the CUDA backend (the CUDA image's base provides them) or part of every Debian root
 NOT_FROM_RUNTIME_STAGE = {"libcublasLt", "libcudart", "libc", "libm", "libstdc++", "libgcc_s"}
 
 
-def stage(text, name):
-    m = re.search(rf"^FROM \S+ AS {name}\n(.*?)(?=^FROM |\Z)", text, re.M | re.S)
-    assert m, name
-    return m.group(1)
-
-
 def test_checkov_finds_nothing_in_the_containerfiles(tmp_path):
-    assert os.access(CHECKOV, os.X_OK), "checkov not found: bash scripts/setup installs it"
     files = sorted(glob.glob(os.path.join(CONTAINER, "Containerfile.*")))
     assert [os.path.basename(f) for f in files] == ["Containerfile.cpu", "Containerfile.cuda"]
-    args = [CHECKOV, "--framework", "dockerfile", "--skip-download", "-o", "json"]
+    copies = []
     for f in files:  # checkov knows Dockerfiles by name only
-        dst = tmp_path / (os.path.basename(f).split(".")[1] + ".Dockerfile")
-        shutil.copy(f, dst)
-        args += ["-f", str(dst)]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    reports = json.loads(r.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    failed = [(c["check_id"], c["file_path"]) for rep in reports for c in rep["results"]["failed_checks"]]
+        copies.append(tmp_path / (os.path.basename(f).split(".")[1] + ".Dockerfile"))
+        shutil.copy(f, copies[-1])
+    failed, passed, skipped = checkov("dockerfile", copies)
     assert not failed, failed
-    skipped = {c["check_id"] for rep in reports for c in rep["results"]["skipped_checks"]}
-    assert sum(rep["summary"]["passed"] for rep in reports) >= 100 and skipped == {"CKV_DOCKER_7"}, skipped
+    assert passed >= 100 and skipped == {"CKV_DOCKER_7"}, skipped
 
 
 def test_the_cpu_runtime_stage_has_every_library_the_server_links():
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(\S+)\]",
                         subprocess.run(["readelf", "-d", AKE_BIN], capture_output=True, text=True).stdout)
     assert needed
-    runtime = stage(open(os.path.join(CONTAINER, "Containerfile.cpu")).read(), "runtime")
+    runtime = containerfile_stages(os.path.join(CONTAINER, "Containerfile.cpu"))["runtime"]
     installed = set(re.findall(r"\b(lib[a-z0-9+-]+)\b", runtime.split("apt-get install", 1)[1].split("&&")[0]))
     for so in needed:
         if so.split(".so")[0] in NOT_FROM_RUNTIME_STAGE:
@@ -70,4 +57,4 @@ def test_the_images_agree_with_the_kubernetes_manifests():
         assert f"USER {pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}" in text, f
         assert f"ENV AKE_MODEL={env['AKE_MODEL']}" in text, f
         assert f"EXPOSE {pod['containers'][0]['ports'][0]['containerPort']}" in text, f
-        assert "HEALTHCHECK" in stage(text, "runtime") and "STOPSIGNAL SIGTERM" in text, f
+        assert "HEALTHCHECK" in containerfile_stages(os.path.join(CONTAINER, f))["runtime"] and "STOPSIGNAL SIGTERM" in text, f

@@ -16,7 +16,6 @@ What this cannot show (no cluster, Istio or Flagger here) is named in the README
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import jsonschema
@@ -25,6 +24,7 @@ import requests
 import yaml
 
 from conftest import AKE_BIN, MODEL_DIR, REPO, Server
+from deploy_tools import assert_promql_parses, checkov, containerfile_stages, exported_metrics
 
 K8S = os.path.join(REPO, "deploy", "k8s")
 TOOLS = os.path.join(REPO, ".tools")
@@ -102,16 +102,8 @@ def test_kubernetes_resources_pass_kubernetes_validate(rendered):
 
 
 def test_checkov_finds_nothing(rendered):
-    args = [tool("checkov"), "--framework", "kubernetes", "--skip-download", "-o", "json"]
-    for _, (path, _) in rendered.items():
-        args += ["-f", path]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    reports = json.loads(r.stdout)
-    reports = reports if isinstance(reports, list) else [reports]
-    failed = [(c["check_id"], c["resource"], c["file_path"]) for rep in reports for c in rep["results"]["failed_checks"]]
-    assert not failed and not any(rep["summary"]["parsing_errors"] for rep in reports), (failed, r.stderr)
-    passed = sum(rep["summary"]["passed"] for rep in reports)
-    skipped = {c["check_id"] for rep in reports for c in rep["results"]["skipped_checks"]}
+    failed, passed, skipped = checkov("kubernetes", [path for path, _ in rendered.values()])
+    assert not failed, failed
     assert passed >= 500 and skipped == {"CKV_K8S_43"}, (passed, skipped)  # the one skip is explained in the Deployment
 
 
@@ -147,9 +139,13 @@ def test_our_schemas_refuse_what_a_cluster_would_silently_ignore(rendered):
             jsonschema.validate(d, schema(SCHEMAS[kind]))
 
 
-def serve_options():
+def serve_help():
     r = subprocess.run([AKE_BIN, "serve", "--help"], capture_output=True, text=True)
-    return set(re.findall(r"\b(AKE_[A-Z_]+)\b", r.stdout + r.stderr))
+    return r.stdout + r.stderr
+
+
+def serve_options():
+    return set(re.findall(r"\b(AKE_[A-Z_]+)\b", serve_help()))
 
 
 def test_deployments_keep_their_promises(rendered):
@@ -413,7 +409,7 @@ def test_retries_and_template_variables_are_the_intended_ones(rendered):
 
 
 def test_device_and_precision_are_ones_the_server_takes(rendered):
-    help_text = subprocess.run([AKE_BIN, "serve", "--help"], capture_output=True, text=True).stdout
+    help_text = serve_help()
     dtypes = set(re.search(r"engine precision: ([^(]*?)\(", help_text).group(1).replace("or", ",").replace(" ", "").split(",")) - {""}
     assert {"fp32", "fp16", "bf16", "int8", "fp8", "default"} <= dtypes, dtypes
     for o, d in docs_of(rendered, "Deployment"):
@@ -439,18 +435,10 @@ def test_flagger_and_autoscaler_queries_are_promql_on_exported_metrics(rendered,
     exprs = [flagger_query(d["spec"]["query"]) for _, d in docs_of(rendered, "MetricTemplate", ["canary-flagger"])]
     series, adapter = adapter_query()
     exprs.append(adapter)
-    rules = {"groups": [{"name": "k8s", "rules": [{"record": f"k8s:q_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
-    f = tmp_path / "k8s-rules.yml"
-    f.write_text(yaml.safe_dump(rules))
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool not found: bash scripts/setup installs Debian's prometheus package"
-    r = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    text = requests.get(server.url + "/metrics", timeout=30).text
-    exported = set(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
-    names = {n for n, _ in exported} | {n + "_bucket" for n, k in exported if k == "histogram"}
+    assert_promql_parses(exprs, tmp_path, "k8s")
+    exported = exported_metrics(requests.get(server.url + "/metrics", timeout=30).text)
     for e in exprs:
-        assert set(re.findall(r"\bake_[a-z_]+", e)) <= names, e
+        assert set(re.findall(r"\bake_[a-z_]+", e)) <= set(exported), e
     # every endpoint and status a query names is one the server counts (src/serve/metrics.c)
     src = open(os.path.join(REPO, "src", "serve", "metrics.c")).read()
     endpoints = set(re.findall(r'"(\w+)"', re.search(r"ep_names\[AKE_EP_COUNT\] = \{(.*?)\};", src, re.S).group(1)))
@@ -461,14 +449,13 @@ def test_flagger_and_autoscaler_queries_are_promql_on_exported_metrics(rendered,
                 assert v in (endpoints if label == "endpoint" else statuses), (label, v, e)
     # the HPA scales on the metric the adapter serves, a gauge the server exports
     hpa_metrics = {d["spec"]["metrics"][0]["pods"]["metric"]["name"] for _, d in docs_of(rendered, "HorizontalPodAutoscaler")}
-    assert hpa_metrics == {series} and (series, "gauge") in exported
+    assert hpa_metrics == {series} and exported.get(series) == "gauge"
 
 
 def image_env(image):
     """The ENV of the image a Deployment names, from deploy/container/Containerfile.cpu: the
     `runtime` target for a -nomodel tag, else the default (`baked`) one, which adds the model."""
-    text = open(os.path.join(REPO, "deploy", "container", "Containerfile.cpu")).read().replace("\\\n", " ")
-    stages = dict(re.findall(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S))
+    stages = containerfile_stages(os.path.join(REPO, "deploy", "container", "Containerfile.cpu"))
     env = {}
     for stage in ["runtime"] + ([] if image.endswith("-nomodel") else ["baked"]):
         for line in re.findall(r"^ENV (.*)$", stages[stage], re.M):

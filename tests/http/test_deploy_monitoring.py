@@ -7,26 +7,19 @@ the Grafana dashboard parses; and every ake_* metric any of them names is one th
 import json
 import os
 import re
-import shutil
-import subprocess
 
 import pytest
 import requests
 import yaml
 
 from conftest import REPO
+from deploy_tools import assert_promql_parses, exported_metrics, promtool
 
 PROM = os.path.join(REPO, "deploy", "prometheus")
 RULES = os.path.join(PROM, "rules", "akidb-embed.yml")
 DASHBOARD = os.path.join(REPO, "deploy", "grafana", "akidb-embed.json")
 # Grafana's variables, as the dashboard's "All" choice and a typical interval expand them
 GRAFANA_VARS = {"$instance": ".*", "$model": ".*", "$__rate_interval": "1m"}
-
-
-def promtool(*args):
-    exe = shutil.which("promtool")
-    assert exe, "promtool not found: bash scripts/setup installs Debian's prometheus package"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=60)
 
 
 def dashboard_exprs():
@@ -57,23 +50,12 @@ def test_promtool_checks_config_rules_and_their_unit_tests():
 def test_every_dashboard_expression_parses(tmp_path):
     exprs = dashboard_exprs()
     assert len(exprs) >= 20
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:panel_{i}", "expr": e} for i, (_, _, e) in enumerate(exprs)]}]}
-    f = tmp_path / "dashboard-rules.yml"
-    f.write_text(yaml.safe_dump(rules))
-    r = promtool("check", "rules", str(f))
-    assert r.returncode == 0, r.stdout + r.stderr  # names the expression that does not parse
+    assert_promql_parses([e for _, _, e in exprs], tmp_path, "dashboard")
 
 
 def test_every_metric_named_is_exported(server):
     requests.post(server.url + "/embed", json={"inputs": ["monitoring"]}, timeout=30).raise_for_status()
-    text = requests.get(server.url + "/metrics", timeout=30).text
-    exported = set()
-    for m in re.finditer(r"^# TYPE (\S+) (\S+)$", text, re.M):
-        name, kind = m.groups()
-        exported.add(name)
-        if kind == "histogram":
-            exported.update(name + s for s in ("_bucket", "_sum", "_count"))
+    exported = set(exported_metrics(requests.get(server.url + "/metrics", timeout=30).text))
     named = set()
     for e in [e for _, _, e in dashboard_exprs()] + rule_exprs():
         named.update(re.findall(r"\bake_[a-z0-9_]+", e))
